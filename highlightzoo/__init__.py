@@ -1,0 +1,23 @@
+"""highlightzoo: personalized video highlight detection models, data and evaluation.
+
+Quick start::
+
+    import highlightzoo as hz
+    hz.list_models()
+    model = hz.create_model("prnet", feature_dim=512)
+"""
+
+from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.models.registry import create_model, get_model_card, list_models, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch",
+    "ModelOutput",
+    "__version__",
+    "create_model",
+    "get_model_card",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,57 @@
+"""The ``highlightzoo`` command line: one entry point, one module per command group.
+
+Each command module defines ``register(subparsers)``, which adds its
+subcommands and sets ``func`` on them; ``main`` only dispatches. Errors of
+type :class:`~highlightzoo.errors.HighlightZooError` are printed as one line
+(exit 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from highlightzoo import __version__
+from highlightzoo.errors import HighlightZooError
+
+# Modules under highlightzoo.cli that contribute subcommands.
+COMMAND_MODULES = ("data", "models", "engine", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="highlightzoo",
+        description="Personalized video highlight detection: data, models, training, benchmarks.",
+    )
+    parser.add_argument("--version", action="version", version=f"highlightzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"highlightzoo.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"highlightzoo.cli.{name}":
+                continue  # command group not present in this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except HighlightZooError as err:
+        print(f"highlightzoo: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("highlightzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The model zoo: registry, shared components and every registered detector.
+
+Importing this package registers the built-in models (one module each).
+"""
+
+from highlightzoo.models.registry import (
+    ModelCard,
+    create_model,
+    get_model_card,
+    list_models,
+    register_model,
+)
+
+# Built-in models register themselves on import; keep this list to model modules only.
+# (filled in as the model modules land)
+
+__all__ = ["ModelCard", "create_model", "get_model_card", "list_models", "register_model"]
