@@ -91,3 +91,54 @@ class ModelOutput:
                 f"{sorted(self.extras) or 'none'}; pick a loss that fits this model"
             )
         return self.extras[key]
+
+
+def random_batch(
+    batch_size: int = 2,
+    steps: int = 32,
+    feature_dim: int = 16,
+    history_segments: int = 3,
+    segment_steps: int = 4,
+    *,
+    seed: int = 0,
+    lengths: list[int] | None = None,
+    history_counts: list[int] | None = None,
+    rate: float = 2.0,
+) -> Batch:
+    """A random, valid :class:`Batch` for tests and examples.
+
+    ``lengths`` / ``history_counts`` give each row's real video length and
+    number of history segments (default: all full); features are non-negative
+    like ReLU features; each row has at least one positive step when it has
+    any step. Deterministic in ``seed``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    lengths = lengths or [steps] * batch_size
+    history_counts = history_counts if history_counts is not None else [history_segments] * batch_size
+    t_max, n_max = max(lengths), max(max(history_counts), 0)
+    video = torch.rand(batch_size, t_max, feature_dim, generator=g)
+    video_mask = torch.arange(t_max)[None, :] < torch.tensor(lengths)[:, None]
+    labels = (torch.rand(batch_size, t_max, generator=g) < 0.2).float()
+    for i, t in enumerate(lengths):
+        labels[i, torch.randint(0, t, (1,), generator=g)] = 1.0
+    video, labels = video * video_mask[..., None], labels * video_mask
+    history = torch.rand(batch_size, n_max, segment_steps, feature_dim, generator=g)
+    seg_len = torch.randint(1, segment_steps + 1, (batch_size, n_max), generator=g)
+    history_mask = torch.arange(segment_steps)[None, None, :] < seg_len[..., None]
+    history_mask &= (torch.arange(n_max)[None, :] < torch.tensor(history_counts)[:, None])[..., None]
+    history = history * history_mask[..., None]
+    history_video = torch.where(
+        history_mask.any(-1), torch.arange(n_max)[None, :] // 2, torch.full((), -1)
+    ).expand(batch_size, n_max).clone()
+    return Batch(
+        video=video,
+        video_mask=video_mask,
+        labels=labels,
+        history=history,
+        history_mask=history_mask,
+        history_video=history_video,
+        rate=torch.full((batch_size,), float(rate)),
+        user_ids=[f"u{i}" for i in range(batch_size)],
+        video_ids=[f"v{i}" for i in range(batch_size)],
+        offsets=torch.zeros(batch_size, dtype=torch.long),
+    )

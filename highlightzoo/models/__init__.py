@@ -12,6 +12,6 @@ from highlightzoo.models.registry import (
 )
 
 # Built-in models register themselves on import; keep this list to model modules only.
-# (filled in as the model modules land)
+from highlightzoo.models import avhd, fcsn, phdgifs, prnet, video2gif  # noqa: E402,F401
 
 __all__ = ["ModelCard", "create_model", "get_model_card", "list_models", "register_model"]
