@@ -1,1 +1,64 @@
-"""(placeholder: filled by the model work)"""
+"""A-VHD (Rochan et al., ECCV 2020): FCSN whose decoder norms are conditioned on the user.
+
+Adaptive video highlight detection: the FCSN of :mod:`highlightzoo.models.fcsn`
+with both decoder norms replaced by temporal adaptive instance norms (T-AIN),
+whose per-channel scale and bias are predicted from the user's history by
+:class:`~highlightzoo.models.components.norm.TAINHistoryNet` (the reference's
+"attn" variant: one item per history video, self-attention, mean, linear).
+Users with no history get an identity affine (weight 1, bias 0); the
+reference skips them instead. Loss: 2-class cross-entropy per step.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.models.components.fcsn import FCSN, run_by_length
+from highlightzoo.models.components.norm import (
+    TAINHistoryNet,
+    TemporalAdaptiveInstanceNorm,
+    l2_normalize_steps,
+)
+from highlightzoo.models.fcsn import logits_to_output
+from highlightzoo.models.registry import ModelCard, register_model
+
+
+class AVHD(nn.Module):
+    """FCSN + T-AIN conditioned on a per-user history summary."""
+
+    def __init__(self, feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.net = FCSN(feature_dim, width, norm=TemporalAdaptiveInstanceNorm, dropout=dropout)
+        ch = self.net.encoder.channels
+        self.history_net = TAINHistoryNet(feature_dim, ch.fc, ch.pool4)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        fc7_params, pool4_params = self.history_net(
+            batch.history, batch.history_mask, batch.history_video, batch.user_ids
+        )
+        video = l2_normalize_steps(batch.video)
+
+        def run(x, rows):
+            return self.net(x, (fc7_params.select(rows), pool4_params.select(rows)))
+
+        logits = run_by_length(run, video, batch.video_mask, 2, batch.video_ids)
+        return logits_to_output(logits, batch.video_mask)
+
+
+@register_model(
+    ModelCard(
+        name="avhd",
+        summary="A-VHD: FCSN with temporal adaptive instance norm predicted from user history",
+        paper="Rochan, Reddy, Ye, Wang. Adaptive Video Highlight Detection by Learning "
+        "from User History. ECCV 2020",
+        granularity="frame",
+        uses_history=True,
+        default_loss="cross_entropy",
+        paper_map=16.68,
+        table="table1",
+    )
+)
+def avhd(feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> AVHD:
+    """A-VHD; ``width`` scales the FCSN channels and with them the T-AIN parameter count."""
+    return AVHD(feature_dim, width, dropout)

@@ -1,1 +1,56 @@
-"""(placeholder: filled by the model work)"""
+"""FCSN (Rochan et al., ECCV 2018): a fully convolutional generic highlight detector.
+
+The A-VHD reference's FCSN (see :mod:`highlightzoo.models.components.fcsn`):
+a VGG-style 1-D encoder and an FCN-16s decoder with non-affine instance norms,
+trained with 2-class cross-entropy per step on L2-normalised features. It
+ignores the user's history. Score of a step = ``logit_1 - logit_0`` (class 1 =
+highlight), monotone in the highlight probability.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.models.components.fcsn import FCSN, run_by_length
+from highlightzoo.models.components.norm import TemporalInstanceNorm, l2_normalize_steps
+from highlightzoo.models.registry import ModelCard, register_model
+
+
+def logits_to_output(logits: Tensor, video_mask: Tensor) -> ModelOutput:
+    """ModelOutput of a 2-class model: scores = logit1 - logit0, 0 on padding."""
+    logits = logits * video_mask[..., None].to(logits.dtype)
+    return ModelOutput(scores=logits[..., 1] - logits[..., 0], extras={"logits": logits})
+
+
+class FCSNDetector(nn.Module):
+    """FCSN over a padded batch: each video runs alone at its real length."""
+
+    def __init__(self, feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.net = FCSN(feature_dim, width, norm=TemporalInstanceNorm, dropout=dropout)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        video = l2_normalize_steps(batch.video)
+        logits = run_by_length(
+            lambda x, rows: self.net(x), video, batch.video_mask, 2, batch.video_ids
+        )
+        return logits_to_output(logits, batch.video_mask)
+
+
+@register_model(
+    ModelCard(
+        name="fcsn",
+        summary="FCSN: VGG/FCN-16s 1-D conv net, 2-class per step, no history",
+        paper="Rochan, Ye, Wang. Video Summarization Using Fully Convolutional "
+        "Sequence Networks. ECCV 2018",
+        granularity="frame",
+        uses_history=False,
+        default_loss="cross_entropy",
+        paper_map=15.15,
+        table="table1",
+    )
+)
+def fcsn(feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> FCSNDetector:
+    """FCSN; ``width`` scales every channel count (1.0 = reference, 37.9M encoder at 8192-d)."""
+    return FCSNDetector(feature_dim, width, dropout)

@@ -1,0 +1,225 @@
+"""Temporal instance norms for the FCSN decoder, and A-VHD's history net.
+
+Feature maps here are ``(B, C, T)`` (channels first, time last). Two norms
+share one masked statistics function:
+
+- :class:`TemporalInstanceNorm`: plain FCSN's non-affine instance norm over
+  time; it is skipped when the map has a single time step (as in the
+  reference, where a 1-step instance norm would wipe the map to zero).
+- :class:`TemporalAdaptiveInstanceNorm` (T-AIN, A-VHD): the same statistics,
+  always applied (also at eval, also at length 1), followed by a per-sample,
+  per-channel scale and bias predicted from the user's history.
+
+Both keep their statistics in float32, so they run under bf16 autocast (the
+A-VHD reference's batch-norm based T-AIN does not). :class:`TAINHistoryNet`
+turns a user's history into those scales and biases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, reduce
+from torch import Tensor, nn
+
+from highlightzoo.errors import ConfigError, DataFormatError
+
+EPS = 1e-5
+
+
+@dataclass
+class AffineParams:
+    """Per-sample, per-channel affine of one T-AIN layer: ``weight``, ``bias`` (B, C)."""
+
+    weight: Tensor
+    bias: Tensor
+
+    def select(self, rows: Tensor) -> AffineParams:
+        """The params of batch rows ``rows`` (a long index tensor)."""
+        return AffineParams(self.weight[rows], self.bias[rows])
+
+
+def masked_instance_stats(x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Per-instance, per-channel mean and biased variance over valid time steps.
+
+    ``x`` (B, C, T); ``mask`` (B, T) bool, True on valid steps (None = all).
+    Returns ``mean, var`` of shape (B, C, 1), always float32 whatever the
+    dtype of ``x`` (bf16 statistics are too coarse). A row with no valid step
+    gets mean 0 and variance 0.
+    """
+    x32 = x.float()
+    if mask is None:
+        mean = x32.mean(dim=-1, keepdim=True)
+        var = (x32 - mean).pow(2).mean(dim=-1, keepdim=True)
+        return mean, var
+    w = rearrange(mask.to(torch.float32), "b t -> b 1 t")
+    count = reduce(w, "b 1 t -> b 1 1", "sum").clamp(min=1.0)
+    mean = (x32 * w).sum(dim=-1, keepdim=True) / count
+    var = ((x32 - mean).pow(2) * w).sum(dim=-1, keepdim=True) / count
+    return mean, var
+
+
+def instance_normalize(x: Tensor, mask: Tensor | None = None, eps: float = EPS) -> Tensor:
+    """``(x - mean) / sqrt(var + eps)`` per instance and channel, in float32."""
+    mean, var = masked_instance_stats(x, mask)
+    return (x.float() - mean) * torch.rsqrt(var + eps)
+
+
+class TemporalInstanceNorm(nn.Module):
+    """Non-affine instance norm over time (plain FCSN's decoder norm).
+
+    Skipped (identity) when the map has one time step: FCSN applies its
+    instance norm only when the temporal length is > 1.
+    """
+
+    def __init__(self, channels: int, eps: float = EPS) -> None:
+        super().__init__()
+        self.channels, self.eps = channels, eps
+
+    def forward(self, x: Tensor, params: AffineParams | None = None) -> Tensor:
+        if params is not None:
+            raise ConfigError("TemporalInstanceNorm is not adaptive; it takes no affine params")
+        if x.shape[-1] <= 1:
+            return x
+        return instance_normalize(x, eps=self.eps).to(x.dtype)
+
+
+class TemporalAdaptiveInstanceNorm(nn.Module):
+    """T-AIN (A-VHD): ``weight * (x - mean_t) / sqrt(var_t + eps) + bias``.
+
+    Statistics are per instance and channel over the valid time steps, in
+    float32, at train and eval alike; ``weight``/``bias`` come per sample
+    from the history net. Output has the dtype of ``x``.
+    """
+
+    def __init__(self, channels: int, eps: float = EPS) -> None:
+        super().__init__()
+        self.channels, self.eps = channels, eps
+
+    def forward(
+        self, x: Tensor, params: AffineParams | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        if params is None:
+            raise ConfigError("TemporalAdaptiveInstanceNorm needs per-sample affine params")
+        if params.weight.shape != (x.shape[0], self.channels):
+            raise ConfigError(
+                f"T-AIN params have shape {tuple(params.weight.shape)}, "
+                f"expected {(x.shape[0], self.channels)}"
+            )
+        normed = instance_normalize(x, mask, self.eps)
+        weight = rearrange(params.weight.float(), "b c -> b c 1")
+        bias = rearrange(params.bias.float(), "b c -> b c 1")
+        return (normed * weight + bias).to(x.dtype)
+
+
+def l2_normalize_steps(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """Each feature vector (last dim) scaled to unit L2 norm; zero vectors stay zero."""
+    return F.normalize(x, p=2.0, dim=-1, eps=eps)
+
+
+def history_video_items(
+    history: Tensor,
+    history_mask: Tensor,
+    history_video: Tensor,
+    user_ids: list[str] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One vector per history video: mean of its highlight steps, each L2-normalised.
+
+    ``history`` (B, N, L, D), ``history_mask`` (B, N, L), ``history_video``
+    (B, N) with -1 on padding. All valid steps of all segments of a video are
+    averaged together (a long highlight weighs more than a short one).
+    Returns ``items`` (B, V, D) and ``item_mask`` (B, V) (True where the video
+    has at least one valid step); V = 1 + the largest video index (0 if none).
+    """
+    b, n, _, d = history.shape
+    seg_valid = history_mask.any(dim=-1)
+    stray = seg_valid & (history_video < 0)
+    if bool(stray.any()):
+        row = int(stray.any(dim=1).nonzero()[0])
+        user = user_ids[row] if user_ids and row < len(user_ids) else str(row)
+        raise DataFormatError(
+            "a history segment has real steps but history_video -1", user=user,
+            reason="history_video",
+        )
+    v = int(history_video.max()) + 1 if history_video.numel() else 0
+    v = max(v, 0)
+    feats = l2_normalize_steps(history) * history_mask[..., None]
+    seg_sum = reduce(feats, "b n l d -> b n d", "sum")
+    seg_count = reduce(history_mask.to(feats.dtype), "b n l -> b n", "sum")
+    slot = torch.where(history_video < 0, torch.full_like(history_video, v), history_video)
+    sums = feats.new_zeros(b, v + 1, d).scatter_add_(1, slot[..., None].expand(b, n, d), seg_sum)
+    counts = feats.new_zeros(b, v + 1).scatter_add_(1, slot, seg_count)
+    sums, counts = sums[:, :v], counts[:, :v]
+    return sums / counts.clamp(min=1.0)[..., None], counts > 0
+
+
+class ItemSelfAttention(nn.Module):
+    """Self-attention over a set of items (no residual, no scaling), masked keys.
+
+    ``q = W_q x`` and ``k = W_k x`` project d -> d/8, ``v = W_v x`` keeps d;
+    ``out_i = sum_j softmax_j(q_i . k_j) v_j`` over valid items j (the
+    A-VHD "attn" history net, SAGAN style).
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        inner = max(1, dim // 8)
+        self.query = nn.Linear(dim, inner)
+        self.key = nn.Linear(dim, inner)
+        self.value = nn.Linear(dim, dim)
+
+    def forward(self, items: Tensor, item_mask: Tensor) -> Tensor:
+        q, k, v = self.query(items), self.key(items), self.value(items)
+        logits = torch.einsum("bie,bje->bij", q, k).float()
+        logits = logits.masked_fill(~item_mask[:, None, :], float("-inf"))
+        # Rows of users with no item are all -inf; give them zeros, not NaN.
+        attn = torch.softmax(logits, dim=-1).nan_to_num(0.0).to(v.dtype)
+        return torch.einsum("bij,bjd->bid", attn, v)
+
+
+class TAINHistoryNet(nn.Module):
+    """A-VHD history net: history -> affine params of the two decoder T-AINs.
+
+    Items = one vector per history video (:func:`history_video_items`);
+    self-attention over items, mean over valid items, then a linear layer to
+    ``2 * (C_fc7 + C_pool4)`` values sliced as bias(C_fc7), weight(C_fc7),
+    bias(C_pool4), weight(C_pool4), the reference's order. The predicted
+    weight is used as is (not ``1 + weight``), as in the reference.
+
+    Empty history (the reference skips such users): identity affine, weight 1
+    and bias 0, so the decoder sees a plain instance norm.
+    """
+
+    def __init__(self, feature_dim: int, fc_channels: int, pool4_channels: int) -> None:
+        super().__init__()
+        self.fc_channels, self.pool4_channels = fc_channels, pool4_channels
+        self.attention = ItemSelfAttention(feature_dim)
+        self.to_params = nn.Linear(feature_dim, 2 * (fc_channels + pool4_channels))
+
+    def summary(
+        self, history: Tensor, history_mask: Tensor, history_video: Tensor,
+        user_ids: list[str] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """(B, D) mean of attended items, and (B,) bool: the user has any history."""
+        items, item_mask = history_video_items(history, history_mask, history_video, user_ids)
+        attended = self.attention(items, item_mask)
+        w = item_mask.to(attended.dtype)[..., None]
+        pooled = (attended * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+        return pooled, item_mask.any(dim=1)
+
+    def forward(
+        self, history: Tensor, history_mask: Tensor, history_video: Tensor,
+        user_ids: list[str] | None = None,
+    ) -> tuple[AffineParams, AffineParams]:
+        """Affine params for (fc7 norm, pool4 norm), each (B, C)."""
+        pooled, has_history = self.summary(history, history_mask, history_video, user_ids)
+        raw = self.to_params(pooled)
+        c7, c4 = self.fc_channels, self.pool4_channels
+        bias7, weight7, bias4, weight4 = torch.split(raw, [c7, c7, c4, c4], dim=-1)
+        keep = has_history[:, None]
+        return (
+            AffineParams(torch.where(keep, weight7, 1.0), torch.where(keep, bias7, 0.0)),
+            AffineParams(torch.where(keep, weight4, 1.0), torch.where(keep, bias4, 0.0)),
+        )

@@ -1,0 +1,107 @@
+"""FCSN encoder/decoder: reference size, output length for every T, per-length running."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from highlightzoo.errors import DataFormatError
+from highlightzoo.models.components.fcsn import (
+    FCSN,
+    FCSNChannels,
+    FCSNEncoder,
+    bilinear_kernel,
+    run_by_length,
+)
+from highlightzoo.models.components.norm import AffineParams, TemporalInstanceNorm
+
+REFERENCE_ENCODER_PARAMS = 37.9e6
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_reference_encoder_size_at_8192d_matches_within_one_percent():
+    with torch.device("meta"):
+        encoder = FCSNEncoder(8192, width=1.0)
+    n = count(encoder)
+    assert abs(n - REFERENCE_ENCODER_PARAMS) / REFERENCE_ENCODER_PARAMS < 0.01
+    # fc6 (512*4096*7) and fc7 (4096^2) dominate; the exact layer sum is 37,945,472.
+    assert n == 37_945_472
+
+
+def test_width_scales_every_channel_count():
+    narrow = FCSNChannels.at_width(1 / 16)
+    assert [c for _, c in narrow.blocks] == [4, 8, 16, 32, 32]
+    assert [n for n, _ in narrow.blocks] == [2, 2, 3, 3, 3]
+    assert narrow.fc == 256 and narrow.pool4 == 32
+    assert FCSNChannels.at_width(1.0).fc == 4096
+    with pytest.raises(ValueError):
+        FCSNChannels.at_width(0.0)
+
+
+@pytest.fixture(scope="module")
+def narrow_fcsn() -> FCSN:
+    torch.manual_seed(0)
+    return FCSN(in_dim=3, width=1 / 16).eval()
+
+
+@pytest.mark.parametrize("length", [*range(1, 41), 255, 256, 257, 1000, 1023, 2049])
+def test_output_has_one_logit_pair_per_step(narrow_fcsn, length):
+    with torch.no_grad():
+        out = narrow_fcsn(torch.rand(2, length, 3))
+    assert out.shape == (2, length, 2)
+    assert torch.isfinite(out).all()
+
+
+def test_every_step_position_gets_its_own_score(narrow_fcsn):
+    """The decoder crop aligns outputs with inputs: output length follows T, not a fixed grid."""
+    x = torch.rand(1, 64, 3)
+    with torch.no_grad():
+        a, b = narrow_fcsn(x), narrow_fcsn(x[:, :63])
+    assert a.shape[1] == 64 and b.shape[1] == 63
+    assert not torch.allclose(a[:, :63], b)  # a fully convolutional net sees the whole video
+
+
+def test_instance_norm_is_identity_at_length_one_and_normalises_otherwise():
+    norm = TemporalInstanceNorm(4)
+    one = torch.randn(2, 4, 1) * 5 + 3
+    assert torch.equal(norm(one), one)
+    many = torch.randn(2, 4, 9) * 5 + 3
+    out = norm(many)
+    assert torch.allclose(out.mean(-1), torch.zeros(2, 4), atol=1e-5)
+    assert torch.allclose(out.var(-1, unbiased=False), torch.ones(2, 4), atol=1e-3)
+    with pytest.raises(Exception, match="not adaptive"):
+        norm(many, AffineParams(torch.ones(2, 4), torch.zeros(2, 4)))
+
+
+def test_bilinear_kernel_is_a_diagonal_triangle():
+    k = bilinear_kernel(2, 4)
+    assert torch.allclose(k[0, 0], torch.tensor([0.25, 0.75, 0.75, 0.25]))
+    assert torch.equal(k[0, 1], torch.zeros(4)) and torch.equal(k[1, 1], k[0, 0])
+
+
+def test_run_by_length_runs_each_row_alone_at_its_length(narrow_fcsn):
+    lengths = [5, 12, 5, 1]
+    video = torch.rand(4, 12, 3)
+    mask = torch.arange(12)[None] < torch.tensor(lengths)[:, None]
+    seen: list[tuple[int, list[int]]] = []
+
+    def fn(x, rows):
+        seen.append((x.shape[1], rows.tolist()))
+        return narrow_fcsn(x)
+
+    with torch.no_grad():
+        out = run_by_length(fn, video, mask, 2)
+        for i, n in enumerate(lengths):
+            alone = narrow_fcsn(video[i : i + 1, :n])
+            assert torch.allclose(out[i, :n], alone[0], atol=1e-6)
+            assert torch.equal(out[i, n:], torch.zeros(12 - n, 2))
+    assert sorted(seen) == [(1, [3]), (5, [0, 2]), (12, [1])]
+
+
+def test_mask_with_holes_is_a_typed_error_naming_the_video(narrow_fcsn):
+    mask = torch.tensor([[True, False, True]])
+    with pytest.raises(DataFormatError, match="vid-7"):
+        run_by_length(lambda x, r: narrow_fcsn(x), torch.rand(1, 3, 3), mask, 2, ["vid-7"])

@@ -1,0 +1,75 @@
+"""The registry: names, cards, errors, and third-party models via entry points."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+from torch import nn
+
+import highlightzoo as hz
+from highlightzoo.errors import HighlightZooError, ModelNotFoundError
+from highlightzoo.models import registry
+from highlightzoo.models.registry import ModelCard, register_model
+
+EXPECTED = {
+    "prnet", "prnet_residual", "prnet_ranking", "prnet_ce", "prnet_triplet", "prnet_g", "prnet_u",
+    "prnet_mean_u", "prnet_mean_u_g", "prnet_h0", "prnet_h5", "fcsn", "avhd", "phdgifs", "video2gif",
+}
+
+
+def test_every_paper_model_is_registered_with_a_card():
+    names = set(hz.list_models())
+    assert EXPECTED <= names
+    for name in EXPECTED:
+        card = hz.get_model_card(name)
+        assert card.name == name
+        assert card.granularity in ("frame", "segment")
+        assert card.table in ("table1", "table2")
+        assert card.paper_map is not None and 10 < card.paper_map < 25
+
+
+def test_list_models_filters_by_pattern():
+    assert set(hz.list_models("prnet_mean*")) == {"prnet_mean_u", "prnet_mean_u_g"}
+    assert hz.list_models("no_such_*") == []
+
+
+def test_unknown_model_is_a_typed_error_listing_choices():
+    with pytest.raises(ModelNotFoundError, match="prnet") as info:
+        hz.create_model("prnte", feature_dim=8)
+    assert isinstance(info.value, HighlightZooError)
+
+
+def test_duplicate_name_is_refused():
+    card = ModelCard("prnet", "dup", "x", "frame", True, "contrastive")
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(card)(lambda feature_dim: nn.Identity())
+
+
+def test_entry_point_plugins_are_loaded(monkeypatch):
+    """A third-party package registers a model by naming a module in the entry-point group."""
+    plugin = types.ModuleType("hz_plugin_demo")
+
+    def load_plugin():
+        @register_model(ModelCard("plugin_demo", "a plugin", "none", "frame", False, "ranking"))
+        def plugin_demo(feature_dim: int) -> nn.Module:
+            return nn.Linear(feature_dim, 1)
+
+        return plugin
+
+    class FakeEntryPoint:
+        name, group = "demo", registry.ENTRY_POINT_GROUP
+
+        def load(self):
+            return load_plugin()
+
+    monkeypatch.setitem(sys.modules, "hz_plugin_demo", plugin)
+    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()])
+    try:
+        assert "plugin_demo" in hz.list_models()
+        model = hz.create_model("plugin_demo", feature_dim=4)
+        assert model.card.name == "plugin_demo" and model.build_args == {"feature_dim": 4}
+    finally:
+        registry._REGISTRY.pop("plugin_demo", None)
