@@ -60,3 +60,7 @@ class CheckpointError(HighlightZooError):
 
 class RunFolderError(HighlightZooError):
     """A run folder already exists or is not a run folder."""
+
+
+class TrainingError(HighlightZooError, RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN/inf); names the model and epoch."""

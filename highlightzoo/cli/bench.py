@@ -1,5 +1,101 @@
-"""CLI command group (placeholder)."""
+"""``highlightzoo bench``: regenerate the PR-Net paper's Tables 1 and 2.
+
+``bench tables`` trains and evaluates every model of both tables per seed
+(resumable) and writes results.json, tables and plots; ``bench report DIR``
+regenerates the tables and plots from an existing results.json; ``bench
+presets`` lists the presets. The logic lives in :mod:`highlightzoo.bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _tables(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from highlightzoo.bench.presets import get_preset
+    from highlightzoo.bench.runner import run_tables
+
+    preset = get_preset(args.preset)
+    if args.epochs is not None:  # e.g. time 2 epochs of `paper` and extrapolate to 150
+        preset = dataclasses.replace(preset, epochs=args.epochs)
+    path = run_tables(
+        preset,
+        Path(args.out),
+        seeds=args.seeds,
+        models=args.models,
+        replay=Path(args.replay) if args.replay else None,
+        device=args.device,
+        cache_dir=Path(args.cache) if args.cache else None,
+        quiet=args.quiet,
+        report=not args.no_report,
+    )
+    print(path)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from highlightzoo.bench.report import embed_table, write_report
+
+    for path in write_report(Path(args.dir), plots=not args.no_plots):
+        print(path)
+    if args.readme:
+        print(embed_table(Path(args.readme), Path(args.dir)))
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from highlightzoo.bench.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        print(f"{name}: {preset.target}")
+        if args.verbose:
+            print(json.dumps(preset.to_dict(), indent=1, sort_keys=True))
+    return 0
 
 
 def register(subparsers) -> None:
-    """Add this group's subcommands (none yet)."""
+    """Add ``bench tables``, ``bench report`` and ``bench presets``."""
+    from highlightzoo.bench.presets import PRESETS
+
+    bench = subparsers.add_parser("bench", help="regenerate the paper's Tables 1 and 2")
+    sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
+
+    tables = sub.add_parser(
+        "tables",
+        help="train + evaluate every model of both tables per seed; write results, tables, plots",
+        description="Train and evaluate every model of the PR-Net paper's Tables 1 and 2 with "
+        "each seed on the preset's synthetic world, then write DIR/results.json, "
+        "table1/2.md/.csv and plots. Rerunning with the same DIR resumes finished runs.",
+    )
+    tables.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    tables.add_argument("--seeds", type=int, default=None,
+                        help="number of training seeds, 0..N-1 (default: the preset's)")
+    tables.add_argument("--models", nargs="+", default=None,
+                        help="only these models (default: every model of both tables)")
+    tables.add_argument("--replay", default=None, metavar="CSV",
+                        help="replay the user/segment structure of a PHD-GIFs CSV (synthetic features)")
+    tables.add_argument("--out", required=True, metavar="DIR", help="benchmark folder (resumable)")
+    tables.add_argument("--device", default=None, help="override the preset's device (cpu, cuda)")
+    tables.add_argument("--epochs", type=int, default=None,
+                        help="override the preset's epochs (recorded in results.json; for timing)")
+    tables.add_argument("--cache", default=None, metavar="DIR",
+                        help="world cache (default $HIGHLIGHTZOO_CACHE/worlds or ~/.cache/highlightzoo/worlds)")
+    tables.add_argument("--no-report", action="store_true", help="skip tables/plots at the end")
+    tables.add_argument("--quiet", action="store_true", help="no progress display")
+    tables.set_defaults(func=_tables)
+
+    report = sub.add_parser("report", help="regenerate tables and plots from DIR/results.json")
+    report.add_argument("dir", metavar="DIR")
+    report.add_argument("--no-plots", action="store_true")
+    report.add_argument("--readme", default=None, metavar="MD",
+                        help="also copy DIR/table1.md into this file's generated-table block")
+    report.set_defaults(func=_report)
+
+    presets = sub.add_parser("presets", help="list the benchmark presets")
+    presets.add_argument("--verbose", "-v", action="store_true", help="print every field")
+    presets.set_defaults(func=_presets)
+    bench.set_defaults(func=lambda _args: bench.print_help() or 1)

@@ -1,5 +1,148 @@
-"""CLI command group (placeholder)."""
+"""``highlightzoo data``: make, import and inspect feature stores.
+
+- ``data synth``: generate a synthetic world (preset, seed) into a store
+- ``data replay``: keep a PHD-GIFs CSV's structure, synthesise the features
+- ``data import-phdgifs``: a PHD-GIFs CSV + your features into a store
+- ``data info``: statistics of a store
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from highlightzoo.data.synthetic import PRESETS
 
 
 def register(subparsers) -> None:
-    """Add this group's subcommands (none yet)."""
+    """Add the ``data`` command group."""
+    data = subparsers.add_parser("data", help="make, import and inspect feature stores")
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    data.set_defaults(func=lambda args: data.print_help() or 1)
+
+    p = sub.add_parser("synth", help="generate a synthetic world into a feature store")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
+                   help="world size: tiny (tests), quick (CPU benchmark), standard (GPU "
+                        "benchmark), paper (the paper's 9,478/750/675 users); default tiny")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--out", required=True, help="output .h5 path (written atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("replay", help="PHD-GIFs CSV structure with synthetic features")
+    p.add_argument("csv", help="PHD-GIFs CSV (e.g. testing.csv)")
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                   help="preset whose feature parameters to use (its user counts are "
+                        "ignored); default quick")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed of the features and split")
+    p.add_argument("--out", required=True, help="output .h5 path (written atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_replay)
+
+    p = sub.add_parser("import-phdgifs", help="import a PHD-GIFs CSV with your own features")
+    p.add_argument(
+        "csv", help="PHD-GIFs CSV (youtubeId,start,duration,user_id,video_duration,is_last)"
+    )
+    p.add_argument("--features", required=True,
+                   help="HDF5 file with one (T, D) dataset per video id (at the root or under "
+                        "/features), or a folder of <video id>.npy")  # fmt: skip
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=1.875,
+        help="feature steps per second (default 1.875: C3D every 16 frames at 30 fps)",
+    )
+    p.add_argument("--out", required=True, help="output .h5 path (written atomically)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the 80/10/10 train/val/test user split (default 0)",
+    )
+    p.add_argument("--float16", action="store_true", help="store features as float16")
+    p.add_argument("--lenient", action="store_true",
+                   help="skip malformed CSV lines (reported) instead of failing; videos "
+                        "without features are always skipped and reported")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("info", help="statistics of a feature store")
+    p.add_argument("store", help="a highlightzoo .h5 feature store")
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="skip invalid users (reported) instead of failing on the first problem",
+    )
+    p.add_argument(
+        "--no-feature-check",
+        action="store_true",
+        help="skip the NaN/Inf scan of all features on open (faster on big files)",
+    )
+    p.add_argument(
+        "--min-fraction",
+        type=float,
+        default=0.5,
+        help="label rule: a step is positive when highlights cover this share of it",
+    )
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.set_defaults(func=_info)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from highlightzoo.data.synthetic import synthesize
+
+    report = synthesize(args.preset, args.seed, args.out, progress=not args.quiet)
+    print(f"wrote {args.out}: {report.summary()}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from highlightzoo.data.synthetic import synthesize_replay
+
+    report = synthesize_replay(
+        args.csv, args.seed, args.out, config=args.preset, progress=not args.quiet
+    )
+    print(f"wrote {args.out}: {report.summary()}")
+    for line, reason in report.dropped_rows:
+        print(f"  dropped CSV line {line}: {reason}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from highlightzoo.data.phdgifs import import_phdgifs
+
+    report = import_phdgifs(
+        args.csv, args.features, args.rate, args.out, split_seed=args.split_seed,
+        dtype="float16" if args.float16 else "float32", strict=not args.lenient,
+        progress=not args.quiet,
+    )  # fmt: skip
+    print(f"wrote {args.out}: {report.summary()}; splits {report.splits}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from highlightzoo.data.stats import store_statistics
+    from highlightzoo.data.store import FeatureStore
+
+    store = FeatureStore.open(
+        args.store, strict=not args.lenient, check_features=not args.no_feature_check
+    )
+    stats = store_statistics(store, args.min_fraction)
+    if store.report.skipped:
+        print(store.report.summary())
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"{stats['file']}  ({stats['metadata']['source']}, D={stats['metadata']['feature_dim']})")
+    print(f"users per split: {stats['users_per_split']}  videos: {stats['videos']}  "
+          f"steps: {stats['steps']}")  # fmt: skip
+    for key in ("history_segments_per_user", "history_videos_per_user",
+                "target_segments_per_user", "segment_duration_s", "video_duration_s",
+                "target_coverage"):  # fmt: skip
+        d = stats[key]
+        print(f"{key:28s} min {d['min']:.3g}  median {d['median']:.3g}  mean {d['mean']:.3g}  "
+              f"p90 {d['p90']:.3g}  max {d['max']:.3g}")  # fmt: skip
+    print(f"positive:unlabeled (target videos) 1:{stats['positive_to_unlabeled']:.1f}; "
+          f"(all annotated videos) 1:{stats['annotated_positive_to_unlabeled']:.1f}; "
+          f"users without a positive step: {stats['users_without_positive_step']}")  # fmt: skip
+    return 0

@@ -1,5 +1,295 @@
-"""CLI command group (placeholder)."""
+"""``highlightzoo train | evaluate | predict``: the training and inference engine on the command line.
+
+Every failure the user can fix (bad checkpoint, existing run folder, bad
+arrays, bad config) is a :class:`~highlightzoo.errors.HighlightZooError`, which
+``highlightzoo.cli.main`` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError
 
 
-def register(subparsers) -> None:
-    """Add this group's subcommands (none yet)."""
+class _LazyChoices:
+    """Model-name choices read from the registry only when argparse checks a value.
+
+    Keeps ``highlightzoo --help`` from importing every model, while ``--model``
+    still only accepts registered names (plugins included).
+    """
+
+    def __contains__(self, name: object) -> bool:
+        from highlightzoo.models.registry import list_models
+
+        return name in list_models()
+
+    def __iter__(self):
+        from highlightzoo.models.registry import list_models
+
+        return iter(list_models())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``evaluate`` and ``predict``."""
+    _add_train(subparsers)
+    _add_evaluate(subparsers)
+    _add_predict(subparsers)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model, select it on validation users, test it",
+        description=(
+            "Train a registered model on a feature store: validation mAP each epoch, early "
+            "stopping and best checkpoint on validation users only, final test evaluation in "
+            "RUN/results.json. Runs under torchrun unchanged (DistributedDataParallel)."
+        ),
+    )
+    p.add_argument("--model", choices=_LazyChoices(), metavar="MODEL",
+                   help="registered model name (see `highlightzoo list-models`)")
+    p.add_argument("--data", help="feature store (.h5) with train/val/test splits")
+    p.add_argument("--config", type=Path, help="TrainConfig JSON (e.g. a run's config.json); flags override it")
+    p.add_argument("--out", help="run folder to create (must not exist; default: a fresh runs/<model>-s<seed>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last checkpoint")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--patience", type=int, help="early stopping: epochs without a better validation mAP")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 = bf16 autocast, CUDA only")
+    p.add_argument("--batch-size", type=int, help="users per optimiser step (per process)")
+    p.add_argument("--eval-batch-size", type=int, help="whole videos per evaluation batch")
+    p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--clip-len", type=int, help="training clip length in steps (paper: 256)")
+    p.add_argument("--history-cap", help="'card' (the model card's cap, default), 'none' (all) or an int")
+    p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--max-train-users", type=int, help="train on the first N training users only")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model override for create_model, value read as JSON (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or messages (train.log is still written)")
+    p.set_defaults(func=run_train)
+
+
+# Flags that map one-to-one to TrainConfig fields.
+_TRAIN_FIELDS = (
+    "model", "data", "out", "epochs", "patience", "seed", "device", "precision", "batch_size",
+    "eval_batch_size", "lr", "weight_decay", "clip_len", "num_workers", "max_train_users",
+)
+
+
+def _history_cap(text: str) -> int | str | None:
+    if text == "card":
+        return "card"
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--history-cap must be 'card', 'none' or an int, got {text!r}") from None
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields set on the command line."""
+    from highlightzoo.training.config import parse_override
+
+    given = {k: getattr(args, k) for k in _TRAIN_FIELDS if getattr(args, k) is not None}
+    if args.history_cap is not None:
+        given["history_cap"] = _history_cap(args.history_cap)
+    if args.set:
+        given["model_overrides"] = dict(parse_override(s) for s in args.set)
+    return given
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from highlightzoo.training import TrainConfig, train
+    from highlightzoo.training.runs import RESULTS_FILE, read_json
+
+    given = _given(args)
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume uses the run's own config; drop --config")
+        run_dir = train(None, args.quiet, resume=args.resume, overrides=_resume_overrides(given, args.resume))
+    else:
+        base: dict[str, Any] = {}
+        if args.config:
+            base = read_json(args.config, "training config")
+            base.pop("out", None)
+        if "model_overrides" in given:
+            given["model_overrides"] = {**base.get("model_overrides", {}), **given["model_overrides"]}
+        merged = {**base, **given}
+        missing = [f"--{k}" for k in ("model", "data") if k not in merged]
+        if missing:
+            raise ConfigError(f"train needs {' and '.join(missing)} (or --resume RUN)")
+        run_dir = train(TrainConfig.from_dict(merged), args.quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
+    results = Path(run_dir) / RESULTS_FILE
+    if results.exists():
+        summary = read_json(results, "results file")
+        print(f"test mAP {summary['map']:.3f} ({summary['n_pairs']} videos); run folder: {run_dir}")
+    else:
+        print(f"stopped before the end; resume with: highlightzoo train --resume {run_dir}")
+    return 0
+
+
+def _resume_overrides(given: dict[str, Any], run: str) -> dict[str, Any]:
+    """Flags allowed with --resume; a flag that would change the run is an error."""
+    from highlightzoo.training import RESUMABLE_FIELDS, TrainConfig
+    from highlightzoo.training.runs import CONFIG_FILE, read_json
+
+    if not Path(run).is_dir():
+        raise RunFolderError(f"cannot resume {run!r}: no such run folder")
+    saved = TrainConfig.from_dict(read_json(Path(run) / CONFIG_FILE, "run config")).to_dict()
+    changed = sorted(
+        k for k, v in given.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v
+    )
+    if changed:
+        raise ConfigError(
+            f"--resume cannot change {', '.join(changed)} of run {run!r}; only "
+            f"{', '.join(RESUMABLE_FIELDS)} may be given"
+        )
+    return {k: v for k, v in given.items() if k in RESUMABLE_FIELDS}
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a run's best checkpoint (or a checkpoint file) on a split",
+        description=(
+            "Score whole videos of a split with a checkpoint, exactly as training's final test "
+            "does (same history cap, batch size and metrics): mAP, user mAP, CI, nMSD, hit@k."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run folder (uses checkpoints/best.pt) or .pt file")
+    p.add_argument("--data", help="feature store (default: the one the run was trained on)")
+    p.add_argument("--split", default="test", help="user split to evaluate (default: test)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto, ...")
+    p.add_argument("--batch-size", type=int, help="whole videos per batch (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print the full result (per-video records) as JSON")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from highlightzoo.training.evaluation import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        data=args.data,
+        split=args.split,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=args.progress,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(
+            f"{args.split}: mAP {result.map:.3f} (95% CI {_fmt_ci(result.ci)}), "
+            f"user mAP {result.user_map:.3f}, nMSD {result.nmsd:.4f}, hit@{result.hit_k} "
+            f"{result.hit:.3f}; {result.n_pairs} videos, {result.n_skipped} skipped"
+        )
+    return 0
+
+
+def _fmt_ci(ci: tuple[float | None, float | None]) -> str:
+    return "n/a" if ci[0] is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _add_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="top-k highlights of one video for one user's history",
+        description=(
+            "Score a video (T x D .npy) for a user history (.npz, one (L_j x D) array per history "
+            "segment, in saved order; optional int array 'history_video' giving each segment's "
+            "history-video index) and print the top-k segments in seconds with explanations."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run folder")
+    p.add_argument("--video-features", required=True, type=Path, help="(T, D) float array, .npy")
+    p.add_argument("--history", type=Path, help="history segments, .npz (omit: empty history)")
+    p.add_argument("--rate", required=True, type=float, help="feature steps per second of the video")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--explain-top", type=int, default=3, help="history segments listed per chosen segment")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--window-steps", type=int, default=4096,
+                   help="score longer videos in windows of this many steps (0: whole video)")
+    p.add_argument("--json", action="store_true", help="print JSON (scores, segments, explanations)")
+    p.set_defaults(func=run_predict)
+
+
+HISTORY_VIDEO_KEY = "history_video"
+
+
+def load_video_features(path: Path) -> np.ndarray:
+    """A (T, D) array from a .npy file (no pickles); errors name the file."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataFormatError(f"cannot read video features: {err}", path=str(path)) from None
+    if not isinstance(array, np.ndarray):
+        raise DataFormatError("expected one array in a .npy file", path=str(path))
+    return array
+
+
+def load_history(path: Path | None) -> tuple[list[np.ndarray], list[int] | None]:
+    """History segments of a .npz, in saved order, and the optional ``history_video`` array."""
+    if path is None:
+        return [], None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as err:
+        raise DataFormatError(f"cannot read history segments: {err}", path=str(path)) from None
+    owners = arrays.pop(HISTORY_VIDEO_KEY, None)
+    segments = list(arrays.values())
+    if owners is not None:
+        owners = [int(v) for v in np.asarray(owners).reshape(-1)]
+    return segments, owners
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from highlightzoo.inference import Detector
+
+    detector = Detector.from_checkpoint(
+        args.checkpoint, device=args.device, window_steps=args.window_steps or None
+    )
+    video = load_video_features(args.video_features)
+    segments, owners = load_history(args.history)
+    prediction = detector.predict(
+        video, segments, args.rate, args.top_k, history_video=owners, explain_top=args.explain_top
+    )
+    if args.json:
+        json.dump(prediction.to_dict(), sys.stdout)
+        print()
+        return 0
+    print(f"{prediction.model}: {len(video)} steps at {args.rate:g} steps/s, {len(segments)} history segments")
+    for rank, seg in enumerate(prediction.segments, start=1):
+        line = f"{rank}. {seg.start_s:8.2f}s - {seg.end_s:8.2f}s  score {seg.score:.4f}"
+        if prediction.explanations is not None:
+            e = prediction.explanations[rank - 1]
+            if e.user_weight is not None:
+                line += f"  user/generic weight {e.user_weight:.2f}/{e.generic_weight:.2f}"
+            if e.history:
+                line += "  attends " + ", ".join(f"#{j} ({w:.2f})" for j, w in e.history)
+        print(line)
+    return 0

@@ -1,0 +1,137 @@
+"""The benchmark's results.json: schema, atomic writes, resume bookkeeping.
+
+One file per benchmark folder holds every finished run (config, model card,
+per-video test metrics, model-selection summary, optional per-step score
+traces) in run order. Everything that changes between two identical
+invocations (wall-clock times, timestamps) lives under the single top-level
+key ``"timing"``, so ``strip_timing(a) == strip_timing(b)`` is the
+determinism check. Each finished run is written at once (temp file +
+``os.replace``), so Ctrl-C never loses a finished run and never leaves a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from highlightzoo.errors import DataFormatError, RunFolderError
+
+SCHEMA = "highlightzoo.bench/1"
+RESULTS_FILE = "results.json"
+TIMING_KEY = "timing"
+
+
+def run_id(model: str, seed: int) -> str:
+    """The id of one (model, seed) run inside a results file, e.g. ``prnet/seed0``."""
+    return f"{model}/seed{seed}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder + ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Binary twin of :func:`atomic_write_text` (used for figures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(results: dict[str, Any]) -> str:
+    """Canonical JSON text (sorted keys, fixed indent) so equal data gives equal bytes."""
+    return json.dumps(results, sort_keys=True, indent=1, allow_nan=False) + "\n"
+
+
+def save_results(path: Path, results: dict[str, Any]) -> None:
+    """Atomically (re)write ``results`` to ``path``."""
+    atomic_write_text(path, dumps(results))
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read and sanity-check a results.json (typed errors name the file)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.exists():
+        raise RunFolderError(f"no {RESULTS_FILE} in {path.parent} (run `highlightzoo bench tables`)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"results file is not valid JSON: {err}", path=str(path)) from err
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise DataFormatError(
+            f"not a benchmark results file (schema {data.get('schema') if isinstance(data, dict) else None!r},"
+            f" expected {SCHEMA!r})",
+            path=str(path),
+        )
+    for key in ("runs", "preset", TIMING_KEY):
+        if key not in data:
+            raise DataFormatError(f"results file lacks the {key!r} key", path=str(path))
+    return data
+
+
+def new_results(
+    *,
+    preset: dict[str, Any],
+    seeds: Iterable[int],
+    models: Iterable[str],
+    world: dict[str, Any],
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """An empty results document for a benchmark about to start."""
+    return {
+        "schema": SCHEMA,
+        "preset": preset,
+        "seeds": list(seeds),
+        "models": list(models),
+        "world": world,
+        "provenance": provenance,
+        "traces": {},
+        "runs": [],
+        TIMING_KEY: {"runs": {}},
+    }
+
+
+def finished_run_ids(results: dict[str, Any]) -> set[str]:
+    """Ids of the runs already recorded (these are skipped on resume)."""
+    return {run["id"] for run in results["runs"]}
+
+
+def append_run(
+    path: Path, results: dict[str, Any], run: dict[str, Any], timing: dict[str, Any]
+) -> None:
+    """Record one finished run (and its timing) and rewrite the file atomically."""
+    if run["id"] in finished_run_ids(results):
+        raise RunFolderError(f"run {run['id']} is already recorded in {path}")
+    results["runs"].append(run)
+    results[TIMING_KEY]["runs"][run["id"]] = timing
+    save_results(path, results)
+
+
+def strip_timing(results: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``results`` without the timing key (what determinism compares)."""
+    return {k: v for k, v in results.items() if k != TIMING_KEY}

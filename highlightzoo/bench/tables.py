@@ -1,0 +1,202 @@
+"""Tables 1 and 2 of the PR-Net paper, generated from a benchmark's results.json.
+
+Which model belongs to which table comes from the model cards (``card.table``);
+the full PR-Net (the reference every row is tested against) closes both
+tables. Rows are ordered by the paper's mAP, ascending, the reference last, as
+in the paper's Table 1. Every row of both paper tables is always present: a
+model without runs shows "not run" in our columns. Nothing here is typed by
+hand: numbers come from results.json, paper numbers from the cards.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from highlightzoo.bench.stats import ModelSummary, paired_p_value, summarise_model
+from highlightzoo.models import get_model_card, list_models
+
+REFERENCE = "prnet"
+TABLES = ("table1", "table2")
+TITLES = {
+    "table1": "Table 1: comparison with the baselines",
+    "table2": "Table 2: ablations of PR-Net",
+}
+
+
+def table_rows(table: str) -> list[str]:
+    """Model names of one paper table, in display order (paper mAP ascending, reference last)."""
+    names = [n for n in list_models() if get_model_card(n).table == table and n != REFERENCE]
+    names.sort(key=lambda n: (get_model_card(n).paper_map or 0.0, n))
+    return names + [REFERENCE]
+
+
+def table_models() -> list[str]:
+    """Every model of both tables, each once (Table 1 order, then Table 2)."""
+    seen: list[str] = []
+    for table in TABLES:
+        seen += [n for n in table_rows(table) if n not in seen]
+    return seen
+
+
+def baselines() -> list[str]:
+    """Table 1's rows other than the reference: the baselines PR-Net is compared with."""
+    return [n for n in table_rows("table1") if n != REFERENCE]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row; our columns are None when the model was not run."""
+
+    model: str
+    paper_map: float | None
+    summary: ModelSummary | None
+    rel_best_baseline: float | None
+    paper_rel_best_baseline: float | None
+    p_vs_reference: float | None
+
+
+def summaries(results: dict[str, Any]) -> dict[str, ModelSummary]:
+    """Per-model summaries of every model with at least one finished run."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for run in results["runs"]:
+        by_model.setdefault(run["model"], []).append(run)
+    return {m: summarise_model(m, sorted(rs, key=lambda r: r["seed"]))
+            for m, rs in by_model.items()}
+
+
+def best_baseline(summ: dict[str, ModelSummary]) -> str | None:
+    """The baseline with the highest mAP in these results (None if no baseline ran)."""
+    ran = [b for b in baselines() if b in summ]
+    return max(ran, key=lambda b: (summ[b].map, b)) if ran else None
+
+
+def paper_best_baseline() -> str:
+    """The baseline with the highest mAP in the paper (A-VHD)."""
+    return max(baselines(), key=lambda b: get_model_card(b).paper_map or 0.0)
+
+
+def _rel(value: float | None, ref: float | None) -> float | None:
+    return None if value is None or not ref else (value / ref - 1.0) * 100.0
+
+
+def build_table(table: str, results: dict[str, Any]) -> list[Row]:
+    """The rows of ``table`` computed from ``results``."""
+    summ = summaries(results)
+    best = best_baseline(summ)
+    best_map = summ[best].map if best else None
+    paper_best = get_model_card(paper_best_baseline()).paper_map
+    ref = summ.get(REFERENCE)
+    rows = []
+    for name in table_rows(table):
+        s = summ.get(name)
+        paper = get_model_card(name).paper_map
+        rows.append(Row(
+            model=name,
+            paper_map=paper,
+            summary=s,
+            rel_best_baseline=_rel(s.map if s else None, best_map),
+            paper_rel_best_baseline=_rel(paper, paper_best),
+            p_vs_reference=paired_p_value(s, ref) if s and ref and name != REFERENCE else None,
+        ))
+    return rows
+
+
+CSV_COLUMNS = (
+    "model", "paper_map", "map", "ci_videos_low", "ci_videos_high", "ci_seeds_low",
+    "ci_seeds_high", "rel_vs_best_baseline_pct", "paper_rel_vs_best_baseline_pct", "nmsd",
+    "hit_at_k", "wilcoxon_p_vs_prnet", "n_videos", "n_seeds",
+)
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def table_csv(rows: Sequence[Row]) -> str:
+    """CSV twin of the markdown table (plain numbers, empty = not available)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        s = r.summary
+        writer.writerow([
+            r.model, _num(r.paper_map), _num(s.map if s else None, 4),
+            _num(s.ci_videos[0] if s and s.ci_videos else None, 4),
+            _num(s.ci_videos[1] if s and s.ci_videos else None, 4),
+            _num(s.ci_seeds[0] if s and s.ci_seeds else None, 4),
+            _num(s.ci_seeds[1] if s and s.ci_seeds else None, 4),
+            _num(r.rel_best_baseline, 2), _num(r.paper_rel_best_baseline, 2),
+            _num(s.nmsd if s else None, 4), _num(s.hit if s else None, 4),
+            "" if r.p_vs_reference is None else f"{r.p_vs_reference:.6g}",
+            s.n_videos if s else "", s.n_seeds if s else "",
+        ])
+    return buf.getvalue()
+
+
+def _interval(ci: tuple[float, float] | None) -> str:
+    return "n/a" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.1f} %"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "<0.001" if value < 1e-3 else f"{value:.3f}"
+
+
+def table_markdown(table: str, rows: Sequence[Row], results: dict[str, Any]) -> str:
+    """The markdown table with its footnotes (definitions, preset, seeds, videos)."""
+    summ = summaries(results)
+    best = best_baseline(summ)
+    hit_k = results["preset"]["eval"]["hit_k"]
+    head = ("| model | paper mAP | mAP | 95 % CI (videos) | 95 % CI (seeds) | "
+            f"vs best baseline | paper: vs best baseline | nMSD (lower better) | hit@{hit_k} "
+            f"| Wilcoxon p vs {REFERENCE} |")
+    lines = [f"# {TITLES[table]}", "", head, "|" + "---|" * 10]
+    top = max((r.summary.map for r in rows if r.summary), default=None)
+    for r in rows:
+        s = r.summary
+        ours = (
+            [f"**{s.map:.2f}**" if s.map == top else f"{s.map:.2f}",
+             _interval(s.ci_videos), _interval(s.ci_seeds),
+             _signed(r.rel_best_baseline)] if s else ["not run", "", "", ""]
+        )
+        rest = [_num(s.nmsd) if s else "", _num(s.hit) if s else "", _p(r.p_vs_reference)]
+        lines.append("| " + " | ".join(
+            [r.model, _num(r.paper_map), *ours[:4], _signed(r.paper_rel_best_baseline), *rest]
+        ) + " |")
+    lines += ["", *_footnotes(results, best, summ)]
+    return "\n".join(lines) + "\n"
+
+
+def _footnotes(results: dict[str, Any], best: str | None, summ: dict[str, ModelSummary]) -> list[str]:
+    preset = results["preset"]
+    n_videos = sorted({s.n_videos for s in summ.values()})
+    seeds = results["seeds"]
+    world = results["world"]
+    return [
+        f"Preset `{preset['name']}`: world `{world.get('preset', preset['world'])}`"
+        f" (key `{world['key']}`), {preset['epochs']} epochs, batch {preset['batch_size']} users, "
+        f"lr {preset['lr']}, patience {preset['patience']}, clip {preset['clip_len']} steps; "
+        f"training seeds {seeds}; test videos per model {n_videos}; "
+        f"device `{results['provenance'].get('device')}`.",
+        "",
+        "mAP: mean over training seeds and test (user, video) pairs of the per-video AP, in %. "
+        "95 % CI (videos): percentile bootstrap (2,000 resamples) over test videos of the "
+        "seed-averaged per-video AP. 95 % CI (seeds): Student-t interval over the per-seed mAPs. "
+        f"vs best baseline: relative change of mAP vs the best baseline in these results "
+        f"(`{best}`); the paper column does the same with the paper's numbers. "
+        f"Wilcoxon p: two-sided signed-rank test vs `{REFERENCE}` on the seed-averaged per-video "
+        "APs, paired by (user, video). nMSD and hit@k: means over seeds and videos, in %.",
+        "",
+        "Bold: the highest mAP of the table. "
+        "Generated by `highlightzoo bench report` from results.json; paper numbers from the "
+        "model cards (PR-Net paper, its own PHD-GIFs subset with C3D features; not the same data).",
+    ]

@@ -1,0 +1,100 @@
+"""From highlight segments in seconds to per-step labels and step ranges.
+
+Annotations live in seconds; models see feature *steps* at a feature rate
+(steps per second). Step ``i`` spans the half-open time interval
+``[i / rate, (i + 1) / rate)``.
+
+Label rule (EVALUATION.md, "Frames, seconds and segments"): a step is positive
+when the *union* of the highlight segments covers at least ``min_fraction`` of
+its span (default one half). Overlapping segments are merged first, so two
+segments covering the same second never count twice; a segment shorter than
+``min_fraction`` of a step labels nothing on its own.
+
+Step-range rule for history segments (:func:`segment_steps`): the steps whose
+midpoint ``(i + 0.5) / rate`` lies in ``[start, end]``. For a segment at least
+one step long this is exactly the set of steps the label rule makes positive
+with ``min_fraction=0.5``; a shorter segment still gets one step (the one
+holding its midpoint), and the range is clipped to the video.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+_EPS = 1e-9
+
+
+def merge_segments(segments_s: Iterable[Sequence[float]]) -> list[tuple[float, float]]:
+    """Sorted, disjoint union of ``(start, end)`` intervals (empty ones dropped)."""
+    spans = sorted((float(s), float(e)) for s, e in segments_s if float(e) > float(s))
+    merged: list[tuple[float, float]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def step_coverage(segments_s: Iterable[Sequence[float]], n_steps: int, rate: float) -> np.ndarray:
+    """(n_steps,) float64: fraction of each step's span covered by the segments' union."""
+    _check_rate(rate, n_steps)
+    covered = np.zeros(n_steps, dtype=np.float64)
+    step = 1.0 / rate
+    for s, e in merge_segments(segments_s):
+        first = max(int(math.floor(s * rate)), 0)
+        stop = min(int(math.ceil(e * rate)), n_steps)
+        if stop <= first:
+            continue
+        idx = np.arange(first, stop)
+        lo = np.maximum(idx * step, s)
+        hi = np.minimum((idx + 1) * step, e)
+        covered[first:stop] += np.clip(hi - lo, 0.0, None)
+    return covered * rate
+
+
+def segments_to_step_labels(
+    segments_s: Iterable[Sequence[float]],
+    n_steps: int,
+    rate: float,
+    min_fraction: float = 0.5,
+) -> np.ndarray:
+    """(n_steps,) float32 0/1 labels: 1 where the segments cover >= ``min_fraction`` of a step.
+
+    ``segments_s`` is any iterable of ``(start, end)`` pairs in seconds (an
+    ``(K, 2)`` array works). Parts of segments outside ``[0, n_steps / rate)``
+    are ignored.
+    """
+    if not 0.0 < min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction}")
+    coverage = step_coverage(segments_s, n_steps, rate)
+    return (coverage >= min_fraction - _EPS).astype(np.float32)
+
+
+def segment_steps(start_s: float, end_s: float, rate: float, n_steps: int) -> tuple[int, int]:
+    """``(first, stop)``: the steps of a history segment, at least one, inside ``[0, n_steps)``.
+
+    Steps whose midpoint lies in ``[start_s, end_s]``; if none does (a segment
+    shorter than one step), the step holding the segment's midpoint.
+    """
+    _check_rate(rate, n_steps)
+    if n_steps < 1:
+        raise ValueError("a video needs at least one step")
+    first = int(math.ceil(start_s * rate - 0.5 - _EPS))
+    stop = int(math.floor(end_s * rate - 0.5 + _EPS)) + 1
+    first, stop = max(first, 0), min(stop, n_steps)
+    if stop <= first:
+        mid = int(math.floor(0.5 * (start_s + end_s) * rate))
+        first = min(max(mid, 0), n_steps - 1)
+        stop = first + 1
+    return first, stop
+
+
+def _check_rate(rate: float, n_steps: int) -> None:
+    if not rate > 0 or not math.isfinite(rate):
+        raise ValueError(f"feature rate must be a positive number of steps per second, got {rate}")
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")

@@ -1,0 +1,341 @@
+"""Import the PHD-GIFs annotations (CSV) with user-supplied features into a feature store.
+
+CSV columns: ``youtubeId, start, duration, user_id, video_duration, is_last``.
+``is_last=True`` rows are the user's target-video highlights, the others the
+history; ``video_duration = -1`` means unknown (taken from the features:
+``T / rate``). Features come from an HDF5 file (one ``(T, D)`` dataset per video
+id, at the root or under ``/features``) or a folder of ``<video id>.npy``.
+
+Nothing is dropped silently: :class:`ImportReport` counts the users, segments
+and videos lost, per reason, and keeps every dropped CSV line with its reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
+from highlightzoo.errors import DataFormatError
+
+COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class CsvRow:
+    """One highlight of the CSV, with its 1-based line number (header = line 1)."""
+
+    line: int
+    video_id: str
+    start: float
+    end: float
+    user_id: str
+    video_duration: float | None  # None = unknown (-1 in the CSV)
+    is_last: bool
+
+
+@dataclass
+class CsvUser:
+    """A user's rows, split into the target video's highlights and the history."""
+
+    user_id: str
+    target: list[CsvRow] = field(default_factory=list)
+    history: list[CsvRow] = field(default_factory=list)
+
+    @property
+    def target_videos(self) -> list[str]:
+        return list(dict.fromkeys(r.video_id for r in self.target))
+
+
+@dataclass
+class ImportReport:
+    """What an import kept and lost, and why."""
+
+    users_in: int = 0
+    users_kept: int = 0
+    segments_in: int = 0
+    segments_kept: int = 0
+    videos_in: int = 0
+    videos_kept: int = 0
+    users_lost: Counter = field(default_factory=Counter)  # reason -> users
+    segments_lost: Counter = field(default_factory=Counter)  # reason -> rows
+    videos_lost: Counter = field(default_factory=Counter)  # reason -> videos
+    dropped_rows: list[tuple[int, str]] = field(default_factory=list)  # (CSV line, reason)
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        def fmt(c: Counter) -> str:
+            return ", ".join(f"{k}: {v}" for k, v in sorted(c.items())) or "none"
+
+        return (
+            f"users {self.users_kept}/{self.users_in} kept (lost: {fmt(self.users_lost)}); "
+            f"segments {self.segments_kept}/{self.segments_in} kept (lost: {fmt(self.segments_lost)}); "
+            f"videos {self.videos_kept}/{self.videos_in} kept (lost: {fmt(self.videos_lost)})"
+        )
+
+
+def _parse_bool(text: str) -> bool | None:
+    return {"true": True, "1": True, "false": False, "0": False}.get(text.strip().lower())
+
+
+@dataclass
+class CsvAnnotations:
+    """The users of a CSV, and the malformed lines skipped in lenient mode."""
+
+    users: list[CsvUser]
+    bad_rows: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(u.target) + len(u.history) for u in self.users)
+
+
+def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotations:
+    """Parse a PHD-GIFs CSV into users in order of first appearance.
+
+    A malformed row (non-number, empty id, unknown boolean) raises a
+    :class:`DataFormatError` naming the file, line and user; with
+    ``strict=False`` it is skipped and listed in ``bad_rows``.
+    """
+    path = str(path)
+    users: dict[str, CsvUser] = {}
+    bad: list[tuple[int, str]] = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataFormatError(
+                f"CSV lacks column(s) {missing}", path=path, reason="missing_column"
+            )
+        for line, raw in enumerate(reader, start=2):
+            try:
+                row = _parse_row(path, line, raw)
+            except DataFormatError as err:
+                if strict:
+                    raise
+                bad.append((line, str(err)))
+                continue
+            user = users.setdefault(row.user_id, CsvUser(row.user_id))
+            (user.target if row.is_last else user.history).append(row)
+    return CsvAnnotations(list(users.values()), bad)
+
+
+def _parse_row(path: str, line: int, raw: dict) -> CsvRow:
+    user = (raw.get("user_id") or "").strip()
+    try:
+        start, dur = float(raw["start"]), float(raw["duration"])
+        vdur = float(raw["video_duration"])
+    except (TypeError, ValueError) as exc:
+        raise DataFormatError(
+            f"line {line}: not a number ({exc})", path=path, user=user or None, reason="bad_row"
+        ) from exc
+    is_last = _parse_bool(raw.get("is_last") or "")
+    video = (raw.get("youtubeId") or "").strip()
+    if is_last is None or not video or not user:
+        raise DataFormatError(
+            f"line {line}: empty id or is_last not a boolean", path=path, user=user or None,
+            reason="bad_row",
+        )  # fmt: skip
+    known = vdur > 0 and math.isfinite(vdur)
+    return CsvRow(line, video, start, start + dur, user, vdur if known else None, is_last)
+
+
+def split_users(
+    user_ids: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, list[str]]:
+    """Deterministic user-level split into train/val/test.
+
+    The assignment depends only on the *set* of ids, ``fractions`` and
+    ``seed`` (ids are sorted, then shuffled); sizes are the largest-remainder
+    rounding of ``fractions * n``; each split keeps the input order.
+    """
+    if len(fractions) != len(SPLIT_NAMES) or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise ValueError(f"fractions must be 3 non-negative numbers, got {fractions}")
+    ids = list(dict.fromkeys(str(u) for u in user_ids))
+    n, total = len(ids), float(sum(fractions))
+    exact = [f / total * n for f in fractions]
+    sizes = [int(math.floor(x)) for x in exact]
+    for k in sorted(range(3), key=lambda k: sizes[k] - exact[k])[: n - sum(sizes)]:
+        sizes[k] += 1
+    order = np.random.default_rng(seed).permutation(n)
+    shuffled = [sorted(ids)[i] for i in order]
+    which: dict[str, str] = {}
+    bounds = np.cumsum([0, *sizes])
+    for k, name in enumerate(SPLIT_NAMES):
+        for u in shuffled[bounds[k] : bounds[k + 1]]:
+            which[u] = name
+    return {name: [u for u in ids if which[u] == name] for name in SPLIT_NAMES}
+
+
+class FeatureSource:
+    """Per-video features from an HDF5 file or a folder of ``<video id>.npy``."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._h5: h5py.File | None = None
+        if self.path.is_dir():
+            self._root = None
+        elif self.path.is_file():
+            self._h5 = h5py.File(self.path, "r")
+            self._root = self._h5["features"] if "features" in self._h5 else self._h5
+        else:
+            raise DataFormatError("feature path does not exist", path=str(path), reason="no_file")
+
+    def get(self, video_id: str) -> np.ndarray | None:
+        """(T, D) features of ``video_id``, or None when the source has none."""
+        if self._h5 is None:
+            f = self.path / f"{video_id}.npy"
+            return np.load(f) if f.is_file() else None
+        return self._root[video_id][()] if video_id in self._root else None
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+
+
+def import_phdgifs(
+    csv_path: str | os.PathLike,
+    features: str | os.PathLike,
+    rate: float,
+    out_path: str | os.PathLike,
+    *,
+    split_seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    dtype: str = "float32",
+    strict: bool = True,
+    progress: bool = True,
+) -> ImportReport:
+    """Build a feature store from a PHD-GIFs CSV and a feature file/folder.
+
+    ``rate`` is the features' steps per second (C3D every 16 frames at 30 fps:
+    1.875). Users are split with :func:`split_users`. Rows whose video has no
+    features, or whose span lies outside the video or is empty, are always
+    dropped and reported; ``strict`` only governs malformed CSV lines (raise,
+    or skip and report with ``strict=False``). Returns the report.
+    """
+    table = read_phdgifs_csv(csv_path, strict=strict)
+    users = table.users
+    report = ImportReport(users_in=len(users), segments_in=table.n_rows + len(table.bad_rows))
+    if table.bad_rows:
+        report.segments_lost["bad_row"] += len(table.bad_rows)
+    report.dropped_rows += [(line, "bad_row") for line, _ in table.bad_rows]
+    source = FeatureSource(features)
+    try:
+        videos = _load_videos(users, source, rate, report, progress)
+        kept = _filter_users(users, videos, report)
+        if not videos:
+            raise DataFormatError(
+                "no video of the CSV has features", path=str(features), reason="no_features"
+            )
+        dim = next(iter(videos.values()))[0].shape[1]
+        used = {r.video_id for u in kept for r in (*u.target, *u.history)}
+        report.videos_kept = len(used)
+        unused = len({v for v in videos if v not in used})
+        if unused:  # had features, but every row using them was dropped
+            report.videos_lost["unused_after_filtering"] += unused
+        splits = split_users([u.user_id for u in kept], fractions, split_seed)
+        report.splits = {k: len(v) for k, v in splits.items()}
+        source_text = (
+            f"phd-gifs import of {Path(csv_path).name} (rate {rate} steps/s, "
+            f"split_seed {split_seed}, fractions {list(fractions)})"
+        )
+        with StoreWriter(out_path, dim, source=source_text, dtype=dtype) as w:
+            for vid in sorted(used):
+                feats, dur = videos[vid]
+                w.add_video(vid, feats, rate, dur)
+            for u in kept:
+                w.add_user(
+                    u.user_id, u.target[0].video_id, [(r.start, r.end) for r in u.target],
+                    [(r.video_id, r.start, r.end) for r in u.history],
+                )  # fmt: skip
+            for name, ids in splits.items():
+                w.set_split(name, ids)
+    finally:
+        source.close()
+    return report
+
+
+def _load_videos(users, source, rate, report, progress) -> dict[str, tuple[np.ndarray, float]]:
+    """Features and duration of every CSV video that has features and is sane."""
+    durations: dict[str, float | None] = {}
+    for u in users:
+        for r in (*u.target, *u.history):
+            durations.setdefault(r.video_id, r.video_duration)
+            if durations[r.video_id] is None:
+                durations[r.video_id] = r.video_duration
+    report.videos_in = len(durations)
+    out: dict[str, tuple[np.ndarray, float]] = {}
+    dim = None
+    for vid in tqdm(durations, desc="features", disable=not progress, unit="video"):
+        feats = source.get(vid)
+        if feats is None:
+            report.videos_lost["no_features"] += 1
+            continue
+        feats = np.asarray(feats, dtype=np.float32)
+        dim = dim or (feats.shape[1] if feats.ndim == 2 else None)
+        if feats.ndim != 2 or feats.shape[0] < 1 or feats.shape[1] != dim:
+            report.videos_lost["feature_dim"] += 1
+            continue
+        if not np.isfinite(feats).all():
+            report.videos_lost["nan_features"] += 1
+            continue
+        out[vid] = (feats, durations[vid] or feats.shape[0] / rate)
+    return out
+
+
+def _filter_users(users: list[CsvUser], videos: dict, report: ImportReport) -> list[CsvUser]:
+    """Drop rows whose video is missing or whose span is impossible; drop users left without a target."""
+    kept: list[CsvUser] = []
+    for u in users:
+
+        def ok(r: CsvRow) -> bool:
+            reason = _row_problem(r, videos)
+            if reason:
+                report.segments_lost[reason] += 1
+                report.dropped_rows.append((r.line, reason))
+            return reason is None
+
+        if len(u.target_videos) > 1:
+            reason = "several_target_videos"
+        elif not u.target:
+            reason = "no_target"
+        else:
+            target = [r for r in u.target if ok(r)]
+            history = [r for r in u.history if ok(r)]
+            if target:
+                kept.append(CsvUser(u.user_id, target, history))
+                report.segments_kept += len(target) + len(history)
+                continue
+            reason = "target_lost"
+            report.segments_lost["user_lost"] += len(history)
+            report.dropped_rows += [(r.line, "user_lost") for r in history]
+            report.users_lost[reason] += 1
+            continue
+        report.users_lost[reason] += 1
+        rows = (*u.target, *u.history)
+        report.segments_lost["user_lost"] += len(rows)
+        report.dropped_rows += [(r.line, "user_lost") for r in rows]
+    report.users_kept = len(kept)
+    report.dropped_rows.sort()
+    return kept
+
+
+def _row_problem(r: CsvRow, videos: dict) -> str | None:
+    if r.video_id not in videos:
+        return "video_without_features"
+    if not r.end - r.start > 0:
+        return "nonpositive_duration"
+    dur = videos[r.video_id][1]
+    if r.start < 0 or r.start >= dur or r.end > dur + DURATION_TOLERANCE_S:
+        return "segment_outside_video"
+    return None

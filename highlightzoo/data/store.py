@@ -1,0 +1,571 @@
+"""The feature store: one HDF5 file with video features, user annotations and splits.
+
+Layout (format version 1, described in ``docs/data-format.md``)::
+
+    /                     attrs: format, format_version, feature_dim, source,
+                                 generator_config (JSON, "" when not synthetic),
+                                 created_with
+    /videos/<quoted id>   (T, D) float32|float16, chunked, one per video (stored once)
+    /video_index/         ids, dataset (name under /videos), rate, duration, n_steps
+    /users/               ids, target_video, target_ptr (U+1), target_segments (S, 2),
+                          history_ptr (U+1), history_video (H,), history_segments (H, 2)
+    /splits/<name>        user ids of the split (train, val, test, ...)
+
+Segments are ``(start, end)`` in seconds. :class:`FeatureStore` reads the
+small index tables eagerly, validates everything on open and reads features
+lazily; its HDF5 handle is opened per process, so a store (or a dataset
+holding one) can be pickled into DataLoader workers. :class:`StoreWriter`
+writes to a temporary file that replaces the target only on a clean close.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+import h5py
+import numpy as np
+
+from highlightzoo.errors import DataFormatError
+
+FORMAT_NAME = "highlightzoo-features"
+FORMAT_VERSION = 1
+#: A segment may end this many seconds after its video's stated duration
+#: (PHD-GIFs rounds video durations to whole seconds; 9 of 20,488 rows of
+#: testing.csv end up to 1 s past the rounded duration).
+DURATION_TOLERANCE_S = 1.0
+#: Steps read at a time when scanning features for NaN/Inf on open.
+SCAN_CHUNK_STEPS = 1 << 16
+
+REQUIRED_GROUPS = ("videos", "video_index", "users", "splits")
+_STR = h5py.string_dtype("utf-8")
+log = logging.getLogger("highlightzoo.data")
+
+
+class HistorySegment(NamedTuple):
+    """One history highlight: the video it is in and its span in seconds."""
+
+    video_id: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """One user's annotations: a target video with its highlights, and the history."""
+
+    user_id: str
+    target_video: str
+    target_segments: np.ndarray  # (K, 2) float64 seconds
+    history: list[HistorySegment]
+
+    @property
+    def history_videos(self) -> list[str]:
+        """Distinct history video ids in order of first appearance."""
+        return list(dict.fromkeys(h.video_id for h in self.history))
+
+
+@dataclass
+class StoreReport:
+    """What a lenient open skipped, and why (``strict=False``)."""
+
+    path: str
+    n_users: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # user id -> reason
+    problems: list[str] = field(default_factory=list)  # one message per skipped user
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of skipped users per reason tag."""
+        return dict(Counter(self.skipped.values()))
+
+    def summary(self) -> str:
+        if not self.skipped:
+            return f"{self.path}: all {self.n_users} users valid"
+        parts = ", ".join(f"{r}: {n}" for r, n in sorted(self.counts.items()))
+        return f"{self.path}: skipped {len(self.skipped)} of {self.n_users} users ({parts})"
+
+
+@dataclass(frozen=True)
+class _Video:
+    dataset: str
+    rate: float
+    duration: float
+    n_steps: int
+
+
+def video_dataset_name(video_id: str) -> str:
+    """The HDF5 name of a video's features: the id, percent-quoted (no '/' or leading '.')."""
+    name = quote(video_id, safe="-_~")
+    return name if not name.startswith(".") else "%2E" + name[1:]
+
+
+def _strings(ds: h5py.Dataset) -> list[str]:
+    return [s.decode() if isinstance(s, bytes) else str(s) for s in ds[()]]
+
+
+class FeatureStore:
+    """Lazy, validated reader of a feature store file.
+
+    ``strict=True`` raises one :class:`DataFormatError` for the first problem
+    found; ``strict=False`` skips the users that a problem touches, records
+    them in :attr:`report` and logs a summary. File-level problems (not HDF5,
+    wrong format version, missing groups) raise in both modes.
+    ``check_features=False`` skips the NaN/Inf scan (for trusted files).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, strict: bool = True, *, check_features: bool = True
+    ) -> None:
+        self.path = str(path)
+        self.strict = strict
+        self._handle: h5py.File | None = None
+        self._pid: int | None = None
+        self.report = StoreReport(self.path)
+        self._load_and_validate(check_features)
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike, strict: bool = True, *, check_features: bool = True
+    ) -> FeatureStore:
+        """Open and validate ``path`` (same as the constructor)."""
+        return cls(path, strict, check_features=check_features)
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def splits(self) -> list[str]:
+        """Names of the user splits in the file, sorted."""
+        return sorted(self._splits)
+
+    def users(self, split: str | None = None) -> list[str]:
+        """Valid user ids of ``split`` in stored order (all users when ``split`` is None)."""
+        if split is None:
+            return list(self._users)
+        if split not in self._splits:
+            raise DataFormatError(
+                f"no split {split!r}; the file has {self.splits}", path=self.path, reason="no_split"
+            )
+        return [u for u in self._splits[split] if u in self._users]
+
+    def user(self, user_id: str) -> UserRecord:
+        """The annotations of a valid user."""
+        try:
+            return self._users[user_id]
+        except KeyError:
+            why = self.report.skipped.get(user_id)
+            msg = f"user skipped on open ({why})" if why else "no such user"
+            raise DataFormatError(msg, path=self.path, user=user_id, reason="no_user") from None
+
+    @property
+    def videos(self) -> list[str]:
+        """Ids of every video stored in the file."""
+        return list(self._videos)
+
+    def video_rate(self, video_id: str) -> float:
+        """Feature steps per second of a video."""
+        return self._video(video_id).rate
+
+    def video_duration(self, video_id: str) -> float:
+        """Duration of a video in seconds."""
+        return self._video(video_id).duration
+
+    def video_length(self, video_id: str) -> int:
+        """Number of feature steps of a video (no feature read)."""
+        return self._video(video_id).n_steps
+
+    def video_features(
+        self, video_id: str, start: int | None = None, stop: int | None = None
+    ) -> np.ndarray:
+        """(T, D) float32 features of a video, or only steps ``start:stop``."""
+        ds = self._file()["videos"][self._video(video_id).dataset]
+        return np.asarray(ds[slice(start, stop)], dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def close(self) -> None:
+        """Close this process's file handle (reopened on the next read)."""
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle, self._pid = None, None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handle"], state["_pid"] = None, None  # each process opens its own handle
+        return state
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ internals
+    def _file(self) -> h5py.File:
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._handle
+
+    def _video(self, video_id: str) -> _Video:
+        try:
+            return self._videos[video_id]
+        except KeyError:
+            raise DataFormatError(
+                "no such video in the store", path=self.path, video=video_id, reason="no_video"
+            ) from None
+
+    def _fail(self, err: DataFormatError, users: Iterable[str]) -> None:
+        """Raise in strict mode; else mark ``users`` skipped for ``err.reason``."""
+        if self.strict:
+            raise err
+        for u in users:
+            if u not in self.report.skipped:
+                self.report.skipped[u] = err.reason
+                self.report.problems.append(str(err))
+
+    def _load_and_validate(self, check_features: bool) -> None:
+        try:
+            f = h5py.File(self.path, "r")
+        except (OSError, ValueError) as exc:
+            raise DataFormatError(
+                f"cannot open as HDF5: {exc}", path=self.path, reason="not_hdf5"
+            ) from exc
+        with f:
+            self._check_header(f)
+            self._videos = self._read_video_index(f)
+            records = self._read_users(f)
+            self._splits = {name: _strings(f["splits"][name]) for name in f["splits"]}
+            bad_videos = self._check_videos(f, check_features)
+        self._check_users(records, bad_videos)
+        self.report.n_users = len(records)
+        if self.report.skipped:
+            log.warning("%s", self.report.summary())
+
+    def _check_header(self, f: h5py.File) -> None:
+        attrs = f.attrs
+        version = attrs.get("format_version")
+        if attrs.get("format") != FORMAT_NAME or version is None:
+            raise DataFormatError(
+                f"not a highlightzoo feature store (no '{FORMAT_NAME}' format attribute)",
+                path=self.path,
+                reason="format_version",
+            )
+        if int(version) != FORMAT_VERSION:
+            raise DataFormatError(
+                f"format version {int(version)} is not supported (this reader reads {FORMAT_VERSION})",
+                path=self.path,
+                reason="format_version",
+            )
+        missing = [g for g in REQUIRED_GROUPS if g not in f]
+        if missing:
+            raise DataFormatError(
+                f"missing group(s) {missing}", path=self.path, reason="missing_group"
+            )
+        self.metadata: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "format_version": int(version),
+            "feature_dim": int(attrs["feature_dim"]),
+            "source": str(attrs.get("source", "")),
+            "created_with": str(attrs.get("created_with", "")),
+        }
+        gen = str(attrs.get("generator_config", ""))
+        self.metadata["generator_config"] = json.loads(gen) if gen else None
+        self.feature_dim: int = self.metadata["feature_dim"]
+
+    def _read_video_index(self, f: h5py.File) -> dict[str, _Video]:
+        g = f["video_index"]
+        try:
+            ids, names = _strings(g["ids"]), _strings(g["dataset"])
+            rate, dur, n = g["rate"][()], g["duration"][()], g["n_steps"][()]
+        except KeyError as exc:
+            raise DataFormatError(
+                f"video_index lacks a table: {exc}", path=self.path, reason="missing_group"
+            ) from exc
+        return {
+            vid: _Video(name, float(r), float(d), int(t))
+            for vid, name, r, d, t in zip(ids, names, rate, dur, n, strict=True)
+        }
+
+    def _read_users(self, f: h5py.File) -> list[UserRecord]:
+        g = f["users"]
+        try:
+            ids, targets = _strings(g["ids"]), _strings(g["target_video"])
+            t_ptr, t_seg = g["target_ptr"][()], g["target_segments"][()].reshape(-1, 2)
+            h_ptr, h_seg = g["history_ptr"][()], g["history_segments"][()].reshape(-1, 2)
+            h_vid = _strings(g["history_video"])
+        except KeyError as exc:
+            raise DataFormatError(
+                f"users lacks a table: {exc}", path=self.path, reason="missing_group"
+            ) from exc
+        records = []
+        for i, uid in enumerate(ids):
+            hs, he = int(h_ptr[i]), int(h_ptr[i + 1])
+            history = [
+                HistorySegment(h_vid[j], float(h_seg[j, 0]), float(h_seg[j, 1]))
+                for j in range(hs, he)
+            ]
+            segs = t_seg[int(t_ptr[i]) : int(t_ptr[i + 1])].astype(np.float64)
+            records.append(UserRecord(uid, targets[i], segs, history))
+        return records
+
+    def _check_videos(self, f: h5py.File, check_features: bool) -> dict[str, DataFormatError]:
+        """Per-video problems (dim, length, duration, rate, NaN/Inf), by video id."""
+        bad: dict[str, DataFormatError] = {}
+        group = f["videos"]
+        for vid, v in self._videos.items():
+
+            def problem(msg: str, reason: str, vid: str = vid) -> None:
+                bad[vid] = DataFormatError(msg, path=self.path, video=vid, reason=reason)
+
+            if v.dataset not in group:
+                problem("video listed in video_index has no feature dataset", "missing_video")
+                continue
+            ds = group[v.dataset]
+            if ds.ndim != 2 or ds.shape[1] != self.feature_dim:
+                problem(
+                    f"features have shape {ds.shape}, expected (T, {self.feature_dim})",
+                    "feature_dim",
+                )
+            elif ds.shape[0] != v.n_steps or v.n_steps < 1:
+                problem(f"features have {ds.shape[0]} steps, index says {v.n_steps}", "n_steps")
+            elif not (v.duration > 0 and math.isfinite(v.duration)):
+                problem(f"video duration {v.duration} is not positive", "nonpositive_duration")
+            elif not (v.rate > 0 and math.isfinite(v.rate)):
+                problem(f"feature rate {v.rate} is not positive", "nonpositive_rate")
+            elif check_features and not _all_finite(ds):
+                problem("features contain NaN or Inf", "nan_features")
+        return bad
+
+    def _check_users(self, records: list[UserRecord], bad_videos: dict) -> None:
+        """Check every user; keep the valid ones in :attr:`_users`."""
+        self._users: dict[str, UserRecord] = {}
+        for rec in records:
+            err = self._user_problem(rec, bad_videos)
+            if err is None:
+                self._users[rec.user_id] = rec
+            else:
+                self._fail(err, [rec.user_id])
+
+    def _user_problem(self, rec: UserRecord, bad_videos: dict) -> DataFormatError | None:
+        uid, path = rec.user_id, self.path
+        if not rec.target_video or len(rec.target_segments) == 0:
+            return DataFormatError(
+                "user has no target video or no target highlight", path=path, user=uid,
+                video=rec.target_video or None, reason="no_target",
+            )  # fmt: skip
+        spans = [(rec.target_video, float(s), float(e)) for s, e in rec.target_segments]
+        spans += [(h.video_id, h.start, h.end) for h in rec.history]
+        for vid, s, e in spans:
+            if vid not in self._videos:
+                return DataFormatError(
+                    "segment refers to a video that is not in the store", path=path, user=uid,
+                    video=vid, reason="missing_video",
+                )  # fmt: skip
+            if vid in bad_videos:
+                src = bad_videos[vid]
+                return DataFormatError(
+                    f"{src.args[0].split(' [')[0]}", path=path, user=uid, video=vid,
+                    reason=src.reason,
+                )  # fmt: skip
+            if not (math.isfinite(s) and math.isfinite(e)) or e - s <= 0:
+                return DataFormatError(
+                    f"segment [{s}, {e}] s has a negative or zero duration", path=path,
+                    user=uid, video=vid, reason="nonpositive_duration",
+                )  # fmt: skip
+            dur = self._videos[vid].duration
+            if s < 0 or s >= dur or e > dur + DURATION_TOLERANCE_S:
+                return DataFormatError(
+                    f"segment [{s}, {e}] s lies outside the video (duration {dur} s)",
+                    path=path, user=uid, video=vid, reason="segment_outside_video",
+                )  # fmt: skip
+        return None
+
+
+def _all_finite(ds: h5py.Dataset) -> bool:
+    """True when a dataset holds no NaN/Inf; reads it in bounded chunks."""
+    for start in range(0, ds.shape[0], SCAN_CHUNK_STEPS):
+        if not np.isfinite(ds[start : start + SCAN_CHUNK_STEPS]).all():
+            return False
+    return True
+
+
+class StoreWriter:
+    """Write a feature store atomically: a temp file next to ``path``, renamed on close.
+
+    Use as a context manager; on an exception the temp file is removed and
+    ``path`` is untouched. Videos are written as they come (bounded memory);
+    user and split tables are written on close. HDF5 object timestamps are
+    off, so the same calls give the same bytes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        feature_dim: int,
+        *,
+        source: str = "",
+        generator_config: dict | None = None,
+        dtype: str = "float32",
+        compression: str | None = None,
+        chunk_steps: int = 256,
+    ) -> None:
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+        self.path = Path(path)
+        self.feature_dim = int(feature_dim)
+        self.dtype, self.compression, self.chunk_steps = dtype, compression, chunk_steps
+        self._videos: dict[str, _Video] = {}
+        self._users: list[UserRecord] = []
+        self._user_ids: set[str] = set()
+        self._splits: dict[str, list[str]] = {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._f = h5py.File(self._tmp, "w", track_order=False)
+        self._f.attrs["format"] = FORMAT_NAME
+        self._f.attrs["format_version"] = FORMAT_VERSION
+        self._f.attrs["feature_dim"] = self.feature_dim
+        self._f.attrs["source"] = source
+        self._f.attrs["generator_config"] = (
+            json.dumps(generator_config, sort_keys=True) if generator_config else ""
+        )
+        from highlightzoo import __version__
+
+        self._f.attrs["created_with"] = f"highlightzoo {__version__}"
+        self._vgroup = self._f.create_group("videos")
+
+    # ------------------------------------------------------------------ writing
+    def add_video(
+        self, video_id: str, features: np.ndarray, rate: float, duration: float | None = None
+    ) -> None:
+        """Store a video's (T, D) features once; ``duration`` defaults to ``T / rate``."""
+        feats = np.asarray(features)
+        if feats.ndim != 2 or feats.shape[1] != self.feature_dim or feats.shape[0] < 1:
+            raise DataFormatError(
+                f"features have shape {feats.shape}, expected (T>=1, {self.feature_dim})",
+                path=str(self.path), video=video_id, reason="feature_dim",
+            )  # fmt: skip
+        if video_id in self._videos:
+            raise DataFormatError(
+                "video added twice", path=str(self.path), video=video_id, reason="duplicate_video"
+            )
+        duration = feats.shape[0] / rate if duration is None else float(duration)
+        name = video_dataset_name(video_id)
+        chunks = (min(self.chunk_steps, feats.shape[0]), self.feature_dim)
+        self._vgroup.create_dataset(
+            name, data=feats.astype(self.dtype, copy=False), chunks=chunks,
+            compression=self.compression, track_times=False,
+        )  # fmt: skip
+        self._videos[video_id] = _Video(name, float(rate), duration, int(feats.shape[0]))
+
+    def has_video(self, video_id: str) -> bool:
+        return video_id in self._videos
+
+    def add_user(
+        self,
+        user_id: str,
+        target_video: str,
+        target_segments: Sequence[Sequence[float]] | np.ndarray,
+        history: Iterable[Sequence[Any]] = (),
+    ) -> None:
+        """Add a user: target highlights ``(start, end)`` s and history ``(video, start, end)``."""
+        if user_id in self._user_ids:
+            raise DataFormatError(
+                "user added twice", path=str(self.path), user=user_id, reason="duplicate_user"
+            )
+        segs = np.asarray(target_segments, dtype=np.float64).reshape(-1, 2)
+        hist = [HistorySegment(str(v), float(s), float(e)) for v, s, e in history]
+        self._users.append(UserRecord(str(user_id), str(target_video), segs, hist))
+        self._user_ids.add(str(user_id))
+
+    def set_split(self, name: str, user_ids: Iterable[str]) -> None:
+        """Name a user split (users may be added before or after)."""
+        self._splits[name] = [str(u) for u in user_ids]
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> Path:
+        """Write the tables, close, and atomically move the file to ``path``."""
+        if self._f is None:
+            return self.path
+        try:
+            self._write_tables()
+            self._f.close()
+            self._f = None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far (the temp file is removed)."""
+        if self._f is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _write_tables(self) -> None:
+        f = self._f
+        vi = f.create_group("video_index")
+        vids = list(self._videos)
+        _put(vi, "ids", vids, _STR)
+        _put(vi, "dataset", [self._videos[v].dataset for v in vids], _STR)
+        _put(vi, "rate", [self._videos[v].rate for v in vids], np.float64)
+        _put(vi, "duration", [self._videos[v].duration for v in vids], np.float64)
+        _put(vi, "n_steps", [self._videos[v].n_steps for v in vids], np.int64)
+        ug = f.create_group("users")
+        users = self._users
+        _put(ug, "ids", [u.user_id for u in users], _STR)
+        _put(ug, "target_video", [u.target_video for u in users], _STR)
+        _put(ug, "target_ptr", _ptr(len(u.target_segments) for u in users), np.int64)
+        tseg = [u.target_segments for u in users]
+        _put(ug, "target_segments", np.concatenate(tseg) if tseg else np.zeros((0, 2)), np.float64)
+        _put(ug, "history_ptr", _ptr(len(u.history) for u in users), np.int64)
+        hist = [h for u in users for h in u.history]
+        _put(ug, "history_video", [h.video_id for h in hist], _STR)
+        hseg = np.array([(h.start, h.end) for h in hist], dtype=np.float64).reshape(-1, 2)
+        _put(ug, "history_segments", hseg, np.float64)
+        sg = f.create_group("splits")
+        for name, ids in sorted(self._splits.items()):
+            _put(sg, name, ids, _STR)
+
+
+def _ptr(sizes: Iterator[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(list(sizes), dtype=np.int64)]).astype(np.int64)
+
+
+def _put(group: h5py.Group, name: str, data: Any, dtype: Any) -> None:
+    arr = np.asarray(data, dtype=object if dtype is _STR else dtype)
+    if dtype is _STR and arr.size == 0:
+        arr = np.zeros((0,), dtype=object)
+    group.create_dataset(name, data=arr, dtype=dtype, track_times=False)

@@ -1,0 +1,326 @@
+"""Highlights for one new video: per-step scores, top-k segments in seconds, explanations.
+
+:class:`Detector` wraps any zoo model (a trained checkpoint or a registered
+name) and turns raw arrays into a one-row :class:`~highlightzoo.batch.Batch`,
+so it works for every model without knowing which one it holds.
+
+Long videos are scored in windows of ``window_steps`` steps, each seen with
+``context_steps`` extra steps on both sides that are scored but thrown away, so
+memory does not grow with the video's length; a video no longer than one
+window is scored whole, exactly as evaluation scores it. Models whose output
+has ``attention`` / ``user_weight`` / ``generic_weight`` (PR-Net, Eq. 3 and 5)
+also get an explanation per chosen segment, as in Fig. 7 of the PR-Net paper:
+the history segments it attended to most, and how much the user-specific vs the
+generic preference weighed inside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from highlightzoo.batch import Batch
+from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.training.evaluation import autocast
+
+# ModelOutput extras that explanations use (per step: attention (T, N), weights (T,)).
+EXPLANATION_KEYS = ("attention", "user_weight", "generic_weight")
+
+
+@dataclass(frozen=True)
+class SegmentExplanation:
+    """Why one chosen segment was chosen (PR-Net paper Fig. 7).
+
+    ``history``: ``(history segment index, mean attention a^u inside the
+    segment)`` for the most attended history segments, highest first (empty
+    with no history or for models without attention). ``user_weight`` /
+    ``generic_weight``: the normalised ``q^c1`` / ``q^c2`` of Eq. 5 averaged
+    over the segment's steps (None for models that do not give them).
+    """
+
+    start_s: float
+    end_s: float
+    history: list[tuple[int, float]]
+    user_weight: float | None
+    generic_weight: float | None
+
+
+@dataclass
+class Prediction:
+    """Output of :meth:`Detector.predict` for one video.
+
+    ``scores``: (T,) per-step scores (higher = more highlight); ``segments``:
+    the top-k segments (``start_s``, ``end_s``, ``score``) in seconds, best
+    first; ``explanations``: one per segment, or None for models without
+    explanation outputs.
+    """
+
+    scores: np.ndarray
+    rate: float
+    segments: list[Any]
+    explanations: list[SegmentExplanation] | None
+    model: str
+
+    def to_dict(self, with_scores: bool = True) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        out: dict[str, Any] = {
+            "model": self.model,
+            "rate": self.rate,
+            "n_steps": int(self.scores.shape[0]),
+            "segments": [
+                {"start_s": float(s.start_s), "end_s": float(s.end_s), "score": float(s.score)}
+                for s in self.segments
+            ],
+            "explanations": (
+                None if self.explanations is None else [asdict(e) for e in self.explanations]
+            ),
+        }
+        if with_scores:
+            out["scores"] = [float(x) for x in self.scores]
+        return out
+
+
+class Detector:
+    """Score a video for a user with any zoo model.
+
+    ``history_cap``: the most history segments given to the model (first ones
+    kept), as in training; ``window_steps=None`` scores every video whole.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device = "cpu",
+        history_cap: int | None = None,
+        window_steps: int | None = 4096,
+        context_steps: int = 512,
+        precision: str = "fp32",
+    ) -> None:
+        from highlightzoo.training.distributed import resolve_device
+
+        if window_steps is not None and window_steps < 1:
+            raise ConfigError(f"window_steps must be >= 1 or None, got {window_steps}")
+        if context_steps < 0:
+            raise ConfigError(f"context_steps must be >= 0, got {context_steps}")
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        if precision == "bf16" and self.device.type != "cuda":
+            raise ConfigError("precision 'bf16' is bf16 autocast on CUDA only; use fp32 on CPU")
+        self.model = model.to(self.device).eval()
+        self.history_cap = history_cap
+        self.window_steps, self.context_steps, self.precision = window_steps, context_steps, precision
+        self.feature_dim = _feature_dim(model)
+
+    @property
+    def name(self) -> str:
+        """The model's registered name (or its class name)."""
+        card = getattr(self.model, "card", None)
+        return card.name if card is not None else type(self.model).__name__
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", **kwargs: Any) -> Detector:
+        """A detector from a checkpoint file or a run folder (its best checkpoint).
+
+        The history cap the model was trained with is applied. Bad checkpoints
+        raise :class:`~highlightzoo.errors.CheckpointError`.
+        """
+        from highlightzoo.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+        payload = load_checkpoint(path)
+        model = model_from_checkpoint(payload)
+        cap = payload.get("history_cap", payload["model_card"].get("history_cap"))
+        kwargs.setdefault("history_cap", cap)
+        return cls(model, device=device, **kwargs)
+
+    @classmethod
+    def from_model(
+        cls,
+        name_or_module: str | nn.Module,
+        *,
+        feature_dim: int | None = None,
+        device: str = "cpu",
+        detector_args: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Detector:
+        """A detector around a registered model (fresh weights) or a module you built.
+
+        ``overrides`` go to :func:`~highlightzoo.models.registry.create_model`;
+        ``detector_args`` to :class:`Detector` (e.g. ``window_steps``). The
+        model card's history cap is applied unless ``detector_args`` sets one.
+        """
+        from highlightzoo.models.registry import create_model
+
+        detector_args = dict(detector_args or {})
+        if isinstance(name_or_module, nn.Module):
+            if overrides:
+                raise ConfigError("model overrides only apply when building a model by name")
+            model = name_or_module
+        else:
+            if feature_dim is None:
+                raise ConfigError(f"Detector.from_model({name_or_module!r}) needs feature_dim=")
+            model = create_model(name_or_module, feature_dim=feature_dim, **overrides)
+        card = getattr(model, "card", None)
+        detector_args.setdefault("history_cap", card.history_cap if card is not None else None)
+        return cls(model, device=device, **detector_args)
+
+    # ------------------------------------------------------------------ prediction
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        video_features: np.ndarray | torch.Tensor,
+        history_segments: Sequence[np.ndarray | torch.Tensor] = (),
+        rate: float = 1.0,
+        top_k: int = 5,
+        *,
+        history_video: Sequence[int] | None = None,
+        explain_top: int = 3,
+        **segment_options: Any,
+    ) -> Prediction:
+        """Scores, top-k segments and explanations for one video and one user's history.
+
+        ``video_features``: (T, D); ``history_segments``: N arrays of shape
+        (L_j, D), possibly none; ``rate``: feature steps per second;
+        ``history_video``: the history-video index of each segment (default:
+        every segment its own video). ``segment_options`` go to
+        :func:`highlightzoo.metrics.top_k_segments`.
+        """
+        from highlightzoo import metrics
+
+        if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+            raise ConfigError(f"rate must be a positive number of steps per second, got {rate!r}")
+        if top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        video = _as_features(video_features, self.feature_dim, "video features")
+        segments = list(history_segments)
+        owners = list(history_video) if history_video is not None else list(range(len(segments)))
+        if len(owners) != len(segments):
+            raise DataFormatError(
+                f"history_video has {len(owners)} entries for {len(segments)} history segments"
+            )
+        if self.history_cap is not None:
+            segments, owners = segments[: self.history_cap], owners[: self.history_cap]
+        history = [
+            _as_features(h, self.feature_dim, f"history segment {j}") for j, h in enumerate(segments)
+        ]
+        scores, extras = self._score(video, history, owners, float(rate))
+        chosen = metrics.top_k_segments(scores, float(rate), top_k, **segment_options)
+        explanations = None
+        if extras:
+            explanations = [explain(seg, extras, float(rate), explain_top) for seg in chosen]
+        return Prediction(scores, float(rate), list(chosen), explanations, self.name)
+
+    def _score(
+        self, video: torch.Tensor, history: list[torch.Tensor], owners: list[int], rate: float
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Per-step scores (T,) and explanation extras, window by window."""
+        n_steps = video.shape[0]
+        hist, hist_mask, hist_video = _pad_history(history, owners, video.shape[1])
+        hist, hist_mask, hist_video = (t.to(self.device) for t in (hist, hist_mask, hist_video))
+        scores = np.empty(n_steps, dtype=np.float32)
+        extras: dict[str, np.ndarray] = {}
+        for start, stop, lo, hi in windows(n_steps, self.window_steps, self.context_steps):
+            piece = video[lo:hi].to(self.device)
+            batch = Batch(
+                video=piece[None],
+                video_mask=torch.ones(1, hi - lo, dtype=torch.bool, device=self.device),
+                labels=torch.zeros(1, hi - lo, device=self.device),
+                history=hist,
+                history_mask=hist_mask,
+                history_video=hist_video,
+                rate=torch.tensor([rate], device=self.device),
+                user_ids=["user"],
+                video_ids=["video"],
+                offsets=torch.tensor([lo], device=self.device),
+            )
+            with autocast(self.device, self.precision):
+                output = self.model(batch)
+            keep = slice(start - lo, stop - lo)
+            scores[start:stop] = output.scores[0, keep].float().cpu().numpy()
+            for key in EXPLANATION_KEYS:
+                if key in output.extras:
+                    value = output.extras[key][0, keep].float().cpu().numpy()
+                    if key not in extras:
+                        extras[key] = np.zeros((n_steps, *value.shape[1:]), dtype=np.float32)
+                    extras[key][start:stop] = value
+        return scores, extras
+
+
+def windows(
+    n_steps: int, window: int | None, context: int
+) -> list[tuple[int, int, int, int]]:
+    """``(start, stop, lo, hi)`` per window: keep steps ``start:stop``, run the model on ``lo:hi``.
+
+    One window ``(0, T, 0, T)`` when ``window`` is None or ``T <= window``.
+    """
+    if window is None or n_steps <= window:
+        return [(0, n_steps, 0, n_steps)]
+    out = []
+    for start in range(0, n_steps, window):
+        stop = min(start + window, n_steps)
+        out.append((start, stop, max(0, start - context), min(n_steps, stop + context)))
+    return out
+
+
+def explain(segment: Any, extras: dict[str, np.ndarray], rate: float, top: int) -> SegmentExplanation:
+    """Average attention and preference weights over the steps of one chosen segment."""
+    n_steps = next(iter(extras.values())).shape[0]
+    first = min(max(int(math.floor(segment.start_s * rate)), 0), n_steps - 1)
+    stop = min(max(int(math.ceil(segment.end_s * rate)), first + 1), n_steps)
+    history: list[tuple[int, float]] = []
+    attention = extras.get("attention")
+    if attention is not None and attention.shape[-1] > 0:
+        mean = attention[first:stop].mean(axis=0)
+        order = np.argsort(-mean, kind="stable")[:top]
+        history = [(int(j), float(mean[j])) for j in order]
+
+    def avg(key: str) -> float | None:
+        return float(extras[key][first:stop].mean()) if key in extras else None
+
+    return SegmentExplanation(
+        float(segment.start_s), float(segment.end_s), history, avg("user_weight"), avg("generic_weight")
+    )
+
+
+def _feature_dim(model: nn.Module) -> int | None:
+    """The feature dim a zoo model was built for (None for a bare module)."""
+    build_args = getattr(model, "build_args", None) or {}
+    return build_args.get("feature_dim")
+
+
+def _as_features(array: np.ndarray | torch.Tensor, dim: int | None, what: str) -> torch.Tensor:
+    """A (T, D) float32 CPU tensor, checked: 2-D, T >= 1, D as the model expects, finite."""
+    tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
+    if tensor.ndim != 2 or tensor.shape[0] < 1:
+        raise DataFormatError(f"{what} must be a (steps >= 1, D) array, got shape {tuple(tensor.shape)}")
+    if dim is not None and tensor.shape[1] != dim:
+        raise DataFormatError(f"{what} have {tensor.shape[1]}-d features; the model expects {dim}-d")
+    tensor = tensor.to(torch.float32)
+    if not torch.isfinite(tensor).all():
+        raise DataFormatError(f"{what} contain NaN or infinite values")
+    return tensor
+
+
+def _pad_history(
+    history: list[torch.Tensor], owners: list[int], dim: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(1, N, L, D) features, (1, N, L) mask and (1, N) video index of the history segments."""
+    d = history[0].shape[1] if history else (dim or 1)
+    n = len(history)
+    length = max((h.shape[0] for h in history), default=1)
+    feats = torch.zeros(1, n, length, d)
+    mask = torch.zeros(1, n, length, dtype=torch.bool)
+    for j, h in enumerate(history):
+        feats[0, j, : h.shape[0]] = h
+        mask[0, j, : h.shape[0]] = True
+    video = torch.tensor([list(owners)], dtype=torch.long).reshape(1, n)
+    return feats, mask, video

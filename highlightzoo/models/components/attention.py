@@ -1,0 +1,92 @@
+"""Preference attention of PR-Net (Eq. 2-5): which history a frame resembles, and how
+much to trust the user's history against the generic preference.
+
+- :class:`PreferenceAttention` (Eq. 2-3): cosine similarity of each frame to
+  each history embedding, softmax with inverse temperature ``lambda`` over the
+  user's real history segments, weighted sum of the history embeddings.
+- :func:`comprehensive_preference` (Eq. 4-5): a 2-way softmax between the
+  user-specific preference and the generic preference ``g``.
+
+Both are safe with an empty history (no NaN, zero user-specific preference,
+zero weight on it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+EPS = 1e-8
+
+
+def cosine(x: Tensor, y: Tensor) -> Tensor:
+    """Cosine similarity along the last axis, broadcasting; 0 when either vector is zero."""
+    return (F.normalize(x, dim=-1, eps=EPS) * F.normalize(y, dim=-1, eps=EPS)).sum(-1)
+
+
+def masked_softmax(logits: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
+    """Softmax over the True entries of ``mask``; exactly 0 on masked entries, and an
+    all-zero row (not NaN) where nothing is unmasked."""
+    filled = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+    return filled.softmax(dim=dim) * mask.to(logits.dtype)
+
+
+class PreferenceAttention(nn.Module):
+    """User-specific preference per frame (Eq. 2-3).
+
+    ``q^u_ij = cos(s_i, h~_j)``, ``a^u_ij = softmax_j(lambda q^u_ij)`` over the
+    real history segments, ``p^u_i = sum_j a^u_ij h~_j``. No parameters (the
+    paper learns nothing here; ``lambda = 9`` is fixed).
+
+    Frames are processed in chunks of ``chunk_size`` steps so the (T, N)
+    similarity intermediates stay small (T = 20,000 frames against
+    n = 1,347 segments needs a few (chunk, N) buffers at a time); only the
+    returned attention map is (B, T, N).
+    """
+
+    def __init__(self, lam: float = 9.0, chunk_size: int = 4096) -> None:
+        super().__init__()
+        self.lam, self.chunk_size = lam, chunk_size
+
+    def forward(
+        self, frames: Tensor, history: Tensor, history_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``frames`` (B, T, w), ``history`` (B, N, w), ``history_mask`` (B, N) bool
+        -> (``p^u`` (B, T, w), ``a^u`` (B, T, N))."""
+        keys = F.normalize(history, dim=-1, eps=EPS)
+        mask = rearrange(history_mask, "b n -> b 1 n")
+        prefs, weights = [], []
+        for chunk in frames.split(self.chunk_size, dim=1):
+            q = torch.einsum("btw,bnw->btn", F.normalize(chunk, dim=-1, eps=EPS), keys)  # Eq. 3
+            a = masked_softmax(self.lam * q, mask)  # Eq. 3
+            prefs.append(torch.einsum("btn,bnw->btw", a, history))  # Eq. 2
+            weights.append(a)
+        return torch.cat(prefs, dim=1), torch.cat(weights, dim=1)
+
+
+def comprehensive_preference(
+    frames: Tensor, user: Tensor, generic: Tensor, has_history: Tensor, lam: float = 9.0
+) -> tuple[Tensor, Tensor]:
+    """Comprehensive preference ``p^c`` (Eq. 4-5), computed as a 2-way softmax.
+
+    ``q^c1 = exp(lambda cos(s_i, p^u_i))``, ``q^c2 = exp(lambda cos(s_i, g))``,
+    ``p^c_i = (q^c1 p^u_i + q^c2 g) / (q^c1 + q^c2)``. ``frames``, ``user``
+    (B, T, w) (``user`` may also be (B, 1, w) for a holistic preference),
+    ``generic`` (w,), ``has_history`` (B,) bool: a user without history gets
+    weight 0 on the user branch, so ``p^c = g`` (cold start, MODELS.md item 9).
+
+    Returns ``p^c`` (B, T, w) and the normalised weights (B, T, 2) ordered
+    (user, generic).
+    """
+    logits = torch.stack(
+        [lam * cosine(frames, user), lam * cosine(frames, generic).expand(frames.shape[:2])],
+        dim=-1,
+    )  # Eq. 5, in log space
+    branch_ok = torch.stack(
+        [has_history, torch.ones_like(has_history)], dim=-1
+    )  # (B, 2): the generic branch is always there
+    weights = masked_softmax(logits, rearrange(branch_ok, "b k -> b 1 k"))
+    pref = weights[..., :1] * user + weights[..., 1:] * generic  # Eq. 4
+    return pref, weights

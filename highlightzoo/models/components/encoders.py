@@ -1,0 +1,142 @@
+"""Frame encoders: features (B, T, d) + mask (B, T) -> embeddings (B, T, width).
+
+- :class:`UNetEncoder1d` is PR-Net's encoder M (Eq. 1, Fig. 3): a 1-D U-net
+  over time that gives each step short- and long-range context.
+- :class:`ResidualFrameEncoder` is the PR-Net_residual ablation: a per-step
+  residual MLP, no temporal context, more parameters than M.
+
+Both take any ``T >= 1`` and a padding mask, and give every real step the same
+embedding whether its video is alone or padded in a batch (padded steps are
+zeroed before every convolution, so they look exactly like the zero padding a
+convolution adds at the end of a lone video). Padded outputs are zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+def _masked(x: Tensor, mask: Tensor) -> Tensor:
+    """Zero the padded steps of ``x`` (B, C, T) given ``mask`` (B, T)."""
+    return x * rearrange(mask, "b t -> b 1 t").to(x.dtype)
+
+
+class _ConvBlock(nn.Module):
+    """Conv1d (``width`` -> ``width``, 'same' padding) + optional ReLU, masked before and after."""
+
+    def __init__(self, width: int, kernel_size: int, activation: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2)
+        self.activation = activation
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        y = self.conv(_masked(x, mask))
+        return _masked(F.relu(y) if self.activation else y, mask)
+
+
+class UNetEncoder1d(nn.Module):
+    """PR-Net's encoder M (Eq. 1): ``S = M(V)``, a 1-D U-net over time.
+
+    The paper gives only "inspired by U-net" and "all conv layers have d
+    channels" (Fig. 3). Choices made here (all constructor arguments):
+
+    - input projection: a linear map d -> ``width`` when ``width != d``
+      (the paper's setting is ``width = d``; a narrower width makes 8192-d
+      C3D features practical);
+    - ``depth`` levels (default 3): down path = conv + ReLU then max-pool by 2
+      at each level, a bottom conv, up path = nearest up-sampling by 2, *added*
+      skip from the same level (so every conv stays width -> width, as the
+      caption says), conv + ReLU. The last up conv has no ReLU so embeddings
+      can be negative (they are compared by cosine and dot products);
+    - ``kernel_size`` 3 ('same' padding). With depth 3 a step sees about +-30
+      neighbouring steps (about 15 s at 2 C3D steps per second).
+
+    Any ``T >= 1`` works: the input is zero-padded to a multiple of
+    ``2**depth`` and the output cropped back. The mask is max-pooled along
+    with the features, so a coarse step is real when any of its steps is.
+    """
+
+    def __init__(
+        self, in_dim: int, width: int | None = None, depth: int = 3, kernel_size: int = 3
+    ) -> None:
+        super().__init__()
+        if depth < 0 or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"need depth >= 0 and an odd kernel_size, got {depth}, {kernel_size}")
+        width = width or in_dim
+        self.in_dim, self.width, self.depth, self.kernel_size = in_dim, width, depth, kernel_size
+        self.project = nn.Linear(in_dim, width) if width != in_dim else nn.Identity()
+        self.down = nn.ModuleList(_ConvBlock(width, kernel_size) for _ in range(depth))
+        self.bottom = _ConvBlock(width, kernel_size, activation=depth > 0)
+        self.up = nn.ModuleList(
+            _ConvBlock(width, kernel_size, activation=level > 0) for level in reversed(range(depth))
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """``x`` (B, T, in_dim), ``mask`` (B, T) bool -> (B, T, width), zero on padding."""
+        steps = x.shape[1]
+        factor = 2**self.depth
+        padded = math.ceil(max(steps, 1) / factor) * factor
+        h = rearrange(self.project(x), "b t c -> b c t")
+        h = F.pad(h, (0, padded - steps))
+        m = F.pad(mask, (0, padded - steps), value=False)
+        skips: list[tuple[Tensor, Tensor]] = []
+        for block in self.down:
+            h = block(h, m)
+            skips.append((h, m))
+            h = F.max_pool1d(h, 2)  # inputs are post-ReLU (>= 0), so zero padding never wins
+            m = F.max_pool1d(m[:, None].float(), 2)[:, 0].bool()
+        h = self.bottom(h, m)
+        for block in self.up:
+            skip, m = skips.pop()
+            h = block(skip + h.repeat_interleave(2, dim=-1), m)
+        return rearrange(h[..., :steps], "b c t -> b t c")
+
+
+class ResidualFrameEncoder(nn.Module):
+    """PR-Net_residual's encoder: per-step residual MLP blocks, no temporal context.
+
+    ``s = x' + sum of blocks``, each block ``Linear(w, 4w) -> ReLU -> Linear(4w, w)``
+    on ``x' = project(x)``. With the default ``blocks = depth + 1`` of a matching
+    U-net it has ``8 (depth+1) w^2`` weights against the U-net's
+    ``3 (2 depth + 1) w^2``, so always more, as the paper requires.
+    """
+
+    def __init__(
+        self, in_dim: int, width: int | None = None, blocks: int = 4, expansion: int = 4
+    ) -> None:
+        super().__init__()
+        width = width or in_dim
+        self.in_dim, self.width = in_dim, width
+        self.project = nn.Linear(in_dim, width) if width != in_dim else nn.Identity()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(width, expansion * width), nn.ReLU(), nn.Linear(expansion * width, width)
+            )
+            for _ in range(blocks)
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """``x`` (B, T, in_dim), ``mask`` (B, T) bool -> (B, T, width), zero on padding."""
+        h = self.project(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return h * mask[..., None].to(h.dtype)
+
+
+def build_encoder(
+    kind: str, in_dim: int, width: int | None, depth: int = 3, kernel_size: int = 3
+) -> nn.Module:
+    """The encoder named ``kind`` ("unet" = M, "residual" = PR-Net_residual's)."""
+    builders = {
+        "unet": lambda: UNetEncoder1d(in_dim, width, depth, kernel_size),
+        "residual": lambda: ResidualFrameEncoder(in_dim, width, blocks=depth + 1),
+    }
+    if kind not in builders:
+        from highlightzoo.errors import ConfigError
+
+        raise ConfigError(f"unknown encoder {kind!r}; choose one of {sorted(builders)}")
+    return builders[kind]()

@@ -1,0 +1,189 @@
+"""Checkpoints as plain data: written atomically, read without running pickled code.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only
+(``torch.load(..., weights_only=True)`` reads it): model weights, optimiser
+state, epoch, RNG states, the training config, the model card and the model's
+``build_args``. Every way a checkpoint can be unusable (missing, truncated, not
+ours, of another model, for other features) is a :class:`CheckpointError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from highlightzoo.errors import CheckpointError, HighlightZooError
+
+FORMAT = "highlightzoo-checkpoint"
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder + ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomic text write (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU and CUDA RNG states as tensors/lists (plain data)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state` (CUDA states only where CUDA exists)."""
+    py_version, py_state, py_gauss = state["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    np.random.set_state((np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Serialise ``payload`` (plain data + tensors) atomically, stamped with the format."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; any failure is a :class:`CheckpointError`."""
+    path = Path(path)
+    if path.is_dir():
+        path = resolve_checkpoint_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{str(path)!r} is not a plain-data highlightzoo checkpoint (reading it would need "
+            "pickled code, which highlightzoo never runs)"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupt ({type(err).__name__} while reading it)"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a highlightzoo checkpoint")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {payload.get('format_version')!r}; "
+            f"this highlightzoo reads version {FORMAT_VERSION}"
+        )
+    for key in ("model_state", "build_args", "model_card"):
+        if key not in payload:
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks {key!r}")
+    payload["path"] = str(path)
+    return payload
+
+
+def resolve_checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Path:
+    """A checkpoint file itself, or ``RUN/checkpoints/{which}.pt`` of a run folder."""
+    path = Path(run_or_ckpt)
+    if path.is_dir():
+        candidate = path / "checkpoints" / f"{which}.pt"
+        if not candidate.is_file():
+            raise CheckpointError(f"run folder {str(path)!r} has no checkpoints/{which}.pt")
+        return candidate
+    return path
+
+
+def model_from_checkpoint(
+    payload: dict[str, Any], *, feature_dim: int | None = None, expected_model: str | None = None
+) -> nn.Module:
+    """Rebuild the registered model of a loaded checkpoint and load its weights.
+
+    ``feature_dim`` (of the data it will see) and ``expected_model`` are checked
+    against the checkpoint first, so a mismatch is a one-line error, not a
+    shape error from deep inside torch.
+    """
+    from highlightzoo.models.registry import create_model
+
+    where = payload.get("path", "<checkpoint>")
+    name = payload["model_card"].get("name")
+    build_args = dict(payload["build_args"])
+    if expected_model is not None and name != expected_model:
+        raise CheckpointError(
+            f"checkpoint {where!r} holds model {name!r}, not the requested {expected_model!r}"
+        )
+    ckpt_dim = build_args.pop("feature_dim", None)
+    if feature_dim is not None and ckpt_dim != feature_dim:
+        raise CheckpointError(
+            f"checkpoint {where!r} was trained on {ckpt_dim}-d features but the data has "
+            f"{feature_dim}-d features"
+        )
+    try:
+        model = create_model(name, feature_dim=ckpt_dim, **build_args)
+    except HighlightZooError as err:
+        raise CheckpointError(f"checkpoint {where!r}: cannot rebuild model {name!r}: {err}") from None
+    except TypeError as err:
+        raise CheckpointError(
+            f"checkpoint {where!r}: model {name!r} does not accept build args {build_args}: {err}"
+        ) from None
+    load_weights(model, payload["model_state"], where=where)
+    return model
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, where: str) -> None:
+    """``load_state_dict`` with a short :class:`CheckpointError` on any mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or bad_shape:
+        name = getattr(getattr(model, "card", None), "name", type(model).__name__)
+        parts = [
+            f"{label} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", bad_shape))
+            if keys
+        ]
+        raise CheckpointError(
+            f"checkpoint {where!r} does not fit model {name!r} ({'; '.join(parts)}): "
+            "it is a checkpoint of another model or another configuration"
+        )
+    model.load_state_dict(state)

@@ -1,0 +1,144 @@
+"""The resolved training configuration: one dataclass, saved as plain JSON in every run.
+
+Defaults follow the PR-Net training protocol (paper 3.4; spec MODELS.md item 8):
+clips of 256 steps that contain a highlight, 32 users per batch, Adam with its
+default settings, whole videos at evaluation time. ``epochs`` defaults to a
+short 20 rather than the paper's 150 (say ``--epochs 150`` for the protocol);
+early stopping and best-checkpoint selection use the validation users only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from highlightzoo.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16")
+CARD_CAP = "card"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (and nothing that does not).
+
+    ``history_cap``: ``"card"`` (default) uses the model card's cap, ``None``
+    gives every history segment, an ``int`` caps at that many.
+    ``batch_size`` is per process: under ``torchrun`` with ``N`` processes one
+    optimiser step sees ``N * batch_size`` users.
+    ``patience``: stop after this many epochs without a better validation mAP
+    (``None`` = never stop early). ``precision="bf16"`` means bf16 autocast and
+    is only allowed on CUDA (a :class:`ConfigError` elsewhere, never a silent
+    fall-back to fp32). ``max_train_users`` keeps only the first N training
+    samples (smoke tests); ``trace_videos`` keeps the per-step test scores of
+    that many videos in results.json (for plots); ``out`` is the run folder (``None`` = a fresh
+    auto-named folder under ``runs/``).
+    """
+
+    model: str
+    data: str
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    history_cap: int | str | None = CARD_CAP
+    clip_len: int = 256
+    min_fraction: float = 0.5
+    batch_size: int = 32
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    epochs: int = 20
+    patience: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    eval_batch_size: int = 8
+    num_workers: int = 0
+    max_train_users: int | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    hit_k: int = 5
+    trace_videos: int = 0
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list back
+        self.model_overrides = dict(self.model_overrides)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if isinstance(self.history_cap, str) and self.history_cap != CARD_CAP:
+            raise ConfigError(f"history_cap must be 'card', null or an int >= 0, got {self.history_cap!r}")
+        if isinstance(self.history_cap, int) and (isinstance(self.history_cap, bool) or self.history_cap < 0):
+            raise ConfigError(f"history_cap must be >= 0, got {self.history_cap!r}")
+        positive = {
+            "clip_len": self.clip_len,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "eval_batch_size": self.eval_batch_size,
+            "hit_k": self.hit_k,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 or null, got {self.patience!r}")
+        if self.max_train_users is not None and self.max_train_users < 1:
+            raise ConfigError(f"max_train_users must be >= 1 or null, got {self.max_train_users!r}")
+        if self.trace_videos < 0:
+            raise ConfigError(f"trace_videos must be >= 0, got {self.trace_videos!r}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not 0 < self.min_fraction <= 1:
+            raise ConfigError(f"min_fraction must be in (0, 1], got {self.min_fraction!r}")
+
+    def resolved_history_cap(self, card_cap: int | None) -> int | None:
+        """The cap the data pipeline applies: the card's when ``history_cap == "card"``."""
+        return card_cap if self.history_cap == CARD_CAP else self.history_cap  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (tuples become lists)."""
+        data = dataclasses.asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error, not ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config keys {unknown}; known: {sorted(known)}")
+        missing = sorted(k for k in ("model", "data") if k not in data)
+        if missing:
+            raise ConfigError(f"training config lacks required keys {missing}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> ``(key, value)``, the value read as JSON when it parses.
+
+    ``width=64`` gives an int, ``dropout=0.1`` a float, ``variant=attn`` the
+    string ``"attn"``, ``dims=[1,2]`` a list.
+    """
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"model override {text!r} must look like key=value")
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed

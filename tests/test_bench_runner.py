@@ -1,0 +1,174 @@
+"""The benchmark loop with a fake backend: atomic appends, Ctrl-C, resume, progress."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from highlightzoo.bench import runner
+from highlightzoo.bench.presets import get_preset
+from highlightzoo.bench.progress import Progress, format_seconds
+from highlightzoo.bench.results import RESULTS_FILE, load_results, strip_timing
+from highlightzoo.bench.runner import RunOutcome, World, run_tables
+from highlightzoo.errors import ConfigError, RunFolderError
+
+MODELS = ["video2gif", "prnet", "prnet_h0"]
+
+
+class FakeBackend:
+    """Deterministic per-(model, seed) results; optionally 'Ctrl-C' before run number ``stop_at``."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at, self.calls = stop_at, []
+
+    def build_world(self, preset, *, replay, cache_dir, quiet):
+        return World(Path(cache_dir) / "w.h5", "k1", {"preset": preset.world, "seed": 0})
+
+    def trace_targets(self, world, count):
+        return {"pairs": ["u0/v0"], "labels": {"u0/v0": [0, 1, 1, 0]}, "rate": {"u0/v0": 1.0}}
+
+    def run(self, preset, model, seed, world, run_dir, *, device, trace_pairs):
+        self.calls.append((model, seed))
+        run_dir.mkdir(parents=True)
+        (run_dir / "partial.txt").write_text("x")
+        if self.stop_at is not None and len(self.calls) == self.stop_at:
+            raise KeyboardInterrupt
+        digest = hashlib.sha256(f"{model}{seed}".encode()).digest()
+        videos = [{"user": f"u{i}", "video": f"v{i}", "ap": digest[i] / 255, "nmsd": 0.3,
+                   "hit": 1.0} for i in range(6)]
+        return RunOutcome(
+            record={"config": {"model": model, "seed": seed}, "test": {"videos": videos, "map": 1.0}},
+            timing={"train_s": 0.01 * len(self.calls)},
+            traces={p: [0.1, 0.5, 0.7, 0.2] for p in trace_pairs},
+        )
+
+
+def bench(out: Path, backend: FakeBackend, **kw) -> Path:
+    kw.setdefault("models", MODELS)
+    kw.setdefault("seeds", 2)
+    return run_tables("quick", out, backend=backend, cache_dir=out.parent / "cache",
+                      quiet=True, report=False, **kw)
+
+
+def test_interrupted_benchmark_keeps_finished_runs_and_resumes(tmp_path):
+    out = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        bench(out, FakeBackend(stop_at=4))
+    partial = load_results(out / RESULTS_FILE)
+    assert [r["id"] for r in partial["runs"]] == ["video2gif/seed0", "prnet/seed0", "prnet_h0/seed0"]
+    assert not list(out.glob(".results.json.*"))  # no temp file left behind
+
+    again = FakeBackend()
+    bench(out, again)
+    assert again.calls == [("video2gif", 1), ("prnet", 1), ("prnet_h0", 1)]
+    resumed = load_results(out / RESULTS_FILE)
+    assert sorted(resumed["timing"]["runs"]) == sorted(r["id"] for r in resumed["runs"])
+
+    straight = tmp_path / "c"
+    bench(straight, FakeBackend())
+    assert strip_timing(resumed) == strip_timing(load_results(straight / RESULTS_FILE))
+
+
+def test_finished_folder_is_not_retrained_and_more_seeds_extend_it(tmp_path):
+    out = tmp_path / "b"
+    bench(out, FakeBackend(), seeds=1)
+    again = FakeBackend()
+    bench(out, again, seeds=1)
+    assert again.calls == []
+    more = FakeBackend()
+    bench(out, more, seeds=2)
+    assert more.calls == [(m, 1) for m in MODELS]
+    assert load_results(out)["seeds"] == [0, 1]
+
+
+def test_folder_of_another_preset_is_refused(tmp_path):
+    out = tmp_path / "b"
+    bench(out, FakeBackend(), seeds=1)
+    other = dataclasses.replace(get_preset("quick"), epochs=99)
+    with pytest.raises(RunFolderError, match="another preset"):
+        run_tables(other, out, backend=FakeBackend(), models=MODELS, seeds=1,
+                   cache_dir=tmp_path / "cache", quiet=True, report=False)
+
+
+def test_timing_is_separated_from_deterministic_fields(tmp_path):
+    out = tmp_path / "b"
+    bench(out, FakeBackend(), seeds=1)
+    data = json.loads((out / RESULTS_FILE).read_text())
+    assert set(data["timing"]["runs"]["prnet/seed0"]) == {"train_s", "total_s"}
+    text = json.dumps(strip_timing(data))
+    assert "train_s" not in text and "total_s" not in text and "world_seconds" not in text
+    assert data["runs"][1]["traces"] == {"u0/v0": [0.1, 0.5, 0.7, 0.2]}
+    assert (out / ".gitignore").read_text().strip().endswith("runs/")
+
+
+def test_bad_arguments_are_typed_errors(tmp_path):
+    with pytest.raises(ConfigError, match="neither benchmark table"):
+        bench(tmp_path / "b", FakeBackend(), models=["prnet", "nope"])
+    with pytest.raises(ConfigError, match="seeds"):
+        bench(tmp_path / "b", FakeBackend(), seeds=0)
+    with pytest.raises(ConfigError, match="unknown bench preset"):
+        run_tables("huge", tmp_path / "b", backend=FakeBackend())
+
+
+def test_progress_shows_model_seed_and_time_left():
+    now = [0.0]
+    stream = io.StringIO()
+    p = Progress([("a", 0), ("b", 0), ("a", 1), ("b", 1)], stream=stream, clock=lambda: now[0])
+    p.starting("a", 0)
+    p.finished("a", 0, 10.0, "ok")
+    assert p.estimate_left() == pytest.approx(30.0)  # b unknown: overall mean 10 s
+    p.finished("b", 0, 30.0, "ok")
+    assert p.estimate_left() == pytest.approx(40.0)  # a 10 s + b 30 s
+    now[0] = 40.0
+    p.starting("a", 1)
+    text = stream.getvalue()
+    assert "[1/4] training a seed 0" in text and "time left ~estimating" in text
+    assert "[3/4] training a seed 1 | elapsed 40s | time left ~40s" in text
+    assert format_seconds(3725) == "1h02m05s" and format_seconds(65) == "1m05s"
+
+
+def test_runner_default_cache_dir_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("HIGHLIGHTZOO_CACHE", str(tmp_path))
+    assert runner.default_cache_dir() == tmp_path / "worlds"
+
+
+@pytest.mark.parametrize("name", ["quick", "standard", "paper"])
+def test_every_model_of_a_preset_gets_the_same_training_budget(tmp_path, name):
+    from highlightzoo.bench.backend import TrainerBackend
+    from highlightzoo.bench.tables import table_models
+
+    preset = get_preset(name)
+    world = World(tmp_path / "w.h5", "k", {})
+    configs = {m: TrainerBackend().train_config(preset, m, 1, world, tmp_path / m, "cpu").to_dict()
+               for m in table_models()}
+    assert len(configs) == 15
+    budget = {k: v for k, v in configs["prnet"].items() if k not in ("model", "out", "model_overrides")}
+    for config in configs.values():
+        assert {k: v for k, v in config.items() if k not in ("model", "out", "model_overrides")} == budget
+        # overrides only resize (never change training): width, and only where the preset says
+        assert set(config["model_overrides"]) <= {"width"}
+    assert budget["epochs"] == preset.epochs and budget["seed"] == 1
+    if name == "paper":
+        assert (budget["epochs"], budget["batch_size"], budget["lr"]) == (150, 32, 1e-3)
+        assert budget["patience"] is None and budget["betas"] == [0.9, 0.999]
+
+
+def test_cli_tables_passes_its_options_through(tmp_path, monkeypatch, capsys):
+    from highlightzoo.cli import main
+
+    fake = FakeBackend()
+    monkeypatch.setattr(runner, "default_backend", lambda: fake)
+    argv = ["bench", "tables", "--preset", "quick", "--seeds", "2", "--epochs", "1",
+            "--models", "prnet", "video2gif", "--out", str(tmp_path / "b"),
+            "--cache", str(tmp_path / "c"), "--quiet", "--no-report"]
+    assert main(argv) == 0
+    assert fake.calls == [("prnet", 0), ("video2gif", 0), ("prnet", 1), ("video2gif", 1)]
+    results = load_results(tmp_path / "b")
+    assert results["preset"]["epochs"] == 1 and results["preset"]["name"] == "quick"
+    assert capsys.readouterr().out.strip().endswith("results.json")
+    assert main(["bench", "tables", "--out", str(tmp_path / "d"), "--models", "nope"]) == 2

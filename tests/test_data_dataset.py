@@ -1,0 +1,140 @@
+"""HighlightDataset and collate: clips, history cap, masks, empty history, workers, samplers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from highlightzoo.batch import Batch
+from highlightzoo.data import FeatureStore, HighlightDataset, StoreWriter, collate
+from highlightzoo.data.labels import segments_to_step_labels
+from highlightzoo.errors import ConfigError
+
+D, RATE = 5, 2.0
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory) -> Path:
+    """long (600 steps), short (40 steps), h1/h2 history videos; 5 users."""
+    path = tmp_path_factory.mktemp("ds") / "s.h5"
+    rng = np.random.default_rng(0)
+    with StoreWriter(path, D) as w:
+        for vid, n in (("long", 600), ("short", 40), ("h1", 30), ("h2", 50)):
+            w.add_video(vid, rng.random((n, D), dtype=np.float32) + 0.1, RATE)
+        w.add_user(
+            "many",
+            "long",
+            [(200.0, 203.0)],
+            [("h1", 0.0, 2.0), ("h2", 3.0, 6.0), ("h1", 5.0, 5.2), ("h2", 10.0, 11.0)],
+        )
+        w.add_user("cold", "short", [(4.0, 6.0)])  # no history at all
+        w.add_user("tiny_seg", "long", [(10.0, 10.1)], [("h1", 1.0, 2.0)])  # no positive step
+        w.add_user("late", "long", [(295.0, 299.5)], [("h2", 0.0, 1.0)])
+        w.add_user("val_user", "short", [(1.0, 2.0)])
+        w.set_split("train", ["many", "cold", "tiny_seg", "late"])
+        w.set_split("val", ["val_user"])
+    return path
+
+
+def test_train_clips_contain_a_positive_and_are_deterministic(store_path: Path):
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=3)
+    assert ds.user_ids == ["many", "cold", "late"]  # tiny_seg has no positive step
+    assert ds.report.no_positive == ["tiny_seg"] and ds.report.n_users == 4
+    full = FeatureStore.open(store_path)
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s.labels.sum() > 0
+        n_video = full.video_length(s.video_id)
+        assert s.video.shape == (min(64, n_video), D)
+        np.testing.assert_array_equal(
+            s.video.numpy(), full.video_features(s.video_id, s.offset, s.offset + len(s.video))
+        )
+        rec = full.user(s.user_id)
+        labels = segments_to_step_labels(rec.target_segments, n_video, RATE)
+        np.testing.assert_array_equal(s.labels.numpy(), labels[s.offset : s.offset + len(s.video)])
+    again = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=3)
+    assert [again[i].offset for i in range(3)] == [ds[i].offset for i in range(3)]
+    offsets = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        offsets.add(ds[0].offset)
+    assert len(offsets) > 1  # a new epoch draws new clips
+
+
+def test_video_shorter_than_clip_is_returned_whole(store_path: Path):
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=256)
+    cold = ds[ds.user_ids.index("cold")]
+    assert cold.offset == 0 and cold.video.shape == (40, D)
+
+
+def test_eval_mode_keeps_users_without_positive_and_whole_videos(store_path: Path):
+    ds = HighlightDataset(store_path, "train", mode="eval")
+    assert ds.user_ids == ["many", "cold", "tiny_seg", "late"]
+    assert ds.report.no_positive == ["tiny_seg"]
+    s = ds[ds.user_ids.index("tiny_seg")]
+    assert s.video.shape == (600, D) and s.offset == 0 and s.labels.sum() == 0
+
+
+def test_history_segments_cap_and_video_index(store_path: Path):
+    full = HighlightDataset(store_path, "train", mode="eval")[0]
+    assert [h.shape[0] for h in full.history] == [4, 6, 1, 2]  # midpoint rule, >= 1 step
+    assert full.history_video == [0, 1, 0, 1]
+    np.testing.assert_array_equal(
+        full.history[1].numpy(), FeatureStore.open(store_path).video_features("h2", 6, 12)
+    )
+    capped = HighlightDataset(store_path, "train", mode="eval", history_cap=2)[0]
+    assert len(capped.history) == 2 and capped.history_video == [0, 1]
+    cold = HighlightDataset(store_path, "train", mode="eval", history_cap=0)[0]
+    assert cold.history == [] and cold.history_video == []
+    with pytest.raises(ConfigError):
+        HighlightDataset(store_path, "train", history_cap=-1)
+
+
+def test_collate_pads_with_masks(store_path: Path):
+    ds = HighlightDataset(store_path, "train", mode="eval")
+    samples = [ds[0], ds[1]]  # "many" (600 steps, 4 segments) and "cold" (40 steps, none)
+    b = collate(samples)
+    assert isinstance(b, Batch)
+    assert b.video.shape == (2, 600, D) and b.history.shape == (2, 4, 6, D)
+    assert b.video_mask[0].all() and b.video_mask[1].sum() == 40
+    assert (b.video[1, 40:] == 0).all() and (b.labels[1, 40:] == 0).all()
+    assert b.history_mask[0].sum(-1).tolist() == [4, 6, 1, 2]
+    assert not b.history_mask[1].any()
+    assert b.history_video.tolist() == [[0, 1, 0, 1], [-1, -1, -1, -1]]
+    assert (b.history[0, 2, 1:] == 0).all()  # padding inside a short segment
+    assert b.history_segment_mask.tolist() == [[True] * 4, [False] * 4]
+    assert b.rate.tolist() == [RATE, RATE] and b.offsets.tolist() == [0, 0]
+    assert b.user_ids == ["many", "cold"] and b.video_ids == ["long", "short"]
+
+
+def test_collate_whole_batch_without_history(store_path: Path):
+    ds = HighlightDataset(store_path, "train", mode="eval", history_cap=0)
+    b = collate([ds[0], ds[1]])
+    assert b.history.shape == (2, 0, 1, D)
+    assert b.history_mask.shape == (2, 0, 1) and b.history_video.shape == (2, 0)
+
+
+def test_dataloader_with_two_workers_matches_single_process(store_path: Path):
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=32, seed=1)
+    ds.set_epoch(2)
+    ref = collate([ds[i] for i in range(len(ds))])
+    loader = DataLoader(ds, batch_size=len(ds), num_workers=2, collate_fn=collate)
+    (b,) = list(loader)
+    assert torch.equal(b.video, ref.video) and torch.equal(b.offsets, ref.offsets)
+    assert torch.equal(b.history, ref.history)
+
+
+def test_distributed_sampler_partitions_users(store_path: Path):
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=32)
+    seen = []
+    for rank in range(2):
+        sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        sampler.set_epoch(1)
+        ds.set_epoch(1)
+        seen += [ds[i].user_id for i in sampler]
+    assert sorted(set(seen)) == sorted(ds.user_ids)  # every user reached (one padded repeat)
+    assert len(seen) == 4

@@ -1,0 +1,115 @@
+"""PHD-GIFs import: CSV parsing, features from HDF5 or .npy, the loss report, user split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from highlightzoo.data import FeatureStore
+from highlightzoo.data.phdgifs import import_phdgifs, read_phdgifs_csv, split_users
+from highlightzoo.errors import DataFormatError
+
+HEADER = "youtubeId,start,duration,user_id,video_duration,is_last\n"
+ROWS = [
+    "vidA,10.0,3.0,u1,60.0,True",  # line 2
+    "vidA,11.0,2.0,u1,60.0,True",
+    "vidB,1.0,2.0,u1,-1,False",  # unknown duration: from features (40 steps / 2 = 20 s)
+    "vidC,0.0,2.0,u1,30.0,False",  # vidC has no features
+    "vidB,5.0,2.0,u2,-1,True",
+    "vidA,50.0,30.0,u2,60.0,False",  # ends 20 s after the video: outside
+    "vidC,3.0,1.0,u3,30.0,True",  # u3's only target video has no features
+    "vidA,1.0,1.0,u3,60.0,False",
+]
+RATE = 2.0
+
+
+def write_inputs(tmp_path: Path, rows=ROWS) -> tuple[Path, Path, Path]:
+    csv_path = tmp_path / "ann.csv"
+    csv_path.write_text(HEADER + "\n".join(rows) + "\n")
+    rng = np.random.default_rng(0)
+    feats = {"vidA": rng.random((120, 4)), "vidB": rng.random((40, 4))}
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    for vid, x in feats.items():
+        np.save(npy / f"{vid}.npy", x)
+    h5 = tmp_path / "feats.h5"
+    with h5py.File(h5, "w") as f:
+        for vid, x in feats.items():
+            f[vid] = x
+    return csv_path, npy, h5
+
+
+@pytest.mark.parametrize("source", ["npy", "h5"])
+def test_import_keeps_valid_users_and_reports_every_loss(tmp_path: Path, source: str):
+    csv_path, npy, h5 = write_inputs(tmp_path)
+    out = tmp_path / "store.h5"
+    report = import_phdgifs(csv_path, npy if source == "npy" else h5, RATE, out, progress=False)
+    assert (report.users_in, report.users_kept) == (3, 2)
+    assert report.users_lost == {"target_lost": 1}
+    assert (report.segments_in, report.segments_kept) == (8, 4)
+    assert report.segments_lost == {
+        "video_without_features": 2, "segment_outside_video": 1, "user_lost": 1,
+    }  # fmt: skip
+    assert report.videos_lost == {"no_features": 1} and report.videos_kept == 2
+    assert report.dropped_rows == [
+        (5, "video_without_features"), (7, "segment_outside_video"),
+        (8, "video_without_features"), (9, "user_lost"),
+    ]  # fmt: skip
+    store = FeatureStore.open(out)
+    assert sorted(store.users()) == ["u1", "u2"]
+    u1 = store.user("u1")
+    assert u1.target_video == "vidA"
+    np.testing.assert_allclose(u1.target_segments, [[10.0, 13.0], [11.0, 13.0]])
+    assert [tuple(h) for h in u1.history] == [("vidB", 1.0, 3.0)]
+    assert store.video_duration("vidB") == pytest.approx(20.0)  # -1 -> T / rate
+    assert store.video_duration("vidA") == 60.0 and store.video_rate("vidA") == RATE
+    np.testing.assert_allclose(store.video_features("vidB"), np.load(npy / "vidB.npy"), rtol=1e-6)
+    assert "u1" in report.summary() or "users 2/3" in report.summary()
+
+
+def test_malformed_csv_strict_raises_lenient_reports(tmp_path: Path):
+    rows = [*ROWS, "vidA,abc,1.0,u4,60.0,True"]
+    csv_path, npy, _ = write_inputs(tmp_path, rows)
+    with pytest.raises(DataFormatError) as info:
+        read_phdgifs_csv(csv_path)
+    assert info.value.user == "u4" and "line 10" in str(info.value)
+    assert info.value.path == str(csv_path)
+    report = import_phdgifs(csv_path, npy, RATE, tmp_path / "o.h5", strict=False, progress=False)
+    assert report.segments_lost["bad_row"] == 1 and (10, "bad_row") in report.dropped_rows
+    missing = tmp_path / "bad.csv"
+    missing.write_text("youtubeId,start\nx,1\n")
+    with pytest.raises(DataFormatError) as info:
+        read_phdgifs_csv(missing)
+    assert info.value.reason == "missing_column"
+
+
+def test_missing_feature_path_is_a_typed_error(tmp_path: Path):
+    csv_path, _, _ = write_inputs(tmp_path)
+    with pytest.raises(DataFormatError):
+        import_phdgifs(csv_path, tmp_path / "nope", RATE, tmp_path / "o.h5", progress=False)
+    assert not (tmp_path / "o.h5").exists()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 200), st.integers(0, 5))
+def test_split_users_is_a_deterministic_partition(n, seed):
+    ids = [f"user{i}" for i in range(n)]
+    split = split_users(ids, (0.8, 0.1, 0.1), seed)
+    got = split["train"] + split["val"] + split["test"]
+    assert sorted(got) == sorted(ids)  # a partition: nothing lost, nothing twice
+    assert abs(len(split["train"]) - 0.8 * n) < 1 and abs(len(split["val"]) - 0.1 * n) < 1
+    assert split_users(list(reversed(ids)), (0.8, 0.1, 0.1), seed) == {
+        k: list(reversed(v)) for k, v in split.items()
+    }  # depends on the set of ids, not their order
+
+
+def test_split_users_seed_changes_assignment():
+    ids = [str(i) for i in range(100)]
+    assert split_users(ids, seed=0)["test"] != split_users(ids, seed=1)["test"]
+    with pytest.raises(ValueError):
+        split_users(ids, (0.5, 0.5))

@@ -1,0 +1,203 @@
+"""Feature store: round trip, atomic writes, and every bad-input case (strict and lenient)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from highlightzoo.data.store import FORMAT_VERSION, FeatureStore, StoreWriter
+from highlightzoo.errors import DataFormatError
+
+D = 6
+
+
+def feats(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, D), dtype=np.float32)
+
+
+def write_store(path: Path, target_c: list | None = None) -> dict[str, np.ndarray]:
+    """3 videos, 3 users: u1 (a; history b, c), u2 (b; history a), u3 (c; no history)."""
+    videos = {"a/1": feats(40, 0), "b": feats(20, 1), "c": feats(10, 2)}
+    with StoreWriter(path, D, source="unit test", generator_config={"k": 1}) as w:
+        for vid, x in videos.items():
+            w.add_video(vid, x, rate=2.0)
+        w.add_user("u1", "a/1", [(1.0, 3.0), (10.0, 12.5)], [("b", 0.5, 2.0), ("c", 1.0, 4.0)])
+        w.add_user("u2", "b", [(2.0, 4.0)], [("a/1", 5.0, 6.0)])
+        w.add_user("u3", "c", target_c if target_c is not None else [(0.0, 1.0)])
+        w.set_split("train", ["u1", "u2"])
+        w.set_split("test", ["u3"])
+    return videos
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    path = tmp_path / "s.h5"
+    write_store(path)
+    return path
+
+
+def test_round_trip_gives_identical_arrays_and_segments(tmp_path: Path):
+    path = tmp_path / "s.h5"
+    videos = write_store(path)
+    store = FeatureStore.open(path)
+    assert store.splits == ["test", "train"]
+    assert store.users("train") == ["u1", "u2"] and store.users("test") == ["u3"]
+    assert store.feature_dim == D and len(store) == 3
+    assert store.metadata["format_version"] == FORMAT_VERSION
+    assert store.metadata["generator_config"] == {"k": 1}
+    assert store.metadata["source"] == "unit test"
+    for vid, x in videos.items():
+        np.testing.assert_array_equal(store.video_features(vid), x)
+        assert store.video_rate(vid) == 2.0
+        assert store.video_duration(vid) == pytest.approx(len(x) / 2.0)
+        assert store.video_length(vid) == len(x)
+    np.testing.assert_array_equal(store.video_features("a/1", 3, 7), videos["a/1"][3:7])
+    u1 = store.user("u1")
+    assert u1.target_video == "a/1"
+    np.testing.assert_array_equal(u1.target_segments, [[1.0, 3.0], [10.0, 12.5]])
+    assert [tuple(h) for h in u1.history] == [("b", 0.5, 2.0), ("c", 1.0, 4.0)]
+    assert u1.history_videos == ["b", "c"]
+    assert store.user("u3").history == []
+
+
+def test_float16_storage_reads_back_as_float32(tmp_path: Path):
+    x = feats(5, 3)
+    with StoreWriter(tmp_path / "h.h5", D, dtype="float16") as w:
+        w.add_video("v", x, 1.0)
+        w.add_user("u", "v", [(0, 1)])
+    out = FeatureStore(tmp_path / "h.h5").video_features("v")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, x, atol=1e-3)
+
+
+def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path: Path):
+    path = tmp_path / "s.h5"
+    with pytest.raises(RuntimeError), StoreWriter(path, D) as w:
+        w.add_video("v", feats(4, 0), 1.0)
+        raise RuntimeError("interrupted")
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []  # the temp file is gone too
+    write_store(path)
+    before = path.read_bytes()
+    with pytest.raises(DataFormatError), StoreWriter(path, D) as w:
+        w.add_video("v", np.zeros((4, D + 1)), 1.0)  # wrong dim is refused on write
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+
+
+def _edit(path: Path, fn) -> None:
+    with h5py.File(path, "r+") as f:
+        fn(f)
+
+
+def _replace_video(f: h5py.File, name: str, data: np.ndarray) -> None:
+    del f["videos"][name]
+    f["videos"].create_dataset(name, data=data)
+
+
+# (edit of the file, reason tag, users a lenient open skips)
+USER_CASES = {
+    "nan": (lambda f: _replace_video(f, "b", np.full((20, D), np.nan, np.float32)),
+            "nan_features", {"u1", "u2"}),
+    "inf": (lambda f: _replace_video(f, "c", np.full((10, D), np.inf, np.float32)),
+            "nan_features", {"u1", "u3"}),
+    "dim": (lambda f: _replace_video(f, "c", np.zeros((10, D + 2), np.float32)),
+            "feature_dim", {"u1", "u3"}),
+    "outside": (lambda f: f["users/history_segments"].__setitem__(2, [1.0, 30.0]),
+                "segment_outside_video", {"u2"}),
+    "negative_start": (lambda f: f["users/target_segments"].__setitem__(3, [-2.0, 1.0]),
+                       "segment_outside_video", {"u3"}),
+    "zero_segment": (lambda f: f["users/target_segments"].__setitem__(0, [2.0, 2.0]),
+                     "nonpositive_duration", {"u1"}),
+    "video_duration": (lambda f: f["video_index/duration"].__setitem__(1, -1.0),
+                       "nonpositive_duration", {"u1", "u2"}),
+    "missing_video": (lambda f: f["users/history_video"].__setitem__(0, "zzz"),
+                      "missing_video", {"u1"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(USER_CASES))
+def test_each_bad_user_case_strict_raises_lenient_reports(store_path: Path, case: str, caplog):
+    edit, reason, skipped = USER_CASES[case]
+    _edit(store_path, edit)
+    with pytest.raises(DataFormatError) as info:
+        FeatureStore.open(store_path)
+    assert info.value.reason == reason
+    assert info.value.path == str(store_path) and info.value.user in skipped
+    assert str(store_path) in str(info.value)
+    with caplog.at_level(logging.WARNING, logger="highlightzoo.data"):
+        store = FeatureStore.open(store_path, strict=False)
+    assert set(store.report.skipped) == skipped
+    assert store.report.counts == {reason: len(skipped)}
+    assert set(store.users()) == {"u1", "u2", "u3"} - skipped
+    assert "skipped" in caplog.text  # a lenient open is never silent
+    with pytest.raises(DataFormatError, match="skipped on open"):
+        store.user(sorted(skipped)[0])
+
+
+def test_user_without_target_is_an_error(tmp_path: Path):
+    path = tmp_path / "s.h5"
+    write_store(path, target_c=[])
+    with pytest.raises(DataFormatError) as info:
+        FeatureStore.open(path)
+    assert (info.value.reason, info.value.user) == ("no_target", "u3")
+    assert FeatureStore.open(path, strict=False).report.counts == {"no_target": 1}
+
+
+FILE_CASES = {
+    "version": (lambda f: f.attrs.__setitem__("format_version", FORMAT_VERSION + 1),
+                "format_version"),
+    "not_a_store": (lambda f: f.attrs.__delitem__("format"), "format_version"),
+    "missing_group": (lambda f: f.__delitem__("splits"), "missing_group"),
+    "missing_table": (lambda f: f["users"].__delitem__("target_ptr"), "missing_group"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(FILE_CASES))
+@pytest.mark.parametrize("strict", [True, False])
+def test_file_level_problems_raise_in_both_modes(store_path: Path, case: str, strict: bool):
+    edit, reason = FILE_CASES[case]
+    _edit(store_path, edit)
+    with pytest.raises(DataFormatError) as info:
+        FeatureStore.open(store_path, strict=strict)
+    assert info.value.reason == reason
+
+
+def test_not_hdf5_and_unknown_ids(tmp_path: Path, store_path: Path):
+    bad = tmp_path / "x.h5"
+    bad.write_text("hello")
+    with pytest.raises(DataFormatError) as info:
+        FeatureStore.open(bad)
+    assert info.value.reason == "not_hdf5"
+    store = FeatureStore.open(store_path)
+    with pytest.raises(DataFormatError, match="no_split|no split"):
+        store.users("val")
+    with pytest.raises(DataFormatError) as info:
+        store.video_features("nope")
+    assert info.value.video == "nope"
+
+
+def test_nan_scan_reads_in_chunks(store_path: Path, monkeypatch):
+    import highlightzoo.data.store as store_mod
+
+    monkeypatch.setattr(store_mod, "SCAN_CHUNK_STEPS", 7)
+    x = np.zeros((40, D), np.float32)
+    x[33, 2] = np.nan  # only in the 5th chunk
+    _edit(store_path, lambda f: _replace_video(f, "a%2F1", x))
+    with pytest.raises(DataFormatError) as info:
+        FeatureStore.open(store_path)
+    assert (info.value.reason, info.value.video) == ("nan_features", "a/1")
+    FeatureStore.open(store_path, strict=False, check_features=False)  # trusted: no scan
+
+
+def test_store_pickles_without_its_handle(store_path: Path):
+    import pickle
+
+    store = FeatureStore.open(store_path)
+    store.video_features("b")  # opens a handle
+    clone = pickle.loads(pickle.dumps(store))
+    np.testing.assert_array_equal(clone.video_features("b"), store.video_features("b"))

@@ -1,0 +1,115 @@
+"""The trainer end to end on a tiny store: every model, exact resume, selection, run folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_training_support import SMALL, write_tiny_store
+
+import highlightzoo as hz
+from highlightzoo.cli import main
+from highlightzoo.errors import ConfigError, RunFolderError
+from highlightzoo.training import TrainConfig, train
+
+RESULT_KEYS = {
+    "map", "user_map", "map_ci95", "n_pairs", "n_skipped", "nmsd", "hit_at_5", "records",
+    "skipped", "history", "best_epoch", "best_val_map", "training_time_s", "provenance",
+    "config", "model_card",
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return write_tiny_store(tmp_path_factory.mktemp("data") / "tiny.h5")
+
+
+def _config(store: Path, model: str, out: Path, **kw) -> TrainConfig:
+    base = dict(epochs=1, batch_size=4, eval_batch_size=3, seed=0)
+    return TrainConfig(model=model, data=str(store), out=str(out),
+                       model_overrides=SMALL.get(model, {}), **{**base, **kw})
+
+
+@pytest.mark.parametrize("model", hz.list_models())
+def test_every_model_trains_and_evaluate_reproduces_its_test_map(model, store, tmp_path, capsys):
+    run = train(_config(store, model, tmp_path / "run"), quiet=True)
+    results = json.loads((run / "results.json").read_text())
+    assert RESULT_KEYS <= set(results)
+    assert results["model"] == model and results["model_card"]["name"] == model
+    # every test pair is either scored or listed as skipped: nothing dropped
+    assert results["n_pairs"] == len(results["records"]) == 4
+    assert [s["user"] for s in results["skipped"]] == ["test-empty"]
+    assert 0.0 <= results["map"] <= 100.0 and results["map_ci95"][0] <= results["map_ci95"][1]
+    assert [h["epoch"] for h in results["history"]] == [1]
+    assert results["provenance"]["seed"] == 0 and results["provenance"]["torch"] == torch.__version__
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert (run / "train.log").read_text().count("test mAP") == 1
+    capsys.readouterr()
+
+    assert main(["evaluate", str(run), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["map"] == results["map"]  # exactly, not approximately
+    assert [r["ap"] for r in again["records"]] == [r["ap"] for r in results["records"]]
+
+
+def test_interrupted_and_resumed_run_ends_with_identical_weights(store, tmp_path):
+    cfg = _config(store, "video2gif", tmp_path / "straight", epochs=3, batch_size=3, seed=5)
+    straight = train(cfg, quiet=True)
+    broken = train(cfg.replace(out=str(tmp_path / "broken")), quiet=True, stop_after=2)
+    assert not (broken / "results.json").exists()  # as if killed after epoch 2
+    resumed = train(None, quiet=True, resume=broken)
+    a = torch.load(straight / "checkpoints/last.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoints/last.pt", weights_only=True)
+    assert a["model_state"].keys() == b["model_state"].keys()
+    for key, value in a["model_state"].items():
+        assert torch.equal(value, b["model_state"][key]), key
+    ra, rb = (json.loads((r / "results.json").read_text()) for r in (straight, resumed))
+    assert ra["map"] == rb["map"] and [h["val_map"] for h in ra["history"]] == [
+        h["val_map"] for h in rb["history"]
+    ]
+    with pytest.raises(RunFolderError, match="already finished"):
+        train(None, quiet=True, resume=resumed)
+
+
+def test_same_seed_same_result_and_other_seed_differs(store, tmp_path):
+    runs = [train(_config(store, "phdgifs", tmp_path / f"r{i}", seed=s), quiet=True)
+            for i, s in enumerate((1, 1, 2))]
+    states = [torch.load(r / "checkpoints/last.pt", weights_only=True)["model_state"] for r in runs]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(store, tmp_path):
+    # lr so small the weights cannot change in float32: validation mAP never improves
+    run = train(_config(store, "video2gif", tmp_path / "r", epochs=6, patience=2, lr=1e-20),
+                quiet=True)
+    results = json.loads((run / "results.json").read_text())
+    assert results["epochs_run"] == 3 and results["stopped_early"] is True
+    assert results["best_epoch"] == 1
+    assert results["best_val_map"] == results["history"][0]["val_map"]
+
+
+def test_run_folders_are_never_overwritten(store, tmp_path, capsys):
+    run = train(_config(store, "video2gif", tmp_path / "r"), quiet=True)
+    with pytest.raises(RunFolderError, match="already exists"):
+        train(_config(store, "video2gif", run), quiet=True)
+    auto = [train(_config(store, "video2gif", tmp_path).replace(out=None), quiet=True,
+                  runs_root=tmp_path / "runs") for _ in range(2)]
+    assert auto[0] != auto[1] and all((a / "results.json").exists() for a in auto)
+    assert capsys.readouterr().out == ""  # quiet means quiet
+
+
+def test_bf16_on_cpu_is_refused_before_any_work(store, tmp_path):
+    with pytest.raises(ConfigError, match="bf16"):
+        train(_config(store, "video2gif", tmp_path / "r", precision="bf16", device="cpu"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_dataloader_workers_do_not_change_the_result(store, tmp_path):
+    """Worker count changes neither the order nor the clips (both come from (seed, epoch))."""
+    runs = [train(_config(store, "prnet", tmp_path / f"w{n}", epochs=2, batch_size=3, num_workers=n),
+                  quiet=True) for n in (0, 2)]  # fmt: skip
+    a, b = (torch.load(r / "checkpoints/last.pt", weights_only=True)["model_state"] for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)

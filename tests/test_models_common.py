@@ -1,0 +1,175 @@
+"""The model contract, checked for every registered model (parametrised over list_models()).
+
+Forward on random batches (T in {1, 7, 256, 1000}, history sizes {0, 1, 37}),
+padding invariance, gradients to every parameter, CPU determinism with a
+seed, and a few optimisation steps lowering the card's default loss.
+Models are built small: ``feature_dim = 8`` and a narrow ``width`` when the
+builder has one (PR-Net: channels; the FCSN family and segment MLPs: a scale).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+
+import pytest
+import torch
+
+import highlightzoo as hz
+from highlightzoo.batch import Batch, ModelOutput, random_batch
+from highlightzoo.losses import get_loss
+from highlightzoo.models import registry
+
+FEATURE_DIM = 8
+MODELS = hz.list_models()
+
+
+def small_overrides(name: str) -> dict:
+    """A narrow ``width`` for builders that take one (int = channels, float = scale)."""
+    params = inspect.signature(registry._REGISTRY[name][1]).parameters
+    if "width" not in params:
+        return {}
+    default = params["width"].default
+    return {"width": 1 / 32} if isinstance(default, float) else {"width": 8}
+
+
+def build(name: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return hz.create_model(name, feature_dim=FEATURE_DIM, **small_overrides(name))
+
+
+def alone(batch: Batch, row: int) -> Batch:
+    """Row ``row`` of ``batch`` as a batch of one, cropped to its real extents."""
+    steps = int(batch.video_mask[row].sum())
+    seg_mask = batch.history_segment_mask[row]
+    segments = int(seg_mask.sum())
+    seg_steps = int(batch.history_mask[row].sum(-1).max()) if segments else 0
+    sl = slice(row, row + 1)
+    return replace(
+        batch,
+        video=batch.video[sl, :steps],
+        video_mask=batch.video_mask[sl, :steps],
+        labels=batch.labels[sl, :steps],
+        history=batch.history[sl, :segments, :seg_steps],
+        history_mask=batch.history_mask[sl, :segments, :seg_steps],
+        history_video=batch.history_video[sl, :segments],
+        rate=batch.rate[sl],
+        user_ids=batch.user_ids[sl],
+        video_ids=batch.video_ids[sl],
+        offsets=batch.offsets[sl],
+    )
+
+
+def check_output(out: ModelOutput, batch: Batch, name: str) -> None:
+    assert isinstance(out, ModelOutput), name
+    assert out.scores.shape == batch.labels.shape, name
+    real = out.scores[batch.video_mask]
+    assert torch.isfinite(real).all(), f"{name}: non-finite scores"
+    for key, value in out.extras.items():
+        assert value.shape[0] == len(batch), f"{name}: extra {key} has the wrong batch size"
+        if value.is_floating_point():
+            assert not torch.isnan(value).any(), f"{name}: NaN in extra {key}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_any_length_and_history_size(name):
+    model = build(name).eval()
+    with torch.no_grad():
+        for steps in (1, 7, 256, 1000):
+            for history in (0, 1, 37):
+                counts = [history, max(history - 1, 0)]
+                batch = random_batch(
+                    2, steps, FEATURE_DIM, history, 6,
+                    lengths=[steps, max(steps // 2, 1)], history_counts=counts,
+                    seed=steps + history,
+                )  # fmt: skip
+                check_output(model(batch), batch, f"{name} T={steps} n={history}")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_padding_invariance(name):
+    """A video's scores are the same alone and padded in a batch with a longer one (1e-5)."""
+    model = build(name).eval()
+    batch = random_batch(
+        3, 90, FEATURE_DIM, 9, 6, lengths=[37, 90, 5], history_counts=[4, 9, 0], seed=3
+    )
+    with torch.no_grad():
+        together = model(batch).scores
+        for row in range(3):
+            single = alone(batch, row)
+            got = model(single).scores[0]
+            want = together[row, : single.video.shape[1]]
+            assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (
+                f"{name}: row {row} differs alone vs padded, max "
+                f"{(got - want).abs().max().item():.2e}"
+            )
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_gradients_reach_every_parameter(name):
+    """Every parameter gets a finite gradient from the default loss, and a zero one only
+    when the loss does not depend on it (checked by moving it: e.g. the last bias of a
+    scorer trained with a pairwise ranking loss cancels out of every pair)."""
+    model = build(name).train()
+    loss_fn = get_loss(model.card.default_loss)
+    # padded rows and a cold-start row: padding once produced NaN gradients (0 * NaN)
+    batch = random_batch(
+        3, 64, FEATURE_DIM, 5, 6, lengths=[64, 41, 30], history_counts=[5, 3, 0], seed=4
+    )
+
+    def loss_now() -> torch.Tensor:
+        torch.manual_seed(0)  # the same dropout masks every time
+        return loss_fn(model(batch), batch)
+
+    loss = loss_now()
+    loss.backward()
+    assert torch.isfinite(loss)
+    params = dict(model.named_parameters())
+    unused = [n for n, p in params.items() if p.requires_grad and p.grad is None]
+    assert not unused, f"{name}: parameters outside the loss graph: {unused}"
+    bad = [n for n, p in params.items() if not torch.isfinite(p.grad).all()]
+    assert not bad, f"{name}: non-finite gradients in {bad}"
+    for n in [n for n, p in params.items() if not p.grad.abs().sum() > 0]:
+        with torch.no_grad():
+            params[n].add_(0.5)
+            moved = loss_now()
+            params[n].sub_(0.5)
+        assert torch.allclose(moved, loss, rtol=1e-5, atol=1e-6), (
+            f"{name}: {n} gets no gradient but the loss depends on it"
+        )
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_deterministic_on_cpu_with_a_seed(name):
+    batch = random_batch(2, 40, FEATURE_DIM, 4, 6, seed=5)
+    outs = []
+    for _ in range(2):
+        model = build(name, seed=7).train()  # dropout too must follow the seed
+        torch.manual_seed(11)
+        outs.append(model(batch).scores)
+    assert torch.equal(outs[0], outs[1]), name
+    other = build(name, seed=8).eval()(batch).scores
+    assert not torch.equal(outs[0], other), f"{name}: the seed changes nothing"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_few_optimisation_steps_lower_the_loss(name):
+    model = build(name)
+    loss_fn = get_loss(model.card.default_loss)
+    batch = random_batch(2, 32, FEATURE_DIM, 3, 4, lengths=[32, 20], seed=6)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def eval_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            return loss_fn(model(batch), batch).item()
+
+    before = eval_loss()
+    torch.manual_seed(0)
+    for _ in range(15):
+        model.train()
+        optimiser.zero_grad()
+        loss_fn(model(batch), batch).backward()
+        optimiser.step()
+    after = eval_loss()
+    assert after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
