@@ -8,12 +8,14 @@ Quick start::
 """
 
 from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.inference import Detector
 from highlightzoo.models.registry import create_model, get_model_card, list_models, register_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Batch",
+    "Detector",
     "ModelOutput",
     "__version__",
     "create_model",

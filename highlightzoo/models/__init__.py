@@ -3,6 +3,8 @@
 Importing this package registers the built-in models (one module each).
 """
 
+# Built-in models register themselves on import; keep this list to model modules only.
+from highlightzoo.models import avhd, fcsn, phdgifs, prnet, video2gif  # noqa: E402,F401
 from highlightzoo.models.registry import (
     ModelCard,
     create_model,
@@ -10,8 +12,5 @@ from highlightzoo.models.registry import (
     list_models,
     register_model,
 )
-
-# Built-in models register themselves on import; keep this list to model modules only.
-from highlightzoo.models import avhd, fcsn, phdgifs, prnet, video2gif  # noqa: E402,F401
 
 __all__ = ["ModelCard", "create_model", "get_model_card", "list_models", "register_model"]
