@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from highlightzoo.bench.results import atomic_write_bytes
+from highlightzoo.io import atomic_write_bytes
 from highlightzoo.bench.tables import REFERENCE, TITLES, Row, best_baseline, summaries
 
 

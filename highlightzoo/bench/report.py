@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 from highlightzoo.bench.plots import map_bar_chart, matplotlib_available, score_trace_figure
-from highlightzoo.bench.results import atomic_write_text, load_results
+from highlightzoo.bench.results import load_results
+from highlightzoo.io import atomic_write_text
 from highlightzoo.bench.tables import TABLES, build_table, table_csv, table_markdown
 from highlightzoo.errors import ConfigError
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from highlightzoo.errors import RunFolderError
-from highlightzoo.training.checkpoint import atomic_write_text
+from highlightzoo.io import atomic_write_text
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
