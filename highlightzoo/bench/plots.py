@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from highlightzoo.io import atomic_write_bytes
 from highlightzoo.bench.tables import REFERENCE, TITLES, Row, best_baseline, summaries
+from highlightzoo.io import atomic_write_bytes
 
 
 def matplotlib_available() -> bool:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from highlightzoo.bench.plots import map_bar_chart, matplotlib_available, score_trace_figure
 from highlightzoo.bench.results import load_results
-from highlightzoo.io import atomic_write_text
 from highlightzoo.bench.tables import TABLES, build_table, table_csv, table_markdown
 from highlightzoo.errors import ConfigError
+from highlightzoo.io import atomic_write_text
 
 
 def write_report(folder: Path, *, plots: bool = True) -> list[Path]:
