@@ -1,4 +1,4 @@
-"""PHD-GIFs import: CSV parsing, features from HDF5 or .npy, the loss report, user split."""
+"""PHD-GIFs import: CSV parsing, features from HDF5 / eccv16 / .npy / .npz, the loss report, splits."""
 
 from __future__ import annotations
 
@@ -28,27 +28,44 @@ ROWS = [
 RATE = 2.0
 
 
+FEATS = {"vidA": np.random.default_rng(0).random((120, 4)), "vidB": np.random.default_rng(1).random((40, 4))}  # fmt: skip
+
+
 def write_inputs(tmp_path: Path, rows=ROWS) -> tuple[Path, Path, Path]:
     csv_path = tmp_path / "ann.csv"
     csv_path.write_text(HEADER + "\n".join(rows) + "\n")
-    rng = np.random.default_rng(0)
-    feats = {"vidA": rng.random((120, 4)), "vidB": rng.random((40, 4))}
     npy = tmp_path / "npy"
     npy.mkdir()
-    for vid, x in feats.items():
+    for vid, x in FEATS.items():
         np.save(npy / f"{vid}.npy", x)
     h5 = tmp_path / "feats.h5"
     with h5py.File(h5, "w") as f:
-        for vid, x in feats.items():
+        for vid, x in FEATS.items():
             f[vid] = x
     return csv_path, npy, h5
 
 
-@pytest.mark.parametrize("source", ["npy", "h5"])
+def write_other_layouts(tmp_path: Path) -> dict[str, Path]:
+    """The same features as a folder of .npz and as an eccv16-style HDF5 file."""
+    npz = tmp_path / "npz"
+    npz.mkdir()
+    np.savez(npz / "vidA.npz", features=FEATS["vidA"], picks=np.arange(120) * 15)
+    np.savez(npz / "vidB.npz", FEATS["vidB"])  # a single unnamed array
+    eccv16 = tmp_path / "eccv16.h5"
+    with h5py.File(eccv16, "w") as f:
+        for i, (vid, x) in enumerate(FEATS.items(), start=1):
+            g = f.create_group(f"video_{i}")
+            g["features"], g["video_name"] = x, vid.encode()
+            g["gtscore"], g["n_frames"] = np.zeros(len(x)), len(x) * 15
+    return {"npz": npz, "eccv16": eccv16}
+
+
+@pytest.mark.parametrize("source", ["npy", "h5", "npz", "eccv16"])
 def test_import_keeps_valid_users_and_reports_every_loss(tmp_path: Path, source: str):
     csv_path, npy, h5 = write_inputs(tmp_path)
+    features = {"npy": npy, "h5": h5, **write_other_layouts(tmp_path)}[source]
     out = tmp_path / "store.h5"
-    report = import_phdgifs(csv_path, npy if source == "npy" else h5, RATE, out, progress=False)
+    report = import_phdgifs(csv_path, features, RATE, out, progress=False)
     assert (report.users_in, report.users_kept) == (3, 2)
     assert report.users_lost == {"target_lost": 1}
     assert (report.segments_in, report.segments_kept) == (8, 4)
@@ -86,6 +103,27 @@ def test_malformed_csv_strict_raises_lenient_reports(tmp_path: Path):
     with pytest.raises(DataFormatError) as info:
         read_phdgifs_csv(missing)
     assert info.value.reason == "missing_column"
+
+
+def test_ambiguous_npz_and_group_without_features_are_typed_errors(tmp_path: Path):
+    csv_path, _, _ = write_inputs(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    np.savez(bad / "vidA.npz", a=FEATS["vidA"], b=FEATS["vidA"])
+    with pytest.raises(DataFormatError) as info:
+        import_phdgifs(csv_path, bad, RATE, tmp_path / "o.h5", progress=False)
+    assert info.value.reason == "ambiguous_npz" and info.value.video == "vidA"
+    h5 = tmp_path / "groups.h5"
+    with h5py.File(h5, "w") as f:
+        f.create_group("vidA")["scores"] = np.zeros(3)
+    with pytest.raises(DataFormatError) as info:
+        import_phdgifs(csv_path, h5, RATE, tmp_path / "o.h5", progress=False)
+    assert info.value.reason == "missing_group" and "vidA" in str(info.value)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not hdf5")
+    with pytest.raises(DataFormatError, match="HDF5"):
+        import_phdgifs(csv_path, notes, RATE, tmp_path / "o.h5", progress=False)
+    assert not (tmp_path / "o.h5").exists()
 
 
 def test_missing_feature_path_is_a_typed_error(tmp_path: Path):

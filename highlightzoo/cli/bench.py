@@ -71,7 +71,12 @@ def register(subparsers) -> None:
         "each seed on the preset's synthetic world, then write DIR/results.json, "
         "table1/2.md/.csv and plots. Rerunning with the same DIR resumes finished runs.",
     )
-    tables.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    tables.add_argument(
+        "--preset", choices=sorted(PRESETS), default="quick",
+        help="how big a world and how much training: quick (this 2-core CPU, ~15 min), standard "
+             "(one H100/H200), paper (the paper's scale); `bench presets -v` shows every field "
+             "(default: quick)",
+    )  # fmt: skip
     tables.add_argument("--seeds", type=int, default=None,
                         help="number of training seeds, 0..N-1 (default: the preset's)")
     tables.add_argument("--models", nargs="+", default=None,

@@ -45,7 +45,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--features", required=True,
                    help="HDF5 file with one (T, D) dataset per video id (at the root or under "
-                        "/features), or a folder of <video id>.npy")  # fmt: skip
+                        "/features), or one group per video with 'features' (the eccv16 "
+                        "summarisation layout, matched by its 'video_name'), or a folder of "
+                        "<video id>.npy / <video id>.npz")  # fmt: skip
     p.add_argument(
         "--rate",
         type=float,

@@ -4,7 +4,9 @@ CSV columns: ``youtubeId, start, duration, user_id, video_duration, is_last``.
 ``is_last=True`` rows are the user's target-video highlights, the others the
 history; ``video_duration = -1`` means unknown (taken from the features:
 ``T / rate``). Features come from an HDF5 file (one ``(T, D)`` dataset per video
-id, at the root or under ``/features``) or a folder of ``<video id>.npy``.
+id, at the root or under ``/features``; or the video summarisation "eccv16"
+layout, one group per video holding ``features`` and ``video_name``) or a folder
+of ``<video id>.npy`` / ``<video id>.npz`` arrays.
 
 Nothing is dropped silently: :class:`ImportReport` counts the users, segments
 and videos lost, per reason, and keeps every dropped CSV line with its reason.
@@ -178,25 +180,69 @@ def split_users(
 
 
 class FeatureSource:
-    """Per-video features from an HDF5 file or a folder of ``<video id>.npy``."""
+    """Per-video ``(T, D)`` features from an HDF5 file or a folder of arrays.
+
+    HDF5: a dataset named by the video id (at the root or under ``/features``),
+    or a group named by the video id holding ``features``, or the "eccv16"
+    summarisation layout (groups ``video_1`` ... with ``features`` and a
+    ``video_name`` string, looked up by that name). Folder: ``<id>.npy``, or
+    ``<id>.npz`` holding ``features`` or exactly one array.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._h5: h5py.File | None = None
+        self._names: dict[str, str] = {}  # eccv16: video_name -> group key
         if self.path.is_dir():
             self._root = None
         elif self.path.is_file():
-            self._h5 = h5py.File(self.path, "r")
+            try:
+                self._h5 = h5py.File(self.path, "r")
+            except OSError as err:
+                raise DataFormatError(
+                    f"cannot open feature file as HDF5: {err}", path=str(path), reason="not_hdf5"
+                ) from err
             self._root = self._h5["features"] if "features" in self._h5 else self._h5
+            for key, item in self._root.items():
+                if isinstance(item, h5py.Group) and "video_name" in item:
+                    name = item["video_name"][()]
+                    name = name.decode() if isinstance(name, bytes) else str(name)
+                    self._names.setdefault(name, key)
         else:
             raise DataFormatError("feature path does not exist", path=str(path), reason="no_file")
 
     def get(self, video_id: str) -> np.ndarray | None:
         """(T, D) features of ``video_id``, or None when the source has none."""
         if self._h5 is None:
-            f = self.path / f"{video_id}.npy"
-            return np.load(f) if f.is_file() else None
-        return self._root[video_id][()] if video_id in self._root else None
+            return self._from_folder(video_id)
+        key = video_id if video_id in self._root else self._names.get(video_id)
+        if key is None:
+            return None
+        item = self._root[key]
+        if isinstance(item, h5py.Group):
+            if "features" not in item:
+                raise DataFormatError(
+                    "HDF5 group has no 'features' dataset", path=str(self.path),
+                    video=video_id, reason="missing_group",
+                )  # fmt: skip
+            item = item["features"]
+        return item[()]
+
+    def _from_folder(self, video_id: str) -> np.ndarray | None:
+        npy, npz = self.path / f"{video_id}.npy", self.path / f"{video_id}.npz"
+        if npy.is_file():
+            return np.load(npy)
+        if not npz.is_file():
+            return None
+        with np.load(npz) as arrays:
+            if "features" in arrays.files:
+                return arrays["features"]
+            if len(arrays.files) == 1:
+                return arrays[arrays.files[0]]
+            raise DataFormatError(
+                f"npz holds arrays {arrays.files} and none is called 'features'",
+                path=str(npz), video=video_id, reason="ambiguous_npz",
+            )  # fmt: skip
 
     def close(self) -> None:
         if self._h5 is not None:
