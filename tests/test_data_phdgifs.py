@@ -28,7 +28,10 @@ ROWS = [
 RATE = 2.0
 
 
-FEATS = {"vidA": np.random.default_rng(0).random((120, 4)), "vidB": np.random.default_rng(1).random((40, 4))}  # fmt: skip
+FEATS = {
+    "vidA": np.random.default_rng(0).random((120, 4)),
+    "vidB": np.random.default_rng(1).random((40, 4)),
+}
 
 
 def write_inputs(tmp_path: Path, rows=ROWS) -> tuple[Path, Path, Path]:
