@@ -28,7 +28,7 @@ from highlightzoo.training.evaluation import evaluate_model
 USERS, STEPS, DIM, RATE = 32, 1024, 64, 2.0
 MODELS = ["prnet", "fcsn", "avhd", "phdgifs", "video2gif"]
 # Same narrow FCN width as the quick/standard benchmark presets.
-OVERRIDES = {"fcsn": {"width": 0.25}, "avhd": {"width": 0.25}}
+OVERRIDES = {"fcsn": {"width_mult": 0.25}, "avhd": {"width_mult": 0.25}}
 
 
 @pytest.fixture(scope="module")

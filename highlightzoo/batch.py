@@ -18,6 +18,15 @@ history segment, ``D`` feature dim); padding is zero and masked out:
 - ``rate``          (B,)      float  feature steps per second of each target video
 - ``user_ids``, ``video_ids``: one string per row
 - ``offsets``       (B,)      long   first step of the clip inside its video (0 for whole videos)
+
+Optional, only when the data pipeline is asked for history context
+(``HighlightDataset(history_context=K)``, for models built with
+``history_context="video:K"``; docs/history.md); ``None`` otherwise:
+
+- ``history_context``      (B, N, Lc, D) float  each history segment's steps with up to
+  ``K`` steps of its source video on each side (a slice of that video)
+- ``history_context_mask`` (B, N, Lc) bool   True on real steps of the slice
+- ``history_context_own``  (B, N, Lc) bool   True on the segment's own steps in the slice
 """
 
 from __future__ import annotations
@@ -42,6 +51,9 @@ class Batch:
     user_ids: list[str] = field(default_factory=list)
     video_ids: list[str] = field(default_factory=list)
     offsets: Tensor | None = None
+    history_context: Tensor | None = None
+    history_context_mask: Tensor | None = None
+    history_context_own: Tensor | None = None
 
     @property
     def history_segment_mask(self) -> Tensor:
@@ -76,10 +88,17 @@ class ModelOutput:
     ``l``, ``b``, ``attention``, ``user_weight``, ``generic_weight``; for
     2-class models ``logits`` (B, T, 2); for segment models
     ``segment_scores``/``segment_index``/``segment_mask``).
+    ``probs`` (B, T) or None: the model's own per-step highlight probability,
+    what the ``"avhd"`` evaluation protocol averages over 5-second windows
+    (2-class models: softmax of class 1; PR-Net: ``l~/(l~+b~)``; ranking-only
+    models: their raw score; docs/evaluation.md). None = the model defines
+    none, and the ``"avhd"`` protocol refuses it. Built-in models give
+    ``scores`` and ``probs`` in float32, also under bf16 autocast.
     """
 
     scores: Tensor
     extras: dict[str, Tensor] = field(default_factory=dict)
+    probs: Tensor | None = None
 
     def require(self, key: str, who: str) -> Tensor:
         """Return ``extras[key]`` or raise a clear error naming the consumer."""

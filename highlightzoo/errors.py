@@ -64,3 +64,10 @@ class RunFolderError(HighlightZooError):
 
 class TrainingError(HighlightZooError, RuntimeError):
     """Training cannot go on (e.g. the loss became NaN/inf); names the model and epoch."""
+
+
+class WriteError(HighlightZooError, OSError):
+    """A file or folder cannot be written (no permission, disk full, ...); names the path.
+
+    Nothing is left under the final name: writes go through a temp file first.
+    """

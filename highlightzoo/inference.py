@@ -17,6 +17,7 @@ generic preference weighed inside it.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,9 +134,14 @@ class Detector:
         The history cap the model was trained with is applied. Bad checkpoints
         raise :class:`~highlightzoo.errors.CheckpointError`.
         """
-        from highlightzoo.training.checkpoint import load_checkpoint, model_from_checkpoint
+        from highlightzoo.training.checkpoint import (
+            check_run_checkpoint,
+            load_checkpoint,
+            model_from_checkpoint,
+        )
 
         payload = load_checkpoint(path)
+        check_run_checkpoint(payload)
         model = model_from_checkpoint(payload)
         cap = payload.get("history_cap", payload["model_card"].get("history_cap"))
         kwargs.setdefault("history_cap", cap)
@@ -196,23 +202,27 @@ class Detector:
         """
         from highlightzoo import metrics
 
-        if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+        if not (_is_real(rate) and math.isfinite(float(rate)) and float(rate) > 0):
             raise ConfigError(f"rate must be a positive number of steps per second, got {rate!r}")
-        if top_k < 1:
-            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        _check_count("top_k", top_k, 1)
+        _check_count("explain_top", explain_top, 0)
         video = _as_features(video_features, self.feature_dim, "video features")
-        segments = list(history_segments)
-        owners = list(history_video) if history_video is not None else list(range(len(segments)))
-        if len(owners) != len(segments):
-            raise DataFormatError(
-                f"history_video has {len(owners)} entries for {len(segments)} history segments"
-            )
+        segments = [] if history_segments is None else _as_list(history_segments, "history_segments")
+        owners = (
+            _history_owners(history_video, len(segments))
+            if history_video is not None else list(range(len(segments)))
+        )  # fmt: skip
         if self.history_cap is not None:
             segments, owners = segments[: self.history_cap], owners[: self.history_cap]
         history = [
             _as_features(h, self.feature_dim, f"history segment {j}") for j, h in enumerate(segments)
         ]
         scores, extras = self._score(video, history, owners, float(rate))
+        if not np.isfinite(scores).all():  # e.g. huge feature values overflowing inside the model
+            raise DataFormatError(
+                f"model {self.name!r} gave non-finite scores for these inputs (largest |feature| "
+                f"{float(video.abs().max()):.3g}); check the feature scale"
+            )
         chosen = metrics.top_k_segments(scores, float(rate), top_k, **segment_options)
         explanations = None
         if extras:
@@ -291,6 +301,52 @@ def explain(segment: Any, extras: dict[str, np.ndarray], rate: float, top: int) 
     )
 
 
+def _is_real(value: Any) -> bool:
+    """A real number (NumPy scalars included), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _check_count(name: str, value: Any, lowest: int) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_) or value < lowest:
+        raise ConfigError(f"{name} must be an int >= {lowest}, got {value!r}")
+
+
+def _as_list(items: Any, what: str) -> list[Any]:
+    """A list of the items of a sequence (a (N, L, D) array gives N segments)."""
+    if not isinstance(items, str | bytes) and hasattr(items, "__iter__"):
+        try:
+            return list(items)
+        except TypeError:  # e.g. a 0-d array
+            pass
+    raise DataFormatError(f"{what} must be a sequence, got {type(items).__name__}")
+
+
+def _history_owners(history_video: Any, n_segments: int) -> list[int]:
+    """History-video index of each segment: integers in [0, n_segments), one per segment.
+
+    An integral float (2.0) is taken as its integer; 2.5, a negative or a too
+    large index is an error, never truncated or clipped.
+    """
+    values = _as_list(history_video, "history_video")
+    if len(values) != n_segments:
+        raise DataFormatError(
+            f"history_video has {len(values)} entries for {n_segments} history segments"
+        )
+    owners = []
+    for j, v in enumerate(values):
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = v.item()
+        if not _is_real(v) or not math.isfinite(float(v)) or float(v) != int(v):
+            raise DataFormatError(f"history_video[{j}] = {v!r} is not an integer video index")
+        if not 0 <= int(v) < n_segments:
+            raise DataFormatError(
+                f"history_video[{j}] = {int(v)} is outside [0, {n_segments}): number the history "
+                "videos 0, 1, ... in order of first appearance"
+            )
+        owners.append(int(v))
+    return owners
+
+
 def _feature_dim(model: nn.Module) -> int | None:
     """The feature dim a zoo model was built for (None for a bare module)."""
     build_args = getattr(model, "build_args", None) or {}
@@ -298,8 +354,19 @@ def _feature_dim(model: nn.Module) -> int | None:
 
 
 def _as_features(array: np.ndarray | torch.Tensor, dim: int | None, what: str) -> torch.Tensor:
-    """A (T, D) float32 CPU tensor, checked: 2-D, T >= 1, D as the model expects, finite."""
-    tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
+    """A (T, D) float32 CPU tensor, checked: numbers, 2-D, T >= 1, D as the model expects, finite."""
+    if isinstance(array, torch.Tensor):
+        if array.is_complex() or array.dtype == torch.bool:
+            raise DataFormatError(f"{what} must be real numbers, got a {array.dtype} tensor")
+        tensor = array.detach().cpu()
+    else:
+        try:  # ragged lists, strings and objects are refused, never guessed at
+            values = np.asarray(array)
+        except (ValueError, TypeError) as err:
+            raise DataFormatError(f"{what} are not a rectangular array of numbers ({err})") from None
+        if values.dtype.kind not in "fiu":
+            raise DataFormatError(f"{what} must be an array of real numbers, got dtype {values.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
     if tensor.ndim != 2 or tensor.shape[0] < 1:
         raise DataFormatError(f"{what} must be a (steps >= 1, D) array, got shape {tuple(tensor.shape)}")
     if dim is not None and tensor.shape[1] != dim:

@@ -1,32 +1,117 @@
 """Atomic file writes: a temp file in the same folder, fsync, then ``os.replace``.
 
 The one place for "nothing written is left half-done": checkpoints, results
-files, tables and figures all go through here, so an interrupted write never
-leaves a partial file under the final name.
+files, tables, figures and feature stores all go through here, so an
+interrupted write never leaves a partial file under the final name.
+
+A temp file is named ``.<name>.<host>.<pid>.<random>.tmp`` next to its target.
+A write killed hard (``kill -9``, power loss) cannot remove its temp file, so
+the next write to the same target removes the temp files whose writer process
+(same host) no longer runs, and :func:`temp_files_of` lists the others
+(``highlightzoo data info`` names them). Finished files get the usual mode of
+a new file under the process umask (``0o666 & ~umask``), not ``mkstemp``'s 0600.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 
+from highlightzoo.errors import WriteError
+
+#: this host's name as it appears in temp file names (letters, digits and '-')
+HOST_TAG = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder + ``os.replace``."""
+    """Write ``data`` to ``path`` via a temp file in the same folder + ``os.replace``.
+
+    Any OS failure (no permission, disk full) is a :class:`WriteError` naming
+    ``path``; the old file, if any, is then unchanged and no temp file is left.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = new_temp_file(path)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise WriteError(f"cannot write {str(path)!r}: {err}") from err
         raise
+
+
+def new_temp_file(path: Path) -> Path:
+    """Create an empty temp file for ``path`` (same folder, usual mode); stale ones are removed first.
+
+    Makes the parent folder if needed. OS failures are a :class:`WriteError` naming ``path``.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{HOST_TAG}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
+        os.close(fd)
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600
+    except OSError as err:
+        raise WriteError(f"cannot write {str(path)!r}: {err}") from err
+    return Path(tmp)
+
+
+def default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file under the current umask."""
+    return 0o666 & ~_umask()
+
+
+def temp_files_of(path: Path) -> list[Path]:
+    """Temp files of writes to ``path`` that are still there (running or interrupted), sorted."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(
+        p for p in entries if p.name.startswith(prefix) and p.name.endswith(".tmp") and p.is_file()
+    )
+
+
+def is_stale_temp_file(tmp: Path, path: Path) -> bool:
+    """True when ``tmp`` is our temp file for ``path`` and its writer (this host) is gone."""
+    rest = Path(tmp).name[len(f".{Path(path).name}.") :].split(".")
+    if len(rest) != 4 or rest[0] != HOST_TAG or not rest[1].isdigit() or rest[3] != "tmp":
+        return False  # another naming scheme or another host: we cannot tell, keep it
+    return not _pid_alive(int(rest[1]))
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Delete temp files left by killed writes to ``path`` (see :func:`is_stale_temp_file`)."""
+    removed = []
+    for tmp in temp_files_of(path):
+        if is_stale_temp_file(tmp, path):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or an absurd pid): leave it
+    return True
 
 
 def _umask() -> int:

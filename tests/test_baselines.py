@@ -26,15 +26,15 @@ from highlightzoo.models.components.pooling import (
     pool_segments,
     window_index,
 )
-from highlightzoo.models.phdgifs import history_feature
+from highlightzoo.models.phdgifs import history_feature, nearest_history_similarity
 
-BASELINES = ["fcsn", "avhd", "phdgifs", "video2gif"]
+BASELINES = ["fcsn", "avhd", "phdgifs", "video2gif", "phdgifs_full"]
 DIM = 6
 
 
 def build(name: str, **kw) -> torch.nn.Module:
     torch.manual_seed(0)
-    return hz.create_model(name, feature_dim=DIM, width=1 / 16, **kw).eval()
+    return hz.create_model(name, feature_dim=DIM, width_mult=1 / 16, **kw).eval()
 
 
 def row_alone(batch: Batch, i: int) -> Batch:
@@ -79,11 +79,39 @@ def test_tain_statistics_are_per_instance_over_valid_steps_only():
     assert torch.allclose(norm(x2, params, mask)[0, :, :5], out[0, :, :5])
 
 
-def test_tain_normalises_even_at_length_one_and_at_eval():
+def test_tain_is_skipped_at_length_one_and_applied_at_eval():
+    """The reference skips both decoder norms on a 1-step map (else every channel = its bias)."""
     norm = TemporalAdaptiveInstanceNorm(2).eval()
     params = AffineParams(torch.full((1, 2), 3.0), torch.tensor([[0.5, -1.0]]))
-    out = norm(torch.tensor([[[7.0], [-2.0]]]), params)
-    assert torch.allclose(out, torch.tensor([[[0.5], [-1.0]]]))  # (x - mean) = 0 -> bias
+    one = torch.tensor([[[7.0], [-2.0]]])
+    assert torch.equal(norm(one, params), one)
+    two = torch.tensor([[[7.0, 5.0], [-2.0, 0.0]]])
+    assert torch.allclose(norm(two, params), torch.tensor([[[3.5, -2.5], [-4.0, 2.0]]]), atol=1e-4)
+
+
+@pytest.mark.parametrize(("length", "fc7_steps"), [(1, 1), (26, 1), (27, 2), (40, 2)])
+def test_avhd_short_video_feeds_fc7_unnormalised_to_the_decoder(length, fc7_steps):
+    """Videos of <= 26 steps have a 1-step fc7 map: its scores come from fc7 itself, not
+    from the predicted T-AIN bias (the A-VHD reference, highlight_fcsn.py line 207)."""
+    model = build("avhd")
+    seen: dict[str, torch.Tensor] = {}
+    net = model.net
+    hooks = [
+        net.encoder.fc7.register_forward_hook(lambda m, i, o: seen.__setitem__("fc7", o)),
+        net.decoder.score_fc7.register_forward_hook(
+            lambda m, i, o: seen.__setitem__("score_in", i[0])),
+    ]
+    try:
+        with torch.no_grad():
+            model(random_batch(1, length, DIM, 3, 3, seed=9))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen["fc7"].shape[-1] == fc7_steps
+    if fc7_steps == 1:
+        assert torch.equal(seen["score_in"], seen["fc7"])
+    else:
+        assert not torch.allclose(seen["score_in"], seen["fc7"])
 
 
 def test_tain_runs_under_cpu_bf16_autocast_with_float32_statistics():
@@ -332,9 +360,132 @@ def test_phdgifs_uses_history_and_video2gif_ignores_it():
         assert torch.equal(build("video2gif")(batch).scores, build("video2gif")(other).scores)
 
 
+def test_nearest_history_similarity_known_answer():
+    segments = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])  # (1, 2, 2)
+    history = torch.tensor([[[3.0, 0.0], [1.0, 1.0], [0.0, -1.0]]])  # (1, 3, 2)
+    valid = torch.tensor([[True, True, False]])  # the third (opposite) one is padding
+    r = 2 ** -0.5
+    assert torch.allclose(nearest_history_similarity(segments, history, valid, "max"),
+                          torch.tensor([[1.0, r]]))
+    assert torch.allclose(nearest_history_similarity(segments, history, valid, "mean"),
+                          torch.tensor([[(1 + r) / 2, r / 2]]))
+    none = torch.zeros(1, 3, dtype=torch.bool)
+    assert torch.equal(nearest_history_similarity(segments, history, none), torch.zeros(1, 2))
+    assert torch.equal(nearest_history_similarity(segments, history[:, :0], none[:, :0]),
+                       torch.zeros(1, 2))
+
+
+def test_phdgifs_full_late_fuses_the_concat_and_distance_branches():
+    model = build("phdgifs_full")
+    batch = random_batch(2, 30, DIM, 4, 3, history_counts=[4, 0], seed=13)
+    with torch.no_grad():
+        out = model(batch)
+        concat, dist = out.extras["concat_scores"], out.extras["distance_scores"]
+        assert torch.allclose(out.extras["segment_scores"], concat + model.fusion * dist)
+        # The concatenation branch is exactly the `phdgifs` model with the same weights.
+        assert torch.allclose(concat, model.concat(batch).extras["segment_scores"])
+        assert dist[0].abs().sum() > 0 and torch.equal(dist[1], torch.zeros_like(dist[1]))
+        # The distance branch reads each history segment: a history highlight that repeats
+        # the target's first segment (steps 0-9 at 2 steps/s) makes that segment's max
+        # similarity exactly 1, whatever the other history segments are.
+        copy = torch.zeros(2, 4, 10, DIM)
+        copy[0, 0] = batch.video[0, :10]
+        copy[0, 1:, :3] = batch.history[0, 1:]
+        mask = torch.zeros(2, 4, 10, dtype=torch.bool)
+        mask[0, 0] = True
+        mask[0, 1:, :3] = batch.history_mask[0, 1:]
+        seen = dataclasses.replace(batch, history=copy, history_mask=mask,
+                                   history_video=batch.history_video)
+        assert torch.allclose(model(seen).extras["distance_scores"][0, 0], torch.tensor(1.0),
+                              atol=1e-5)
+    with pytest.raises(hz.errors.ConfigError, match="aggregate"):
+        hz.create_model("phdgifs_full", feature_dim=DIM, aggregate="min")
+    card = hz.get_model_card("phdgifs_full")
+    assert card.table is None and card.uses_history and "phdgifs" in card.summary
+
+
+def test_video2gif_segment_score_is_the_mean_of_its_steps_scores():
+    """The released Video2GIF scores every snippet and averages the scores per segment
+    (not the score of the mean feature)."""
+    model = build("video2gif")
+    batch = random_batch(2, 37, DIM, 0, 3, lengths=[37, 23], seed=11)  # 10 steps per 5 s
+    with torch.no_grad():
+        out = model(batch)
+        steps = model.head(torch.nn.functional.normalize(batch.video, dim=-1)).squeeze(-1)
+        for i, n in enumerate([37, 23]):
+            for k, start in enumerate(range(0, n, 10)):
+                expect = steps[i, start : min(start + 10, n)].mean()
+                assert torch.allclose(out.extras["segment_scores"][i, k], expect, atol=1e-6)
+        seg_mean = torch.nn.functional.normalize(batch.video, dim=-1)[0, :10].mean(0)
+        assert not torch.allclose(out.extras["segment_scores"][0, 0], model.head(seg_mean)[0])
+
+
+def test_video2gif_alone_equals_padded_in_a_batch():
+    model = build("video2gif")
+    batch = random_batch(3, 41, DIM, 2, 3, lengths=[41, 7, 18], seed=12)
+    batch.rate = torch.tensor([2.0, 1.5, 0.8])
+    batch.offsets = torch.tensor([0, 3, 11])
+    with torch.no_grad():
+        full = model(batch)
+        for i in range(3):
+            alone = model(row_alone(batch, i))
+            n = alone.scores.shape[1]
+            assert torch.allclose(full.scores[i, :n], alone.scores[0], atol=1e-6)
+            s = alone.extras["segment_scores"].shape[1]
+            assert torch.allclose(full.extras["segment_scores"][i, :s],
+                                  alone.extras["segment_scores"][0], atol=1e-6)
+
+
 def test_width_scales_the_mlp_heads():
     full = hz.create_model("video2gif", feature_dim=DIM)
-    narrow = hz.create_model("phdgifs", feature_dim=DIM, width=0.25)
-    assert [m.out_features for m in full.head.net if isinstance(m, torch.nn.Linear)] == [512, 128, 1]
+    narrow = hz.create_model("phdgifs", feature_dim=DIM, width_mult=0.25)
+    linear = [m for m in full.head.net if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [4096, 512, 128, 1]  # fc6 as released
+    assert linear[0].in_features == DIM
     assert [m.out_features for m in narrow.head.net if isinstance(m, torch.nn.Linear)] == [128, 32, 1]
     assert narrow.head.net[0].in_features == 2 * DIM
+
+
+# --- width_mult: the baselines' size multiplier -------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["fcsn", "avhd", "video2gif", "phdgifs", "phdgifs_full"])
+@pytest.mark.parametrize("bad", [0, -0.5, 9.0, float("nan"), float("inf"), "0.5", True, None])
+def test_width_mult_out_of_range_is_a_config_error_naming_model_and_option(name, bad):
+    with pytest.raises(hz.errors.ConfigError, match=f"{name}: width_mult"):
+        hz.create_model(name, feature_dim=DIM, width_mult=bad)
+
+
+@pytest.mark.parametrize("name", ["fcsn", "avhd", "video2gif", "phdgifs", "phdgifs_full"])
+def test_width_is_refused_with_a_pointer_to_width_mult(name):
+    with pytest.raises(hz.errors.ConfigError, match="width_mult .*not width"):
+        hz.create_model(name, feature_dim=DIM, width=0.25)
+
+
+def test_detector_from_fcsn_with_a_channel_count_fails_at_once():
+    """issue 12, item 12: this used to allocate ~23 GB and get killed."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(hz.errors.ConfigError, match="width_mult"):
+        hz.Detector.from_model("fcsn", feature_dim=64, width=64)
+    # Also as a multiplier: over the parameter limit, refused before any allocation.
+    with pytest.raises(hz.errors.ConfigError, match="allow_large=True"):
+        hz.create_model("avhd", feature_dim=8192, width_mult=4.0)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_parameter_limit_and_allow_large(monkeypatch):
+    from highlightzoo.models import registry
+
+    n = sum(p.numel() for p in hz.create_model("phdgifs", feature_dim=DIM).parameters())
+    monkeypatch.setattr(registry, "MAX_PARAMETERS", n - 1)
+    with pytest.raises(hz.errors.ConfigError, match=f"{n:,} parameters"):
+        hz.create_model("phdgifs", feature_dim=DIM)
+    model = hz.create_model("phdgifs", feature_dim=DIM, allow_large=True)
+    assert model.build_args == {"feature_dim": DIM, "allow_large": True}
+    # A checkpoint's build_args rebuild the same model (allow_large included).
+    again = hz.create_model("phdgifs", **model.build_args)
+    assert sum(p.numel() for p in again.parameters()) == n
+    monkeypatch.setattr(registry, "MAX_PARAMETERS", n)
+    assert hz.create_model("phdgifs", feature_dim=DIM).build_args == {"feature_dim": DIM}

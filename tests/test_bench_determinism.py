@@ -8,22 +8,22 @@ import json
 import pytest
 
 from highlightzoo.bench import backend as bench_backend
-from highlightzoo.bench import get_preset, load_results, run_tables, runner, strip_timing
+from highlightzoo.bench import get_preset, load_results, run_tables, strip_timing
 from highlightzoo.bench.results import RESULTS_FILE
 
 MODELS = ["video2gif", "prnet"]
 TINY = dataclasses.replace(
-    get_preset("quick"), name="tiny-test", world="tiny", epochs=2, batch_size=4, patience=None
+    get_preset("quick"), name="tiny-test", world="tiny", max_steps=4, eval_every=2, batch_size=4,
+    patience=None,
 )
 
 
 @pytest.fixture(autouse=True)
 def fixed_git(monkeypatch):
     """The lead may commit while this runs; provenance's commit is not what is tested here."""
-    from highlightzoo.training import runs
+    from highlightzoo import provenance
 
-    monkeypatch.setattr(runner, "_git_state", lambda: {"commit": "test", "dirty": False})
-    monkeypatch.setattr(runs, "git_commit", lambda: "test")
+    monkeypatch.setattr(provenance, "git_state", lambda: {"commit": "test", "dirty": False})
 
 
 def bench(out, cache, **kw):

@@ -32,20 +32,37 @@ class FakeBackend:
     def trace_targets(self, world, count):
         return {"pairs": ["u0/v0"], "labels": {"u0/v0": [0, 1, 1, 0]}, "rate": {"u0/v0": 1.0}}
 
-    def run(self, preset, model, seed, world, run_dir, *, device, trace_pairs):
-        self.calls.append((model, seed))
+    def run(self, preset, model, seed, world, run_dir, *, device, trace_pairs, lr, stop_after=None):
+        test = stop_after is None
+        self.calls.append((model, seed) if test else (model, seed, lr, stop_after))
         run_dir.mkdir(parents=True)
         (run_dir / "partial.txt").write_text("x")
         if self.stop_at is not None and len(self.calls) == self.stop_at:
             raise KeyboardInterrupt
-        digest = hashlib.sha256(f"{model}{seed}".encode()).digest()
-        videos = [{"user": f"u{i}", "video": f"v{i}", "ap": digest[i] / 255, "nmsd": 0.3,
-                   "hit": 1.0} for i in range(6)]
+        val = hashlib.sha256(f"{model}{lr}".encode()).digest()[0] / 2.55
+        record = {"config": {"model": model, "seed": seed, "lr": lr},
+                  "selection": {"best_val_map": val, "stop_reason": "patience", "curve": []}}
+        if not test:
+            return RunOutcome(record=record, timing={"train_s": 0.01})
         return RunOutcome(
-            record={"config": {"model": model, "seed": seed}, "test": {"videos": videos, "map": 1.0}},
+            record={**record, "test": self._test(model, seed)},
             timing={"train_s": 0.01 * len(self.calls)},
             traces={p: [0.1, 0.5, 0.7, 0.2] for p in trace_pairs},
         )
+
+    def resume_run(self, preset, model, seed, world, run_dir, *, device, trace_pairs):
+        self.calls.append(("resume", model, run_dir.name))
+        record = {"selection": {"best_val_map": 1.0, "stop_reason": "patience", "curve": []},
+                  "test": self._test(model, seed)}
+        return RunOutcome(record=record, timing={"test_s": 0.01},
+                          traces={p: [0.1, 0.5, 0.7, 0.2] for p in trace_pairs})
+
+    @staticmethod
+    def _test(model, seed):
+        digest = hashlib.sha256(f"{model}{seed}".encode()).digest()
+        videos = [{"user": f"u{i}", "video": f"v{i}", "ap": digest[i] / 255, "nmsd": 0.3,
+                   "hit": 1.0} for i in range(6)]
+        return {"videos": videos, "map": 1.0}
 
 
 def bench(out: Path, backend: FakeBackend, **kw) -> Path:
@@ -89,7 +106,7 @@ def test_finished_folder_is_not_retrained_and_more_seeds_extend_it(tmp_path):
 def test_folder_of_another_preset_is_refused(tmp_path):
     out = tmp_path / "b"
     bench(out, FakeBackend(), seeds=1)
-    other = dataclasses.replace(get_preset("quick"), epochs=99)
+    other = dataclasses.replace(get_preset("quick"), max_steps=99)
     with pytest.raises(RunFolderError, match="another preset"):
         run_tables(other, out, backend=FakeBackend(), models=MODELS, seeds=1,
                    cache_dir=tmp_path / "cache", quiet=True, report=False)
@@ -137,7 +154,7 @@ def test_runner_default_cache_dir_honours_env(monkeypatch, tmp_path):
     assert runner.default_cache_dir() == tmp_path / "worlds"
 
 
-@pytest.mark.parametrize("name", ["quick", "standard", "paper"])
+@pytest.mark.parametrize("name", ["quick", "converged", "standard", "paper"])
 def test_every_model_of_a_preset_gets_the_same_training_budget(tmp_path, name):
     from highlightzoo.bench.backend import TrainerBackend
     from highlightzoo.bench.tables import table_models
@@ -146,13 +163,15 @@ def test_every_model_of_a_preset_gets_the_same_training_budget(tmp_path, name):
     world = World(tmp_path / "w.h5", "k", {})
     configs = {m: TrainerBackend().train_config(preset, m, 1, world, tmp_path / m, "cpu").to_dict()
                for m in table_models()}
-    assert len(configs) == 15
-    budget = {k: v for k, v in configs["prnet"].items() if k not in ("model", "out", "model_overrides")}
+    assert len(configs) == 17  # 15 paper rows + the 2 floors
+    own = ("model", "out", "model_overrides")
+    budget = {k: v for k, v in configs["prnet"].items() if k not in own}
     for config in configs.values():
-        assert {k: v for k, v in config.items() if k not in ("model", "out", "model_overrides")} == budget
-        # overrides only resize (never change training): width, and only where the preset says
-        assert set(config["model_overrides"]) <= {"width"}
-    assert budget["epochs"] == preset.epochs and budget["seed"] == 1
+        assert {k: v for k, v in config.items() if k not in own} == budget
+        # overrides only resize (never change training), and only where the preset says
+        assert set(config["model_overrides"]) <= {"width_mult"}
+    assert budget["max_steps"] == preset.max_steps and budget["seed"] == 1
+    assert budget["epochs"] == (preset.epochs or 1)
     if name == "paper":
         assert (budget["epochs"], budget["batch_size"], budget["lr"]) == (150, 32, 1e-3)
         assert budget["patience"] is None and budget["betas"] == [0.9, 0.999]
@@ -163,12 +182,39 @@ def test_cli_tables_passes_its_options_through(tmp_path, monkeypatch, capsys):
 
     fake = FakeBackend()
     monkeypatch.setattr(runner, "default_backend", lambda: fake)
-    argv = ["bench", "tables", "--preset", "quick", "--seeds", "2", "--epochs", "1",
+    argv = ["bench", "tables", "--preset", "quick", "--seeds", "2", "--max-steps", "7",
             "--models", "prnet", "video2gif", "--out", str(tmp_path / "b"),
-            "--cache", str(tmp_path / "c"), "--quiet", "--no-report"]
+            "--cache", str(tmp_path / "c"), "--quiet", "--no-report", "--jobs", "1"]
     assert main(argv) == 0
     assert fake.calls == [("prnet", 0), ("video2gif", 0), ("prnet", 1), ("video2gif", 1)]
     results = load_results(tmp_path / "b")
-    assert results["preset"]["epochs"] == 1 and results["preset"]["name"] == "quick"
+    assert results["preset"]["max_steps"] == 7 and results["preset"]["name"] == "quick"
     assert capsys.readouterr().out.strip().endswith("results.json")
     assert main(["bench", "tables", "--out", str(tmp_path / "d"), "--models", "nope"]) == 2
+
+
+def test_sweep_chooses_each_rate_on_validation_and_tests_only_the_chosen_run(tmp_path):
+    grid = dataclasses.replace(get_preset("quick"), lr_grid=(1e-4, 1e-3, 3e-3), sweep_steps=100)
+    fake = FakeBackend()
+    out = tmp_path / "b"
+    run_tables(grid, out, backend=fake, models=["video2gif", "prnet", "random"], seeds=2,
+               cache_dir=tmp_path / "c", quiet=True, report=False)
+    results = load_results(out)
+    sweep = [r for r in results["runs"] if r["role"] == "sweep"]
+    assert len(sweep) == 6 and all("test" not in r for r in sweep)  # test never read in the sweep
+    assert {c[3] for c in fake.calls if len(c) == 4} == {2}  # paused after 100 steps = 2 validations
+    for model in ("video2gif", "prnet"):
+        vals = {r["lr"]: r["selection"]["best_val_map"] for r in sweep if r["model"] == model}
+        chosen = results["lr_choice"][model]["chosen"]
+        assert vals[chosen] == max(vals.values())
+        finals = [r for r in results["runs"] if r["role"] == "final" and r["model"] == model]
+        assert [r["lr"] for r in finals] == [chosen, chosen]
+        assert finals[0]["source"] == f"{model}/lr{chosen:g}/seed0" and finals[1]["source"] is None
+        assert ("resume", model, f"{model}-lr{chosen:g}-seed0") in fake.calls  # seed 0 continues
+        assert (model, 1) in fake.calls and (model, 0) not in fake.calls
+    assert not any(r["model"] == "random" for r in sweep)  # a floor has nothing to sweep
+    assert runner.choose_lr({1e-3: 5.0, 1e-4: 5.0, 3e-3: 1.0}) == 1e-4  # ties: the smaller rate
+    again = FakeBackend()
+    run_tables(grid, out, backend=again, models=["video2gif", "prnet", "random"], seeds=2,
+               cache_dir=tmp_path / "c", quiet=True, report=False)
+    assert again.calls == []  # everything resumed

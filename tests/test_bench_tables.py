@@ -29,7 +29,9 @@ def make_run(model: str, seed: int, rng: np.random.Generator, level: float) -> d
         for i, ((u, v), n) in enumerate(zip(PAIRS, noise, strict=True))
     ]
     return {
-        "id": f"{model}/seed{seed}", "model": model, "seed": seed,
+        "id": f"{model}/seed{seed}", "model": model, "seed": seed, "lr": 1e-3, "role": "final",
+        "selection": {"stop_reason": "patience", "curve": [
+            {"step": 50 * k, "val_map": 10.0 * k + seed} for k in (1, 2, 3)]},
         "test": {"videos": videos, "map": 100 * float(np.mean([x["ap"] for x in videos]))},
         "traces": {"u0/v0": list(rng.uniform(size=20))},
     }
@@ -58,21 +60,31 @@ def folder(tmp_path):
 
 def test_table_rows_come_from_the_cards_and_cover_both_paper_tables():
     t1, t2 = tables.table_rows("table1"), tables.table_rows("table2")
-    assert set(t1) == {"video2gif", "fcsn", "phdgifs", "avhd", "prnet"}
+    assert set(t1) == {"random", "history_similarity", "video2gif", "fcsn", "phdgifs", "avhd", "prnet"}
+    assert set(t1[:2]) == {"random", "history_similarity"}  # the floors open Table 1
     assert len(t2) == 11 and t2[-1] == "prnet" and t1[-1] == "prnet"
     assert {n for n in list_models() if get_model_card(n).table == "table2"} < set(t2)
-    assert [get_model_card(n).paper_map for n in t1] == sorted(get_model_card(n).paper_map for n in t1)
+    papers = [get_model_card(n).paper_map for n in t1[2:]]
+    assert papers == sorted(papers)
+    assert "random" not in tables.baselines() and "history_similarity" not in tables.baselines()
 
 
 def test_markdown_and_csv_have_every_row_ci_paper_and_paired_test(folder):
     written = report.write_report(folder, plots=False)
-    assert {p.name for p in written} == {"table1.md", "table1.csv", "table2.md", "table2.csv"}
+    assert {p.name for p in written} == {"table1.md", "table1.csv", "table2.md", "table2.csv",
+                                         "history_value.md", "history_value.csv"}
     for table in tables.TABLES:
         rows = list(csv.DictReader(io.StringIO((folder / f"{table}.csv").read_text())))
+        paper_only = [r["model"] for r in rows if r["paper_only"] == "1"]
+        assert paper_only == (["fcsn*", "avhd*"] if table == "table1" else [])
+        rows = [r for r in rows if r["paper_only"] == "0"]
         assert [r["model"] for r in rows] == tables.table_rows(table)
         md = (folder / f"{table}.md").read_text()
         for r in rows:
             card = get_model_card(r["model"])
+            assert r["lr"] == "0.001" and r["converged"] == "2" and r["n_seeds"] == "2"
+            if card.paper_map is None:  # a floor
+                continue
             assert float(r["paper_map"]) == pytest.approx(card.paper_map)
             assert float(r["ci_videos_low"]) <= float(r["map"]) <= float(r["ci_videos_high"])
             assert float(r["ci_seeds_low"]) <= float(r["map"]) <= float(r["ci_seeds_high"])
@@ -106,7 +118,19 @@ def test_models_not_run_keep_their_row(tmp_path):
     assert md.count("not run") == 10  # ten ablations, PR-Net ran
     rows = list(csv.DictReader(io.StringIO((tmp_path / "table1.csv").read_text())))
     assert {r["model"]: r["map"] == "" for r in rows} == {
-        "video2gif": True, "fcsn": False, "phdgifs": True, "avhd": True, "prnet": False}
+        "random": True, "history_similarity": True, "video2gif": True, "fcsn*": True, "fcsn": False,
+        "phdgifs": True, "avhd*": True, "avhd": True, "prnet": False}
+    assert "| fcsn* | 15.22 |" in (tmp_path / "table1.md").read_text()
+
+
+def test_a_row_with_a_capped_run_says_it_did_not_converge(tmp_path):
+    results = make_results(["prnet", "fcsn"])
+    results["runs"][1]["selection"]["stop_reason"] = "cap"  # fcsn seed 0
+    save_results(tmp_path / RESULTS_FILE, results)
+    report.write_report(tmp_path, plots=False)
+    md = (tmp_path / "table1.md").read_text()
+    assert "| fcsn (NOT CONVERGED) | 15.15 | 0.001 | 1/2 |" in md
+    assert "| prnet | 18.66 | 0.001 | 2/2 |" in md
 
 
 def test_mismatched_test_videos_across_seeds_is_an_error():
@@ -128,8 +152,9 @@ def test_report_of_a_folder_without_results_is_a_typed_error(tmp_path):
 def test_plots_are_written_when_matplotlib_is_present(folder):
     pytest.importorskip("matplotlib")
     names = {p.name for p in report.write_report(folder)}
-    assert {"table1_map.png", "table2_map.png", "score_traces.png"} <= names
-    for name in ("table1_map.png", "table2_map.png", "score_traces.png"):
+    assert {"table1_map.png", "table2_map.png", "score_traces.png", "table1_curves.png",
+            "table2_curves.png"} <= names
+    for name in ("table1_map.png", "table2_map.png", "score_traces.png", "table1_curves.png"):
         data = (folder / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 

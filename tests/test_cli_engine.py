@@ -106,8 +106,9 @@ def test_train_errors_are_one_line(files, capsys, tmp_path):
     # stop after one epoch (as if killed), then try to resume it as another model
     from highlightzoo.training import TrainConfig, train
 
-    run = train(TrainConfig(model="video2gif", data=str(files["store"]), epochs=2, batch_size=4,
-                            out=str(tmp_path / "half")), quiet=True, stop_after=1)  # fmt: skip
+    run = tmp_path / "half"
+    train(TrainConfig(model="video2gif", data=str(files["store"]), epochs=2, batch_size=4,
+                      out=str(run)), quiet=True, stop_after=1)  # fmt: skip
     _fails(capsys, ["train", "--resume", str(run), "--model", "phdgifs"], "cannot change model")
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert "test mAP" in capsys.readouterr().out and (run / "results.json").exists()

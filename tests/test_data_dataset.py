@@ -41,7 +41,7 @@ def store_path(tmp_path_factory) -> Path:
 
 
 def test_train_clips_contain_a_positive_and_are_deterministic(store_path: Path):
-    ds = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=3)
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=3, sampling="last_video")
     assert ds.user_ids == ["many", "cold", "late"]  # tiny_seg has no positive step
     assert ds.report.no_positive == ["tiny_seg"] and ds.report.n_users == 4
     full = FeatureStore.open(store_path)
@@ -56,7 +56,7 @@ def test_train_clips_contain_a_positive_and_are_deterministic(store_path: Path):
         rec = full.user(s.user_id)
         labels = segments_to_step_labels(rec.target_segments, n_video, RATE)
         np.testing.assert_array_equal(s.labels.numpy(), labels[s.offset : s.offset + len(s.video)])
-    again = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=3)
+    again = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=3, sampling="last_video")
     assert [again[i].offset for i in range(3)] == [ds[i].offset for i in range(3)]
     offsets = set()
     for epoch in range(8):
@@ -66,7 +66,7 @@ def test_train_clips_contain_a_positive_and_are_deterministic(store_path: Path):
 
 
 def test_video_shorter_than_clip_is_returned_whole(store_path: Path):
-    ds = HighlightDataset(store_path, "train", mode="train", clip_len=256)
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=256, sampling="last_video")
     cold = ds[ds.user_ids.index("cold")]
     assert cold.offset == 0 and cold.video.shape == (40, D)
 
@@ -92,6 +92,22 @@ def test_history_segments_cap_and_video_index(store_path: Path):
     assert cold.history == [] and cold.history_video == []
     with pytest.raises(ConfigError):
         HighlightDataset(store_path, "train", history_cap=-1)
+
+
+def test_history_order_reversed_caps_from_the_end(store_path: Path):
+    """history_order="reversed": the cap keeps the *last* stored segments (for a PHD-GIFs CSV,
+    which lists users newest first, the oldest ones); "stored" keeps the first."""
+    full = HighlightDataset(store_path, "train", mode="eval")[0]
+    rev = HighlightDataset(store_path, "train", mode="eval", history_order="reversed")[0]
+    assert [h.shape[0] for h in rev.history] == [2, 1, 6, 4]
+    capped = HighlightDataset(store_path, "train", mode="eval", history_cap=2,
+                              history_order="reversed")[0]
+    assert [h.shape[0] for h in capped.history] == [2, 1]
+    np.testing.assert_array_equal(capped.history[0].numpy(), full.history[3].numpy())
+    np.testing.assert_array_equal(capped.history[1].numpy(), full.history[2].numpy())
+    assert len(set(capped.history_video)) == 2  # h2 and h1, re-indexed for this sample
+    with pytest.raises(ConfigError, match="history_order"):
+        HighlightDataset(store_path, "train", history_order="newest")
 
 
 def test_collate_pads_with_masks(store_path: Path):
@@ -135,6 +151,44 @@ def test_distributed_sampler_partitions_users(store_path: Path):
         sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=0)
         sampler.set_epoch(1)
         ds.set_epoch(1)
-        seen += [ds[i].user_id for i in sampler]
-    assert sorted(set(seen)) == sorted(ds.user_ids)  # every user reached (one padded repeat)
-    assert len(seen) == 4
+        seen += list(sampler)
+    assert sorted(set(seen)) == list(range(len(ds)))  # every item reached once (+ padded repeats)
+    assert len(seen) == len(ds) + len(ds) % 2
+
+
+def test_leave_one_out_makes_every_annotated_video_a_target_with_the_others_as_history(store_path):
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=1)
+    items = [(ds[i].user_id, ds[i].video_id) for i in range(len(ds))]
+    # "many": h1 (2 segments, one labels nothing on its own: 5.0-5.2 s), h2, long (the target);
+    # "tiny_seg": h1 only (its target has no positive step); "late": h2 (0-1 s), long
+    assert sorted(set(items)) == sorted({("many", "h1"), ("many", "h2"), ("many", "long"),
+                                         ("cold", "short"), ("tiny_seg", "h1"), ("late", "h2"),
+                                         ("late", "long")})
+    assert ds.report.videos_without_positive == 1  # tiny_seg's target: counted, not dropped silently
+    store = FeatureStore.open(store_path)
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s.labels.sum() > 0 and s.video.shape[0] == min(64, store.video_length(s.video_id))
+        rec = store.user(s.user_id)
+        others = [h for h in rec.history if h.video_id != s.video_id]
+        extra = len(rec.target_segments) if s.video_id != rec.target_video else 0
+        assert len(s.history) == len(others) + extra  # the target video's own segments never leak
+    many_h2 = next(ds[i] for i in range(len(ds)) if (ds[i].user_id, ds[i].video_id) == ("many", "h2"))
+    # history of (many, h2): h1's two segments, then the target video's segment (most recent last)
+    assert many_h2.history_video == [0, 0, 1] and len(many_h2.history[2]) == 6  # 200-203 s at 2/s
+
+
+def test_leave_one_out_has_one_item_per_chunk_with_a_positive_and_random_offsets(store_path):
+    ds = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=1)
+    long_items = [i for i in range(len(ds)) if ds[i].video_id == "long"]
+    # "many" 200-203 s = steps 400-405 (chunk 6), "late" 295-299.5 s = steps 590-598 (chunk 9)
+    assert len(long_items) == 2
+    starts = set()
+    for epoch in range(10):
+        ds.set_epoch(epoch)
+        s = ds[long_items[0]]
+        starts.add(s.offset)
+        assert s.labels.sum() > 0 and 400 - 63 <= s.offset <= 405
+    assert len(starts) > 1
+    capped = HighlightDataset(store_path, "train", mode="train", clip_len=64, history_cap=1)
+    assert all(len(capped[i].history) <= 1 for i in range(len(capped)))

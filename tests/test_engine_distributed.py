@@ -25,7 +25,7 @@ def test_torchrun_two_gloo_processes_write_one_results_file(tmp_path, capsys):
         TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "highlightzoo", "train",
         # prnet: history attention with cold-start users in the batches (unused parameters)
         "--model", "prnet", "--data", str(store), "--epochs", "2", "--batch-size", "2",
-        "--eval-batch-size", "2", "--device", "cpu", "--out", str(out), "--quiet",
+        "--eval-batch-size", "2", "--device", "cpu", "--out", str(out), "--quiet", "--protocol", "steps",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -40,7 +40,7 @@ def test_torchrun_two_gloo_processes_write_one_results_file(tmp_path, capsys):
     # gathered records: every test pair once, none duplicated by sharding
     pairs = [(r["user"], r["video"]) for r in results["records"]]
     assert len(pairs) == len(set(pairs)) == results["n_pairs"] == 4
-    assert (out / "train.log").read_text().count("epoch 2/2") == 1
+    assert (out / "train.log").read_text().count("stop: cap") == 1
 
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json"]) == 0  # one process, same checkpoint

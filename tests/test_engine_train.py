@@ -16,8 +16,8 @@ from highlightzoo.training import TrainConfig, train
 
 RESULT_KEYS = {
     "map", "user_map", "map_ci95", "n_pairs", "n_skipped", "nmsd", "hit_at_5", "records",
-    "skipped", "history", "best_epoch", "best_val_map", "training_time_s", "provenance",
-    "config", "model_card",
+    "skipped", "history", "best_step", "best_val_map", "steps_run", "stop_reason", "converged",
+    "curve", "training_time_s", "provenance", "config", "model_card", "protocol",
 }
 
 
@@ -27,22 +27,27 @@ def store(tmp_path_factory) -> Path:
 
 
 def _config(store: Path, model: str, out: Path, **kw) -> TrainConfig:
-    base = dict(epochs=1, batch_size=4, eval_batch_size=3, seed=0)
+    # the steps protocol: its skip rule (no positive step) is what the assertions below count
+    base = dict(epochs=1, batch_size=4, eval_batch_size=3, seed=0, protocol="steps")
     return TrainConfig(model=model, data=str(store), out=str(out),
                        model_overrides=SMALL.get(model, {}), **{**base, **kw})
 
 
 @pytest.mark.parametrize("model", hz.list_models())
 def test_every_model_trains_and_evaluate_reproduces_its_test_map(model, store, tmp_path, capsys):
-    run = train(_config(store, model, tmp_path / "run"), quiet=True)
+    result = train(_config(store, model, tmp_path / "run"), quiet=True)
+    run = result.run_dir
     results = json.loads((run / "results.json").read_text())
+    assert results == json.loads(json.dumps(result.to_dict()))  # one definition of the file
     assert RESULT_KEYS <= set(results)
     assert results["model"] == model and results["model_card"]["name"] == model
     # every test pair is either scored or listed as skipped: nothing dropped
     assert results["n_pairs"] == len(results["records"]) == 4
     assert [s["user"] for s in results["skipped"]] == ["test-empty"]
     assert 0.0 <= results["map"] <= 100.0 and results["map_ci95"][0] <= results["map_ci95"][1]
-    assert [h["epoch"] for h in results["history"]] == [1]
+    trainable = hz.get_model_card(model).trainable
+    assert [h["epoch"] for h in results["history"]] == ([1.0] if trainable else [0.0])
+    assert results["stop_reason"] == ("cap" if trainable else "untrained")
     assert results["provenance"]["seed"] == 0 and results["provenance"]["torch"] == torch.__version__
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
     assert (run / "train.log").read_text().count("test mAP") == 1
@@ -56,10 +61,12 @@ def test_every_model_trains_and_evaluate_reproduces_its_test_map(model, store, t
 
 def test_interrupted_and_resumed_run_ends_with_identical_weights(store, tmp_path):
     cfg = _config(store, "video2gif", tmp_path / "straight", epochs=3, batch_size=3, seed=5)
-    straight = train(cfg, quiet=True)
-    broken = train(cfg.replace(out=str(tmp_path / "broken")), quiet=True, stop_after=2)
-    assert not (broken / "results.json").exists()  # as if killed after epoch 2
-    resumed = train(None, quiet=True, resume=broken)
+    straight = train(cfg, quiet=True).run_dir
+    broken = tmp_path / "broken"
+    paused = train(cfg.replace(out=str(broken)), quiet=True, stop_after=2)
+    assert paused.selection.stop_reason == "paused" and paused.test is None
+    assert not (broken / "results.json").exists()  # as if killed after validation 2
+    resumed = train(None, quiet=True, resume=broken).run_dir
     a = torch.load(straight / "checkpoints/last.pt", weights_only=True)
     b = torch.load(resumed / "checkpoints/last.pt", weights_only=True)
     assert a["model_state"].keys() == b["model_state"].keys()
@@ -74,29 +81,55 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(store, tmp_path
 
 
 def test_same_seed_same_result_and_other_seed_differs(store, tmp_path):
-    runs = [train(_config(store, "phdgifs", tmp_path / f"r{i}", seed=s), quiet=True)
+    runs = [train(_config(store, "phdgifs", tmp_path / f"r{i}", seed=s), quiet=True).run_dir
             for i, s in enumerate((1, 1, 2))]
     states = [torch.load(r / "checkpoints/last.pt", weights_only=True)["model_state"] for r in runs]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
 
 
-def test_early_stopping_keeps_the_best_validation_epoch(store, tmp_path):
+def test_early_stopping_keeps_the_best_validation_step(store, tmp_path):
     # lr so small the weights cannot change in float32: validation mAP never improves
-    run = train(_config(store, "video2gif", tmp_path / "r", epochs=6, patience=2, lr=1e-20),
-                quiet=True)
-    results = json.loads((run / "results.json").read_text())
-    assert results["epochs_run"] == 3 and results["stopped_early"] is True
-    assert results["best_epoch"] == 1
-    assert results["best_val_map"] == results["history"][0]["val_map"]
+    result = train(_config(store, "video2gif", tmp_path / "r", max_steps=12, eval_every=2, patience=2,
+                           batch_size=2, lr=1e-20), quiet=True)
+    sel = result.selection
+    assert [p["step"] for p in sel.curve] == [2, 4, 6] and sel.stop_reason == "patience"
+    assert sel.best_step == 2 and sel.steps_run == 6 and sel.converged
+    assert sel.best_val_map == sel.curve[0]["val_map"]
+
+
+def test_min_steps_delays_the_stop_and_the_cap_is_not_convergence(store, tmp_path):
+    late = train(_config(store, "video2gif", tmp_path / "a", max_steps=12, eval_every=2, patience=1,
+                         min_steps=8, batch_size=2, lr=1e-20), quiet=True).selection
+    assert [p["step"] for p in late.curve] == [2, 4, 6, 8] and late.stop_reason == "patience"
+    capped = train(_config(store, "video2gif", tmp_path / "b", max_steps=5, eval_every=2,
+                           batch_size=2, lr=1e-20), quiet=True).selection
+    assert [p["step"] for p in capped.curve] == [2, 4, 5] and capped.stop_reason == "cap"
+    assert not capped.converged
+
+
+def test_a_run_without_test_split_never_reads_the_test_users(store, tmp_path, monkeypatch):
+    from highlightzoo.data import dataset
+
+    splits = []
+    real = dataset.HighlightDataset.__init__
+
+    def spy(self, store_or_path, split, **kw):
+        splits.append(split)
+        real(self, store_or_path, split, **kw)
+
+    monkeypatch.setattr(dataset.HighlightDataset, "__init__", spy)
+    result = train(_config(store, "video2gif", tmp_path / "r", test_split=None), quiet=True)
+    assert result.test is None and "test" not in splits
+    assert json.loads((result.run_dir / "results.json").read_text())["records"] == []
 
 
 def test_run_folders_are_never_overwritten(store, tmp_path, capsys):
-    run = train(_config(store, "video2gif", tmp_path / "r"), quiet=True)
+    run = train(_config(store, "video2gif", tmp_path / "r"), quiet=True).run_dir
     with pytest.raises(RunFolderError, match="already exists"):
         train(_config(store, "video2gif", run), quiet=True)
     auto = [train(_config(store, "video2gif", tmp_path).replace(out=None), quiet=True,
-                  runs_root=tmp_path / "runs") for _ in range(2)]
+                  runs_root=tmp_path / "runs").run_dir for _ in range(2)]
     assert auto[0] != auto[1] and all((a / "results.json").exists() for a in auto)
     assert capsys.readouterr().out == ""  # quiet means quiet
 
@@ -110,6 +143,6 @@ def test_bf16_on_cpu_is_refused_before_any_work(store, tmp_path):
 def test_dataloader_workers_do_not_change_the_result(store, tmp_path):
     """Worker count changes neither the order nor the clips (both come from (seed, epoch))."""
     runs = [train(_config(store, "prnet", tmp_path / f"w{n}", epochs=2, batch_size=3, num_workers=n),
-                  quiet=True) for n in (0, 2)]  # fmt: skip
+                  quiet=True).run_dir for n in (0, 2)]  # fmt: skip
     a, b = (torch.load(r / "checkpoints/last.pt", weights_only=True)["model_state"] for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -9,8 +9,8 @@ from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.fcsn import (
     FCSN,
     FCSNChannels,
+    FCSNDecoder,
     FCSNEncoder,
-    bilinear_kernel,
     run_by_length,
 )
 from highlightzoo.models.components.norm import AffineParams, TemporalInstanceNorm
@@ -24,7 +24,7 @@ def count(module: torch.nn.Module) -> int:
 
 def test_reference_encoder_size_at_8192d_matches_within_one_percent():
     with torch.device("meta"):
-        encoder = FCSNEncoder(8192, width=1.0)
+        encoder = FCSNEncoder(8192, width_mult=1.0)
     n = count(encoder)
     assert abs(n - REFERENCE_ENCODER_PARAMS) / REFERENCE_ENCODER_PARAMS < 0.01
     # fc6 (512*4096*7) and fc7 (4096^2) dominate; the exact layer sum is 37,945,472.
@@ -44,7 +44,7 @@ def test_width_scales_every_channel_count():
 @pytest.fixture(scope="module")
 def narrow_fcsn() -> FCSN:
     torch.manual_seed(0)
-    return FCSN(in_dim=3, width=1 / 16).eval()
+    return FCSN(in_dim=3, width_mult=1 / 16).eval()
 
 
 @pytest.mark.parametrize("length", [*range(1, 41), 255, 256, 257, 1000, 1023, 2049])
@@ -76,10 +76,36 @@ def test_instance_norm_is_identity_at_length_one_and_normalises_otherwise():
         norm(many, AffineParams(torch.ones(2, 4), torch.zeros(2, 4)))
 
 
-def test_bilinear_kernel_is_a_diagonal_triangle():
-    k = bilinear_kernel(2, 4)
-    assert torch.allclose(k[0, 0], torch.tensor([0.25, 0.75, 0.75, 0.25]))
-    assert torch.equal(k[0, 1], torch.zeros(4)) and torch.equal(k[1, 1], k[0, 0])
+def test_fc_dropout_drops_whole_channels_in_training_only():
+    """fc6/fc7 use channel dropout (the reference's Dropout2d): a channel is kept or zeroed
+    at every time step together; element-wise dropout would mix zeros and non-zeros."""
+    torch.manual_seed(3)
+    encoder = FCSNEncoder(3, width_mult=1 / 4).train()
+    for block in (encoder.fc6, encoder.fc7):
+        drop = block[2]
+        assert isinstance(drop, torch.nn.Dropout1d) and drop.p == 0.5
+        x = torch.rand(4, 64, 30) + 0.1
+        out = drop(x)
+        zero_steps = (out == 0).sum(-1)  # per (row, channel): 0 or all 30 steps
+        assert set(zero_steps.unique().tolist()) == {0, 30}
+        kept = zero_steps == 0
+        assert torch.allclose(out[kept], 2 * x[kept])
+        assert torch.equal(drop.eval()(x), x)
+
+
+def test_deconvolutions_keep_pytorch_default_init():
+    """Not FCN's bilinear start (zero off the class diagonal): the reference's default init."""
+    torch.manual_seed(4)
+    decoder = FCSNDecoder(8, 16)
+    torch.manual_seed(4)
+    reference = FCSNDecoder(8, 16)
+    for name, kernel in (("up2", 4), ("up16", 32)):
+        w = getattr(decoder, name).weight
+        assert w.shape == (2, 2, kernel) and getattr(decoder, name).bias is None
+        assert (w[0, 1] != 0).all() and (w[1, 0] != 0).all()
+        bound = 1 / (2 * kernel) ** 0.5  # kaiming_uniform(a=sqrt(5)) on fan_in = 2 * kernel
+        assert w.abs().max() <= bound
+        assert torch.equal(w, getattr(reference, name).weight)  # seeded like any other layer
 
 
 def test_run_by_length_runs_each_row_alone_at_its_length(narrow_fcsn):

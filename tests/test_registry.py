@@ -73,3 +73,24 @@ def test_entry_point_plugins_are_loaded(monkeypatch):
         assert model.card.name == "plugin_demo" and model.build_args == {"feature_dim": 4}
     finally:
         registry._REGISTRY.pop("plugin_demo", None)
+
+
+def test_unknown_override_is_a_config_error_listing_the_options():
+    from highlightzoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no option 'nonexistent_kwarg'.*dropout"):
+        hz.create_model("fcsn", feature_dim=8, nonexistent_kwarg=1)
+    with pytest.raises(ConfigError, match="no option 'width'.*width_mult"):
+        hz.create_model("video2gif", feature_dim=8, width=64)
+
+
+def test_builders_with_var_keywords_take_any_override():
+    @register_model(ModelCard("tmp_kwargs_model", "s", "p", "frame", False, "cross_entropy"))
+    def tmp(feature_dim: int, **kw) -> nn.Module:
+        return nn.Linear(feature_dim, 1)
+
+    try:
+        assert hz.create_model("tmp_kwargs_model", feature_dim=3, anything=1).build_args == {
+            "feature_dim": 3, "anything": 1}
+    finally:
+        registry._REGISTRY.pop("tmp_kwargs_model")

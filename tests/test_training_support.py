@@ -71,7 +71,7 @@ def write_tiny_store(
 
 # Size-only overrides that keep the FCN baselines (4096-channel fc layers at width 1) quick
 # on a CPU; the same for both, as in the benchmark presets.
-SMALL = {"fcsn": {"width": 0.0625}, "avhd": {"width": 0.0625}}
+SMALL = {"fcsn": {"width_mult": 0.0625}, "avhd": {"width_mult": 0.0625}}
 
 
 def write_fresh_checkpoint(path: Path, model: str, data: Path, feature_dim: int = FEATURE_DIM) -> Path:

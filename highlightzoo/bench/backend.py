@@ -3,10 +3,11 @@
 - Worlds are cached by (world preset, world seed, resolved world config, replay
   CSV digest): ``<cache>/<preset>-s<seed>-<key>.h5``, written to a temp name
   and renamed, so an interrupted build never leaves a half store behind.
-- Each (model, seed) run is one :func:`highlightzoo.training.train` call with
-  the preset's budget; the trainer selects the best epoch on the validation
-  users and tests it once on the test users. Its run folder's results.json is
-  split here into deterministic fields (the run record) and timing fields.
+- Each run is one :func:`highlightzoo.training.train` call under the preset's
+  rules; the trainer selects the best validation step and (unless it is a
+  sweep run) tests it once on the test users. The returned
+  :class:`~highlightzoo.training.results.TrainResult` is split here into
+  deterministic fields (the run record) and timing fields.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from highlightzoo.bench.presets import BenchPreset
-from highlightzoo.bench.runner import RunOutcome, World
+from highlightzoo.bench.protocol import RunOutcome, World
 from highlightzoo.errors import DataFormatError
+from highlightzoo.training.evaluation import EvalResult
+from highlightzoo.training.results import TrainResult
 
-# Per-epoch history fields that are wall-clock times (moved to the timing key).
-_EPOCH_TIME_FIELDS = ("train_seconds", "seconds")
+# Per-validation curve fields that are wall-clock times (moved to the timing key).
+_CURVE_TIME_FIELDS = ("val_seconds",)
 
 
 def _file_digest(path: Path) -> str:
@@ -92,6 +95,15 @@ class TrainerBackend:
                 tmp.unlink(missing_ok=True)
         return World(path=path, key=key, info={**info, "file": path.name})
 
+    def probes(self, world: World, replay: Path | None) -> dict[str, Any] | None:
+        """The world's personal signal (docs/history.md): probe mAPs on the generator's latent
+        variables, with per-video APs; None for a replayed world (its latents are not kept)."""
+        if replay is not None:
+            return None
+        from highlightzoo.bench.world_probes import world_probes
+
+        return world_probes(store_path=world.path)
+
     def trace_targets(self, world: World, count: int) -> dict[str, Any]:
         """The first ``count`` test users' target videos: labels and rate (for the figure).
 
@@ -111,9 +123,10 @@ class TrainerBackend:
         return {"pairs": pairs, "labels": labels, "rate": rate}
 
     def train_config(
-        self, preset: BenchPreset, model: str, seed: int, world: World, run_dir: Path, device: str
+        self, preset: BenchPreset, model: str, seed: int, world: World, run_dir: Path, device: str,
+        lr: float | None = None,
     ):
-        """The trainer config of one run: the preset's budget, identical for every model."""
+        """The trainer config of one run: the preset's rules, identical for every model."""
         from highlightzoo.training.config import TrainConfig
 
         return TrainConfig(
@@ -122,9 +135,15 @@ class TrainerBackend:
             model_overrides=preset.overrides_for(model),
             clip_len=preset.clip_len,
             batch_size=preset.batch_size,
-            lr=preset.lr,
-            epochs=preset.epochs,
+            lr=preset.lr if lr is None else lr,
+            epochs=preset.epochs or 1,
+            max_steps=preset.max_steps,
+            eval_every=preset.eval_every,
             patience=preset.patience,
+            min_steps=preset.min_steps,
+            min_delta=preset.min_delta,
+            sampling=preset.sampling,
+            protocol=preset.protocol,
             seed=seed,
             device=device,
             num_workers=preset.num_workers,
@@ -144,71 +163,93 @@ class TrainerBackend:
         *,
         device: str,
         trace_pairs: list[str],
+        lr: float | None = None,
+        stop_after: int | None = None,
     ) -> RunOutcome:
         from highlightzoo.training import train
 
-        config = self.train_config(preset, model, seed, world, run_dir, device)
-        folder = train(config, quiet=True)
-        path = Path(folder) / "results.json"
-        try:
-            trained = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise DataFormatError(f"trainer results unreadable: {err}", path=str(path)) from err
-        return split_trainer_results(trained, world, run_dir, trace_pairs)
+        config = self.train_config(preset, model, seed, world, run_dir, device, lr)
+        result = train(config, quiet=True, stop_after=stop_after)
+        return split_train_result(result, world, run_dir, trace_pairs)
+
+    def resume_run(
+        self,
+        preset: BenchPreset,
+        model: str,
+        seed: int,
+        world: World,
+        run_dir: Path,
+        *,
+        device: str,
+        trace_pairs: list[str],
+    ) -> RunOutcome:
+        """Continue the paused (sweep) run in ``run_dir`` to its stop, then test it."""
+        from highlightzoo.training import train
+
+        if not (Path(run_dir) / "checkpoints" / "last.pt").exists():
+            raise DataFormatError(
+                "the chosen sweep run has no checkpoint to resume; delete its sweep record from "
+                "results.json to rerun it", path=str(run_dir),
+            )
+        result = train(None, quiet=True, resume=run_dir, overrides={"device": device})
+        return split_train_result(result, world, run_dir, trace_pairs)
 
 
-def split_trainer_results(
-    trained: dict[str, Any], world: World, run_dir: Path, trace_pairs: list[str]
+def test_record(test: EvalResult) -> dict[str, Any]:
+    """The deterministic test fields of a run record (headline numbers + per-video records)."""
+    data = test.to_dict()
+    return {
+        **{k: v for k, v in data.items() if k not in ("records", "scores", "map_ci95")},
+        "hit": test.hit,
+        "videos": data["records"],
+    }
+
+
+def _traces(test: EvalResult, run_dir: Path, trace_pairs: list[str]) -> dict[str, list[float]]:
+    missing = [p for p in trace_pairs if p not in test.scores]
+    if missing:
+        raise DataFormatError(
+            f"the test evaluation lacks per-step scores of the traced test videos {missing}",
+            path=str(run_dir),
+        )
+    return {p: test.scores[p] for p in trace_pairs}
+
+
+def split_train_result(
+    result: TrainResult, world: World, run_dir: Path, trace_pairs: list[str]
 ) -> RunOutcome:
-    """Turn a trainer results.json into (deterministic record, timing, traces).
+    """Turn a :class:`TrainResult` into (deterministic record, timing, traces).
 
     Absolute paths become relative names (the world file, ``runs/<name>``)
     so two identical benchmarks in different folders give equal records.
     """
-    config = dict(trained["config"])
+    config = result.config.to_dict()
     config["data"] = world.path.name
     config["out"] = f"runs/{Path(run_dir).name}"
-    history, epoch_times = [], []
-    for epoch in trained.get("history", []):
-        history.append({k: v for k, v in epoch.items() if k not in _EPOCH_TIME_FIELDS})
-        epoch_times.append({k: epoch[k] for k in _EPOCH_TIME_FIELDS if k in epoch})
-    provenance = dict(trained.get("provenance", {}))
+    selection = result.selection.to_dict()
+    curve, curve_times = [], []
+    for point in selection.pop("curve"):
+        curve.append({k: v for k, v in point.items() if k not in _CURVE_TIME_FIELDS})
+        curve_times.append({k: point[k] for k in _CURVE_TIME_FIELDS if k in point})
+    provenance = dict(result.provenance)
     created = provenance.pop("created", None)
-    hit_key = next((k for k in trained if k.startswith("hit_at_")), None)
-    record = {
+    record: dict[str, Any] = {
         "config": config,
-        "card": trained.get("model_card"),
-        "build_args": trained.get("build_args"),
-        "history_cap": trained.get("history_cap"),
-        "selection": {k: trained.get(k) for k in
-                      ("best_epoch", "best_val_map", "epochs_run", "stopped_early")},
-        "history": history,
-        "test": {
-            "map": trained["map"],
-            "user_map": trained.get("user_map"),
-            "n_pairs": trained.get("n_pairs"),
-            "n_skipped": trained.get("n_skipped"),
-            "nmsd": trained.get("nmsd"),
-            "hit": trained.get(hit_key) if hit_key else None,
-            "ap_mode": trained.get("ap_mode"),
-            "videos": [{k: r[k] for k in ("user", "video", "ap", "nmsd", "hit", "n_steps",
-                                          "n_positive") if k in r} for r in trained["records"]],
-            "skipped": trained.get("skipped", []),
-        },
+        "card": result.card,
+        "build_args": result.build_args,
+        "history_cap": result.history_cap,
+        "n_parameters": result.n_parameters,
+        "selection": {**selection, "curve": curve},
         "provenance": provenance,
     }
-    scores = trained.get("scores", {})
-    missing = [p for p in trace_pairs if p not in scores]
-    if missing:
-        raise DataFormatError(
-            f"trainer results lack per-step scores of the traced test videos {missing}",
-            path=str(Path(run_dir) / "results.json"),
-        )
+    traces: dict[str, list[float]] = {}
+    if result.test is not None:
+        record["test"] = test_record(result.test)
+        traces = _traces(result.test, run_dir, trace_pairs)
     timing = {
-        "training_time_s": trained.get("training_time_s"),
-        "test_time_s": trained.get("test_time_s"),
-        "epochs": epoch_times,
+        "training_time_s": result.training_time_s,
+        "test_time_s": result.test_time_s,
+        "validations": curve_times,
         "created": created,
     }
-    return RunOutcome(record=record, timing=timing,
-                      traces={p: scores[p] for p in trace_pairs})
+    return RunOutcome(record=record, timing=timing, traces=traces)

@@ -3,6 +3,10 @@
 - ``table1_map.png`` / ``table2_map.png``: mAP per model with both 95 %
   intervals (videos: thick bar, seeds: thin bar) and the paper's mAP as a
   marker (different data: shown for shape, not for equality).
+- ``table1_curves.png`` / ``table2_curves.png``: validation mAP against
+  optimiser steps per model (mean over the seeds still running at that step,
+  band: min to max over them); a dot marks each run's stop, hollow when the
+  run hit the step cap (not converged).
 - ``score_traces.png``: for the few traced test videos, the ground truth,
   PR-Net's scores and the strongest baseline's scores over time (first seed;
   scores min-max scaled per video, since only their order matters to AP).
@@ -16,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from highlightzoo.bench.tables import REFERENCE, TITLES, Row, best_baseline, summaries
+from highlightzoo.bench.results import final_runs
+from highlightzoo.bench.tables import REFERENCE, TITLES, Row, best_baseline, summaries, table_rows
 from highlightzoo.io import atomic_write_bytes
 
 
@@ -76,6 +81,53 @@ def map_bar_chart(table: str, rows: list[Row], path: Path) -> Path:
     return path
 
 
+def curve_points(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, low, high) of the validation mAP over the runs that reached each step."""
+    by_step: dict[int, list[float]] = {}
+    for run in runs:
+        for point in run.get("selection", {}).get("curve", []):
+            by_step.setdefault(int(point["step"]), []).append(float(point["val_map"]))
+    steps = np.array(sorted(by_step), dtype=np.int64)
+    values = [by_step[int(s)] for s in steps]
+    return (steps, np.array([np.mean(v) for v in values]), np.array([min(v) for v in values]),
+            np.array([max(v) for v in values]))
+
+
+def learning_curve_figure(table: str, results: dict[str, Any], path: Path) -> Path | None:
+    """Validation mAP against steps for every model of ``table`` that has runs with a curve."""
+    runs = final_runs(results)
+    models = [m for m in table_rows(table)
+              if any(r["model"] == m and r.get("selection", {}).get("curve") for r in runs)]
+    if not models:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    cmap = plt.get_cmap("tab20")
+    for i, model in enumerate(models):
+        mine = [r for r in runs if r["model"] == model]
+        steps, mean, low, high = curve_points(mine)
+        color = cmap(i % 20)
+        style = "-" if model == REFERENCE else ("--" if i % 2 else "-.")
+        ax.plot(steps, mean, style, color=color, lw=2 if model == REFERENCE else 1.2, label=model)
+        ax.fill_between(steps, low, high, color=color, alpha=0.12)
+        for run in mine:
+            sel = run["selection"]
+            last = sel["curve"][-1] if sel.get("curve") else None
+            if last is None:
+                continue
+            capped = sel.get("stop_reason") == "cap"
+            ax.plot([last["step"]], [last["val_map"]], "o", color=color, ms=5,
+                    mfc="white" if capped else color)
+    ax.set_xlabel("optimiser steps")
+    ax.set_ylabel("validation mAP (%)")
+    ax.set_title(f"{TITLES[table]}: validation curves (mean over seeds, band min-max)\n"
+                 "dot: where a run stopped (hollow: hit the step cap, not converged)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
 def _scaled(values: list[float]) -> np.ndarray:
     a = np.asarray(values, dtype=np.float64)
     span = a.max() - a.min()
@@ -93,7 +145,7 @@ def score_trace_figure(results: dict[str, Any], path: Path) -> Path | None:
     summ = summaries(results)
     best = best_baseline(summ)
     first = {}
-    for run in sorted(results["runs"], key=lambda r: r["seed"]):
+    for run in sorted(final_runs(results), key=lambda r: r["seed"]):
         first.setdefault(run["model"], run)
     if not pairs or best is None or REFERENCE not in first:
         return None

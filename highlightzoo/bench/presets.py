@@ -31,86 +31,154 @@ class EvalSettings:
 class BenchPreset:
     """One benchmark preset (plain data; saved in every results.json).
 
-    The training budget (``epochs``, ``batch_size``, ``lr``, ``patience``,
-    ``clip_len``) is the same for every model; ``num_workers`` (DataLoader
-    processes) and ``precision`` ("fp32" or CUDA-only "bf16" autocast) are
-    the machine side. ``model_overrides`` only change
-    a model's *size* where the paper's layer sizes assume 8192-d C3D input
-    (e.g. a narrower FCSN/A-VHD ``width`` on small synthetic features); they
-    are keyed by model name and go to ``create_model`` unchanged.
+    The training rules are the same for every model of a preset
+    (docs/training.md, "Budget and convergence"): a budget of ``max_steps``
+    optimiser steps (or ``epochs`` passes when ``max_steps`` is None),
+    validation every ``eval_every`` steps, early stopping after ``patience``
+    validations without an improvement of more than ``min_delta`` mAP points,
+    never before ``min_steps``; ``sampling`` and ``protocol`` as in
+    :class:`~highlightzoo.training.TrainConfig`. ``lr_grid``: the learning
+    rates swept per model with seed 0 over the first ``sweep_steps`` steps
+    (the highest validation mAP in that prefix wins, ties to the smaller rate;
+    the chosen run then continues as seed 0's final run); empty = every model
+    trains at ``lr``. ``num_workers`` (DataLoader processes) and ``precision``
+    ("fp32" or CUDA-only "bf16" autocast) are the machine side.
+    ``model_overrides`` only change a model's *size* where the paper's layer
+    sizes assume 8192-d C3D input; they are keyed by model name and go to
+    ``create_model`` unchanged.
     """
 
     name: str
     world: str
     world_seed: int
-    epochs: int
     batch_size: int
     lr: float
     patience: int | None
     clip_len: int
     seeds: int
     device: str
+    epochs: int | None = None
+    max_steps: int | None = None
+    eval_every: int | None = None
+    min_steps: int = 0
+    min_delta: float = 0.0
+    lr_grid: tuple[float, ...] = ()
+    sweep_steps: int = 0
+    sampling: str = "leave_one_out"
+    protocol: str = "avhd"
     num_workers: int = 0
     precision: str = "fp32"
     model_overrides: dict[str, dict] = field(default_factory=dict)
     eval: EvalSettings = field(default_factory=EvalSettings)
     target: str = ""
 
+    def __post_init__(self) -> None:
+        if self.lr_grid and (self.eval_every is None or self.sweep_steps < self.eval_every):
+            raise ConfigError(
+                f"preset {self.name!r}: a learning-rate sweep needs eval_every and sweep_steps >= "
+                f"eval_every (got {self.eval_every!r}, {self.sweep_steps!r})"
+            )
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["lr_grid"] = list(self.lr_grid)
+        return data
 
     def overrides_for(self, model: str) -> dict:
         """The ``create_model`` overrides this preset gives ``model`` (often none)."""
         return dict(self.model_overrides.get(model, {}))
 
+    def rule_text(self) -> str:
+        """The training rules in one line (table footnotes, progress)."""
+        budget = f"{self.max_steps} steps" if self.max_steps else f"{self.epochs} passes"
+        lrs = "lr " + ("/".join(f"{x:g}" for x in self.lr_grid) + f" chosen on validation after "
+                       f"{self.sweep_steps} steps" if self.lr_grid else f"{self.lr:g}")
+        return (
+            f"cap {budget}, validation every {self.eval_every or 'pass'} steps, patience "
+            f"{self.patience} validations after {self.min_steps} steps (min_delta {self.min_delta:g}), "
+            f"batch {self.batch_size} clips of {self.clip_len} steps ({self.sampling}), {lrs}, "
+            f"protocol {self.protocol}"
+        )
 
-# FCSN and A-VHD keep the reference layer sizes (64..512 conv channels, fc6/fc7 = 4096)
-# only for 8192-d C3D input; on 64/256-d synthetic features a quarter width (16..128
-# channels, fc 1024) keeps them trainable on a CPU. Same width for both, so their
-# comparison stays fair. (At width 1.0 one quick-world FCSN epoch took ~200 s on 2 cores.)
-_NARROW_FCN = {"fcsn": {"width": 0.25}, "avhd": {"width": 0.25}}
+
+# FCSN, A-VHD and Video2GIF keep the reference layer sizes (64..512 conv channels, fc6/fc7 =
+# 4096; Video2GIF's C3D fc6 4096 -> 512 -> 128) only for 8192-d C3D input; on 64/256-d
+# synthetic features a quarter width (FCSN/A-VHD: 16..128 channels, fc 1024; Video2GIF:
+# 1024 -> 128 -> 32) keeps them trainable on a CPU. The same multiplier for all three.
+# (At width 1.0 one quick-world FCSN epoch took ~200 s on 2 cores.)
+_NARROW_FCN = {m: {"width_mult": 0.25} for m in ("fcsn", "avhd", "video2gif")}
+
+# Learning-rate grid of the sweep: half-decade steps around Adam's default 1e-3 (the PR-Net
+# paper's setting). The A-VHD reference trains with 1e-4 at batch 1; at our 16 clips per batch
+# the linear scaling rule puts that at ~1.6e-3, inside the grid (docs/training.md).
+LR_GRID = (3e-4, 1e-3, 3e-3)
 
 PRESETS: dict[str, BenchPreset] = {
+    # A <= 20 min CPU demonstration: one learning rate and a short cap, so rows may not
+    # converge; the tables say which (column "converged").
     "quick": BenchPreset(
         name="quick",
-        # Measured: 14 min 08 s wall for 45 runs on the 2-core CPU (docs/performance.md).
         world="quick",
         world_seed=0,
-        epochs=8,
         batch_size=16,
         lr=1e-3,
         patience=3,
         clip_len=256,
         seeds=3,
         device="cpu",
+        max_steps=250,
+        eval_every=50,
         model_overrides=_NARROW_FCN,
-        target="15 models x 3 seeds in <= 20 min on a 2-core CPU",
+        target="15 models x 3 seeds (+2 floors) in <= 20 min on a 2-core CPU (--jobs 2)",
     ),
-    # Same world as `quick` (so CPU and GPU tables are comparable) with a longer budget.
-    # These models are small: on a GPU an epoch is bound by the input pipeline and
-    # per-step overheads, not FLOPs, so a bigger world would not fit 45 runs in 6 min.
-    # Estimate from the CPU measurements (docs/performance.md): ~0.65 s/epoch and ~2 s
-    # per-run overhead -> 45 x (2 + ~11 x 0.65) s ~ 6.5 min worst case, less with early
-    # stops. NOT MEASURED: no GPU was lent to the session that wrote it.
+    # The fair comparison: every model trained to convergence under the same rules, at a
+    # learning rate chosen per model on the validation users (seed 0, first 500 steps) from
+    # LR_GRID. min_steps: on measured learning curves (docs/training.md) the slowest learner,
+    # FCSN, leaves its initial plateau after 150-250 steps at lr 1e-3; 500 leaves room for 3e-4.
+    "converged": BenchPreset(
+        name="converged",
+        world="quick",
+        world_seed=0,
+        batch_size=16,
+        lr=1e-3,
+        lr_grid=LR_GRID,
+        sweep_steps=500,
+        patience=4,
+        min_steps=500,
+        min_delta=0.1,
+        max_steps=3000,
+        eval_every=50,
+        clip_len=256,
+        seeds=3,
+        device="cpu",
+        model_overrides=_NARROW_FCN,
+        target="15 models x 3 seeds + lr sweep, every final run stopped by patience; "
+               "<= 90 min on a 2-core CPU (--jobs 2)",
+    ),
+    # The converged rules on one GPU, same world (so CPU and GPU tables are comparable).
     "standard": BenchPreset(
         name="standard",
         world="quick",
         world_seed=0,
-        epochs=12,
         batch_size=16,
         lr=1e-3,
+        lr_grid=LR_GRID,
+        sweep_steps=500,
         patience=4,
+        min_steps=500,
+        min_delta=0.1,
+        max_steps=3000,
+        eval_every=50,
         clip_len=256,
         seeds=3,
         device="cuda",
         num_workers=4,
         model_overrides=_NARROW_FCN,
-        target="15 models x 3 seeds in <= 6 min on one H100/H200 (estimated, not yet measured)",
+        target="the converged preset on one H100/H200 (time: benchmarks/gpu/run.sh)",
     ),
-    # The paper's protocol (Sec. 3.4): 150 epochs, 32 users per batch, Adam with default
-    # settings (lr 1e-3), clips of 256 steps, best epoch on validation (no early stop),
-    # on a world of the paper's split sizes (9,478 / 750 / 675 users). Reference-width
-    # FCSN/A-VHD (no overrides).
+    # The paper's protocol (Sec. 3.4): 150 passes, 32 clips per batch, Adam with default
+    # settings (lr 1e-3), clips of 256 steps, best validation (no early stop), on a world of
+    # the paper's split sizes (9,478 / 750 / 675 users). Reference-width FCSN/A-VHD.
     "paper": BenchPreset(
         name="paper",
         world="paper",
@@ -124,7 +192,7 @@ PRESETS: dict[str, BenchPreset] = {
         device="cuda",
         num_workers=8,
         model_overrides={},
-        target="PR-Net paper Sec. 3.4: 150 epochs, batch 32 users, Adam defaults, 9,478 train users",
+        target="PR-Net paper Sec. 3.4: 150 passes, batch 32 clips, Adam defaults, 9,478 train users",
     ),
 }
 

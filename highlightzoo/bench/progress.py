@@ -24,6 +24,11 @@ def format_seconds(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def _label(seed: int | str) -> str:
+    """``seed 2`` for a final run, the label itself (e.g. ``lr0.001``) for a sweep run."""
+    return f"seed {seed}" if isinstance(seed, int) else f"sweep {seed}"
+
+
 class Progress:
     """Line-based progress for a list of ``(model, seed)`` runs (silent when ``quiet``)."""
 
@@ -75,17 +80,17 @@ class Progress:
         eta = "estimating" if left is None else format_seconds(left)
         elapsed = format_seconds(self.clock() - self.started_at)
         self._say(
-            f"{self._counter(model, seed)} training {model} seed {seed}"
+            f"{self._counter(model, seed)} training {model} {_label(seed)}"
             f" | elapsed {elapsed} | time left ~{eta}"
         )
 
     def finished(self, model: str, seed: int, seconds: float, summary: str) -> None:
         self.record(model, seed, seconds)
-        self._say(f"{self._counter(model, seed)} done {model} seed {seed} in "
+        self._say(f"{self._counter(model, seed)} done {model} {_label(seed)} in "
                   f"{format_seconds(seconds)}: {summary}")
 
     def skipped(self, model: str, seed: int) -> None:
-        self._say(f"{self._counter(model, seed)} {model} seed {seed} already in results (resumed)")
+        self._say(f"{self._counter(model, seed)} {model} {_label(seed)} already in results (resumed)")
 
     def message(self, text: str) -> None:
         self._say(text)

@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from highlightzoo.bench.plots import map_bar_chart, matplotlib_available, score_trace_figure
+from highlightzoo.bench.history_value import write_history_value
+from highlightzoo.bench.plots import (
+    learning_curve_figure,
+    map_bar_chart,
+    matplotlib_available,
+    score_trace_figure,
+)
 from highlightzoo.bench.results import load_results
 from highlightzoo.bench.tables import TABLES, build_table, table_csv, table_markdown
+from highlightzoo.bench.world_probes import write_world_probes
 from highlightzoo.errors import ConfigError
 from highlightzoo.io import atomic_write_text
 
@@ -30,7 +37,14 @@ def write_report(folder: Path, *, plots: bool = True) -> list[Path]:
             atomic_write_text(path, text)
             written.append(path)
         if plots and matplotlib_available():
-            written.append(map_bar_chart(table, rows, folder / f"{table}_map.png"))
+            ran = [r for r in rows if not r.paper_only]
+            written.append(map_bar_chart(table, ran, folder / f"{table}_map.png"))
+            curves = learning_curve_figure(table, results, folder / f"{table}_curves.png")
+            if curves is not None:
+                written.append(curves)
+    written += write_history_value(folder, results, plots=plots and matplotlib_available())
+    if results.get("world_probes"):
+        written += write_world_probes(folder, {results["world"].get("preset", "world"): results["world_probes"]})
     if plots and matplotlib_available():
         trace = score_trace_figure(results, folder / "score_traces.png")
         if trace is not None:

@@ -26,8 +26,18 @@ TIMING_KEY = "timing"
 
 
 def run_id(model: str, seed: int) -> str:
-    """The id of one (model, seed) run inside a results file, e.g. ``prnet/seed0``."""
+    """The id of one final (model, seed) run inside a results file, e.g. ``prnet/seed0``."""
     return f"{model}/seed{seed}"
+
+
+def sweep_id(model: str, lr: float) -> str:
+    """The id of one learning-rate sweep run (seed 0), e.g. ``prnet/lr0.001/seed0``."""
+    return f"{model}/lr{lr:g}/seed0"
+
+
+def final_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs the tables are made of (sweep runs are evidence, not table rows)."""
+    return [run for run in results["runs"] if run.get("role", "final") == "final"]
 
 
 def dumps(results: dict[str, Any]) -> str:
@@ -97,8 +107,17 @@ def append_run(
     if run["id"] in finished_run_ids(results):
         raise RunFolderError(f"run {run['id']} is already recorded in {path}")
     results["runs"].append(run)
+    results["runs"].sort(key=lambda r: _run_order(results, r))
     results[TIMING_KEY]["runs"][run["id"]] = timing
     save_results(path, results)
+
+
+def _run_order(results: dict[str, Any], run: dict[str, Any]) -> tuple:
+    """Canonical run order (sweep runs first, then seed-major in model order), so the file is
+    the same whichever order parallel runs finish in."""
+    models = results.get("models", [])
+    index = models.index(run["model"]) if run["model"] in models else len(models)
+    return (run.get("role") != "sweep", run["seed"], index, run.get("lr") or 0.0)
 
 
 def strip_timing(results: dict[str, Any]) -> dict[str, Any]:

@@ -1,28 +1,44 @@
-"""The benchmark loop: every (model, seed) of both tables, resumable, appended atomically.
+"""The benchmark loop: a learning-rate sweep, then every (model, seed) of both tables.
 
 ``run_tables`` builds (or reuses from the cache) the preset's synthetic world,
-then for each seed and each model trains through the shared trainer (model
-selection on the validation users), evaluates on the test users and appends
-the run to ``DIR/results.json`` at once. Runs already in that file are
-skipped, so an interrupted benchmark resumes where it stopped. Tables and
-plots are generated afterwards from results.json alone
+then
+
+1. **sweep** (when the preset has an ``lr_grid``): every trainable model is
+   trained with seed 0 at each rate of the grid for the preset's
+   ``sweep_steps`` (then paused, resumable); the test users are never read.
+   The rate with the highest validation mAP in that prefix is chosen (ties:
+   the smaller rate). The same rule for every model.
+2. **final runs**: each seed at the model's chosen rate, under the preset's
+   stopping rules. Seed 0's final run is the chosen sweep run, resumed (bit for
+   bit the run it would have been uninterrupted) until its rule stops it and
+   then tested once. Models without trainable parameters (the floors) skip the
+   sweep.
+
+Every finished run (sweep or final) is appended to ``DIR/results.json`` at
+once; runs already there are skipped, so an interrupted benchmark resumes
+where it stopped. With ``jobs > 1`` runs go to that many worker processes,
+each with ``cpu_count // jobs`` torch threads (recorded in provenance). Tables
+and plots are generated afterwards from results.json alone
 (:func:`highlightzoo.bench.report.write_report`).
 
-The world builder and the trainer are reached through a small
-:class:`Backend`, so tests can drive the loop with fakes.
+The world builder and the trainer are reached through a :class:`Backend`
+(:mod:`highlightzoo.bench.protocol`), so tests can drive the loop with fakes.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from highlightzoo.bench.presets import BenchPreset, get_preset
 from highlightzoo.bench.progress import Progress
+from highlightzoo.bench.protocol import Backend, RunOutcome, World
 from highlightzoo.bench.results import (
     RESULTS_FILE,
     TIMING_KEY,
@@ -33,111 +49,23 @@ from highlightzoo.bench.results import (
     new_results,
     run_id,
     save_results,
+    sweep_id,
 )
 from highlightzoo.bench.tables import table_models
 from highlightzoo.errors import ConfigError, RunFolderError
+from highlightzoo.models.registry import get_model_card
+from highlightzoo.provenance import environment
+
+__all__ = ["Backend", "RunOutcome", "World", "choose_lr", "plan_runs", "run_tables"]
 
 
-@dataclass(frozen=True)
-class World:
-    """A built synthetic world: its HDF5 store and plain-data description."""
-
-    path: Path
-    key: str
-    info: dict[str, Any]
-
-
-@dataclass
-class RunOutcome:
-    """What one finished (model, seed) run gives the results file.
-
-    ``record``: deterministic plain data (config, card, selection, per-epoch
-    history without times, ``test`` with per-video records); ``timing``:
-    wall-clock fields only; ``traces``: ``{pair_id: per-step scores}`` for the
-    preset's trace videos.
-    """
-
-    record: dict[str, Any]
-    timing: dict[str, Any]
-    traces: dict[str, list[float]] = field(default_factory=dict)
-
-
-class Backend(Protocol):
-    """How the loop reaches the data and training parts (real or fake)."""
-
-    def build_world(
-        self, preset: BenchPreset, *, replay: Path | None, cache_dir: Path, quiet: bool
-    ) -> World: ...
-
-    def trace_targets(self, world: World, count: int) -> dict[str, Any]: ...
-
-    def run(
-        self,
-        preset: BenchPreset,
-        model: str,
-        seed: int,
-        world: World,
-        run_dir: Path,
-        *,
-        device: str,
-        trace_pairs: list[str],
-    ) -> RunOutcome: ...
-
-
-def provenance(device: str) -> dict[str, Any]:
-    """Versions, git commit and device: what a reader needs to trust or rerun a result."""
-    import platform
-
-    import torch
-
-    from highlightzoo import __version__
-
-    return {
-        "highlightzoo": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "device": device,
-        "device_name": _device_name(device),
-        "git": _git_state(),
-    }
-
-
-def _device_name(device: str) -> str:
-    """GPU name, or the CPU model and core count (from /proc/cpuinfo where there is one)."""
-    import os
-    import platform
-
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} cores)"
-
-
-def _git_state() -> dict[str, Any]:
-    """Commit and dirty flag of the checkout the package runs from (None outside git)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True,
-        ).stdout.strip() != ""
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
+def provenance(device: str, threads: int | None = None) -> dict[str, Any]:
+    """The benchmark's environment (:func:`highlightzoo.provenance.environment`) with the
+    torch threads each run uses."""
+    env = environment(device)
+    if threads is not None:
+        env["threads"] = threads
+    return env
 
 
 def default_cache_dir() -> Path:
@@ -153,13 +81,21 @@ def plan_runs(models: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, in
     return [(model, seed) for seed in seeds for model in models]
 
 
+def choose_lr(val_maps: dict[float, float]) -> float:
+    """The rate with the highest best-validation mAP; ties go to the smaller rate."""
+    if not val_maps:
+        raise ConfigError("no sweep run to choose a learning rate from")
+    return max(sorted(val_maps), key=lambda lr: (val_maps[lr], -lr))
+
+
 def _open_results(
-    path: Path, preset: BenchPreset, world: World, models: list[str], seeds: list[int], device: str
+    path: Path, preset: BenchPreset, world: World, models: list[str], seeds: list[int],
+    device: str, threads: int | None,
 ) -> dict[str, Any]:
     """Load a folder's results to resume, or start new ones; refuse a folder of another setup."""
     fresh = new_results(
         preset=preset.to_dict(), seeds=seeds, models=models,
-        world={"key": world.key, **world.info}, provenance=provenance(device),
+        world={"key": world.key, **world.info}, provenance=provenance(device, threads),
     )
     if not path.exists():
         return fresh
@@ -175,12 +111,51 @@ def _open_results(
     return old
 
 
-def _fresh_run_dir(out: Path, model: str, seed: int) -> Path:
+def _fresh_run_dir(out: Path, name: str) -> Path:
     """The trainer's folder for a run; a leftover of an interrupted attempt is removed."""
-    run_dir = out / "runs" / f"{model}-seed{seed}"
+    run_dir = out / "runs" / name
     if run_dir.exists():
         shutil.rmtree(run_dir)  # never recorded as finished: a partial run of ours
     return run_dir
+
+
+def _lr_tag(lr: float) -> str:
+    return f"lr{lr:g}"
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _execute(
+    tasks: list[tuple[Any, Callable[..., Any], tuple, dict]], jobs: int, threads: int | None
+) -> Iterator[tuple[Any, Any, float]]:
+    """Run ``fn(*args, **kwargs)`` per task (in-process, or on ``jobs`` worker processes);
+    yield ``(key, result, seconds)`` as each finishes."""
+    if jobs <= 1:
+        for key, fn, args, kwargs in tasks:
+            start = time.monotonic()
+            result = fn(*args, **kwargs)
+            yield key, result, time.monotonic() - start
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+        initargs=(threads or 1,),
+    )
+    try:
+        started: dict[Any, tuple[Any, float]] = {}
+        for key, fn, args, kwargs in tasks:
+            started[pool.submit(fn, *args, **kwargs)] = (key, time.monotonic())
+        pending = set(started)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: list(started).index(f)):
+                key, t0 = started[future]
+                yield key, future.result(), time.monotonic() - t0
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_tables(
@@ -195,13 +170,16 @@ def run_tables(
     quiet: bool = False,
     backend: Backend | None = None,
     report: bool = True,
+    jobs: int | None = 1,
 ) -> Path:
-    """Train and evaluate every model of both tables with each seed; return results.json.
+    """Sweep, train and evaluate every model of both tables with each seed; return results.json.
 
     ``seeds``: number of training seeds (0..seeds-1; default from the
     preset); ``models``: a subset of the tables' models (default all of
     both tables); ``replay``: a PHD-GIFs CSV whose user/segment structure
-    the world replays. Finished runs in ``out`` are kept and skipped.
+    the world replays; ``jobs``: runs at once (worker processes; None: one
+    per CPU core, at most 4, on a CPU device, else 1). Finished runs in ``out``
+    are kept and skipped.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     backend = backend or default_backend()
@@ -216,9 +194,16 @@ def run_tables(
     n_seeds = preset.seeds if seeds is None else seeds
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
-    seed_list = list(range(n_seeds))
     device = device or preset.device
-    progress = Progress(plan_runs(chosen, seed_list), quiet=quiet)
+    if jobs is None:
+        jobs = min(os.cpu_count() or 1, 4) if device == "cpu" else 1
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    seed_list = list(range(n_seeds))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    swept = [m for m in chosen if preset.lr_grid and get_model_card(m).trainable]
+    sweep_plan = [(m, _lr_tag(lr)) for m in swept for lr in preset.lr_grid]
+    progress = Progress(sweep_plan + plan_runs(chosen, seed_list), quiet=quiet)
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / ".gitignore", "# trainer run folders (checkpoints): not results\nruns/\n")
@@ -228,31 +213,74 @@ def run_tables(
     )
     world_seconds = time.monotonic() - t0
     path = out / RESULTS_FILE
-    results = _open_results(path, preset, world, chosen, seed_list, device)
+    results = _open_results(path, preset, world, chosen, seed_list, device, threads)
     if not results["traces"]:
         results["traces"] = backend.trace_targets(world, preset.eval.trace_videos)
+    probes = getattr(backend, "probes", None)  # optional: fakes need not have it
+    if probes is not None and "world_probes" not in results:
+        results["world_probes"] = probes(world, replay)
     results[TIMING_KEY].setdefault("world_seconds", []).append(world_seconds)
     save_results(path, results)
+    trace_pairs = list(results["traces"].get("pairs", []))
+    common = {"device": device, "trace_pairs": trace_pairs}
 
+    # 1. the sweep: seed 0 at every rate for a prefix of sweep_steps, then paused; no test
     done = finished_run_ids(results)
-    for model, seed in progress.plan:
-        if run_id(model, seed) in done:
-            seconds = results[TIMING_KEY]["runs"].get(run_id(model, seed), {}).get("total_s", 0.0)
-            progress.record(model, seed, seconds)
-            progress.skipped(model, seed)
+    pause = max(1, preset.sweep_steps // (preset.eval_every or 1)) if swept else 0
+    tasks = []
+    for model in swept:
+        for lr in preset.lr_grid:
+            key = sweep_id(model, lr)
+            if key in done:
+                _resumed(progress, results, model, _lr_tag(lr), key)
+                continue
+            run_dir = _fresh_run_dir(out, f"{model}-{_lr_tag(lr)}-seed0")
+            tasks.append(((model, lr), backend.run, (preset, model, 0, world, run_dir),
+                          {**common, "lr": lr, "stop_after": pause}))
+            progress.starting(model, _lr_tag(lr))
+    for (model, lr), outcome, seconds in _execute(tasks, jobs, threads):
+        run = {"id": sweep_id(model, lr), "model": model, "seed": 0, "lr": lr, "role": "sweep",
+               **outcome.record}
+        append_run(path, results, run, {**outcome.timing, "total_s": seconds})
+        progress.finished(model, _lr_tag(lr), seconds,
+                          f"val mAP {run['selection']['best_val_map']:.2f} after "
+                          f"{run['selection'].get('steps_run', '?')} steps")
+
+    # 2. the chosen rates, then the final runs
+    lrs = {m: preset.lr for m in chosen}
+    for model in swept:
+        val = {r["lr"]: r["selection"]["best_val_map"] for r in results["runs"]
+               if r["model"] == model and r.get("role") == "sweep"}
+        lrs[model] = choose_lr(val)
+        results.setdefault("lr_choice", {})[model] = {
+            "chosen": lrs[model],
+            "rule": f"highest validation mAP of seed 0 within {preset.sweep_steps} steps (ties: smaller lr)",
+            "val_map": {f"{lr:g}": v for lr, v in sorted(val.items())},
+        }
+    save_results(path, results)
+    done = finished_run_ids(results)
+    tasks = []
+    for model, seed in plan_runs(chosen, seed_list):
+        key = run_id(model, seed)
+        if key in done:
+            _resumed(progress, results, model, seed, key)
             continue
         progress.starting(model, seed)
-        started = time.monotonic()
-        outcome = backend.run(
-            preset, model, seed, world, _fresh_run_dir(out, model, seed),
-            device=device, trace_pairs=list(results["traces"].get("pairs", [])),
-        )
-        total = time.monotonic() - started
-        run = {"id": run_id(model, seed), "model": model, "seed": seed, **outcome.record,
-               "traces": outcome.traces}
-        append_run(path, results, run, {**outcome.timing, "total_s": total})
-        test = outcome.record.get("test", {})
-        progress.finished(model, seed, total, f"test mAP {test.get('map', float('nan')):.2f}")
+        if model in swept and seed == 0:
+            source = out / "runs" / f"{model}-{_lr_tag(lrs[model])}-seed0"
+            tasks.append(((model, seed), backend.resume_run, (preset, model, 0, world, source), common))
+        else:
+            run_dir = _fresh_run_dir(out, f"{model}-seed{seed}")
+            tasks.append(((model, seed), backend.run, (preset, model, seed, world, run_dir),
+                          {**common, "lr": lrs[model]}))
+    for (model, seed), outcome, seconds in _execute(tasks, jobs, threads):
+        source = sweep_id(model, lrs[model]) if model in swept and seed == 0 else None
+        run = {"id": run_id(model, seed), "model": model, "seed": seed, "lr": lrs[model],
+               "role": "final", "source": source, **outcome.record, "traces": outcome.traces}
+        append_run(path, results, run, {**outcome.timing, "total_s": seconds})
+        test = run.get("test", {})
+        progress.finished(model, seed, seconds, f"test mAP {test.get('map', float('nan')):.2f} "
+                          f"({run.get('selection', {}).get('stop_reason', '?')})")
 
     if report:
         from highlightzoo.bench.report import write_report
@@ -260,6 +288,12 @@ def run_tables(
         write_report(out)
         progress.message(f"tables and plots written to {out}")
     return path
+
+
+def _resumed(progress: Progress, results: dict[str, Any], model: str, label: Any, key: str) -> None:
+    seconds = results[TIMING_KEY]["runs"].get(key, {}).get("total_s", 0.0)
+    progress.record(model, label, seconds)
+    progress.skipped(model, label)
 
 
 def default_backend() -> Backend:

@@ -47,6 +47,18 @@ class ModelSummary:
     nmsd: float | None
     hit: float | None
     per_video_ap: dict[str, float]
+    #: mAP under the other AP protocol ("steps" when the primary is "avhd"), None if not recorded
+    map_other: float | None = None
+    #: runs stopped by patience (or floors, which have nothing to train) / runs
+    n_converged: int = 0
+    #: the learning rates of the runs (one value after a sweep)
+    lrs: tuple[float, ...] = ()
+    #: AP protocol of ``map`` ("avhd", "steps"; "steps" for results made before protocols)
+    protocol: str = "steps"
+
+    @property
+    def converged(self) -> bool:
+        return self.n_converged == self.n_seeds
 
 
 def pair_id(user: str, video: str) -> str:
@@ -83,6 +95,9 @@ def summarise_model(model: str, runs: Sequence[dict[str, Any]]) -> ModelSummary:
     per_video = ap.mean(axis=0)
     records = [v for videos in per_seed for v in videos.values()]
     nmsd, hit = _metric(records, "nmsd"), _metric(records, "hit")
+    protocol = runs[0]["test"].get("protocol", "steps")
+    other_key = "ap_steps" if protocol == "avhd" else "ap_avhd"
+    other = _metric(records, other_key) if all(other_key in r for r in records) else None
     return ModelSummary(
         model=model,
         n_seeds=len(runs),
@@ -94,7 +109,23 @@ def summarise_model(model: str, runs: Sequence[dict[str, Any]]) -> ModelSummary:
         nmsd=None if nmsd is None else nmsd * 100.0,
         hit=None if hit is None else hit * 100.0,
         per_video_ap=dict(zip(keys, per_video.tolist(), strict=True)),
+        map_other=None if other is None else other * 100.0,
+        n_converged=sum(run_converged(run) for run in runs),
+        lrs=tuple(sorted({float(run.get("lr", run.get("config", {}).get("lr", math.nan))) for run in runs})),
+        protocol=protocol,
     )
+
+
+def run_converged(run: dict[str, Any]) -> bool:
+    """Whether a run stopped by patience (or had nothing to train).
+
+    Results made before budgets were counted in steps record ``stopped_early``:
+    a run that was not stopped early ran to its cap.
+    """
+    selection = run.get("selection", {})
+    if "stop_reason" in selection:
+        return selection["stop_reason"] in ("patience", "untrained")
+    return bool(selection.get("stopped_early"))
 
 
 def video_interval(values: np.ndarray) -> tuple[float, float] | None:

@@ -3,9 +3,13 @@
 Which model belongs to which table comes from the model cards (``card.table``);
 the full PR-Net (the reference every row is tested against) closes both
 tables. Rows are ordered by the paper's mAP, ascending, the reference last, as
-in the paper's Table 1. Every row of both paper tables is always present: a
-model without runs shows "not run" in our columns. Nothing here is typed by
-hand: numbers come from results.json, paper numbers from the cards.
+in the paper's Table 1; the floors (no paper number) open Table 1. Every row
+of both paper tables is always present: a model without runs shows "not run"
+in our columns. A row whose runs did not all stop by patience is marked as not
+converged in the table itself. Rows for numbers a baseline's *own* paper
+reports (``card.own_paper_map``, e.g. FCSN* and A-VHD* of A-VHD's paper) show
+the paper column only. Nothing here is typed by hand: numbers come from
+results.json, paper numbers from the cards.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from highlightzoo.bench.results import final_runs
 from highlightzoo.bench.stats import ModelSummary, paired_p_value, summarise_model
 from highlightzoo.models import get_model_card, list_models
 
@@ -43,8 +48,9 @@ def table_models() -> list[str]:
 
 
 def baselines() -> list[str]:
-    """Table 1's rows other than the reference: the baselines PR-Net is compared with."""
-    return [n for n in table_rows("table1") if n != REFERENCE]
+    """Table 1's trained rows other than the reference: the baselines PR-Net is compared with
+    (the floors are not baselines: they are what every model must beat)."""
+    return [n for n in table_rows("table1") if n != REFERENCE and get_model_card(n).trainable]
 
 
 @dataclass(frozen=True)
@@ -57,12 +63,14 @@ class Row:
     rel_best_baseline: float | None
     paper_rel_best_baseline: float | None
     p_vs_reference: float | None
+    #: a paper-only row (a number the baseline's own paper reports); no runs
+    paper_only: bool = False
 
 
 def summaries(results: dict[str, Any]) -> dict[str, ModelSummary]:
     """Per-model summaries of every model with at least one finished run."""
     by_model: dict[str, list[dict[str, Any]]] = {}
-    for run in results["runs"]:
+    for run in final_runs(results):
         by_model.setdefault(run["model"], []).append(run)
     return {m: summarise_model(m, sorted(rs, key=lambda r: r["seed"]))
             for m, rs in by_model.items()}
@@ -93,7 +101,11 @@ def build_table(table: str, results: dict[str, Any]) -> list[Row]:
     rows = []
     for name in table_rows(table):
         s = summ.get(name)
-        paper = get_model_card(name).paper_map
+        card = get_model_card(name)
+        paper = card.paper_map
+        own = card.own_paper_map
+        if own is not None:
+            rows.append(Row(f"{name}*", own, None, None, _rel(own, paper_best), None, paper_only=True))
         rows.append(Row(
             model=name,
             paper_map=paper,
@@ -106,10 +118,15 @@ def build_table(table: str, results: dict[str, Any]) -> list[Row]:
 
 
 CSV_COLUMNS = (
-    "model", "paper_map", "map", "ci_videos_low", "ci_videos_high", "ci_seeds_low",
-    "ci_seeds_high", "rel_vs_best_baseline_pct", "paper_rel_vs_best_baseline_pct", "nmsd",
-    "hit_at_k", "wilcoxon_p_vs_prnet", "n_videos", "n_seeds",
+    "model", "paper_map", "lr", "converged", "n_seeds", "map", "ci_videos_low", "ci_videos_high",
+    "ci_seeds_low", "ci_seeds_high", "map_other_protocol", "rel_vs_best_baseline_pct",
+    "paper_rel_vs_best_baseline_pct", "nmsd", "hit_at_k", "wilcoxon_p_vs_prnet", "n_videos",
+    "paper_only",
 )
+
+
+def _lrs(s: ModelSummary | None) -> str:
+    return "" if s is None else "/".join(f"{lr:g}" for lr in s.lrs)
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -124,15 +141,17 @@ def table_csv(rows: Sequence[Row]) -> str:
     for r in rows:
         s = r.summary
         writer.writerow([
-            r.model, _num(r.paper_map), _num(s.map if s else None, 4),
+            r.model, _num(r.paper_map), _lrs(s), s.n_converged if s else "", s.n_seeds if s else "",
+            _num(s.map if s else None, 4),
             _num(s.ci_videos[0] if s and s.ci_videos else None, 4),
             _num(s.ci_videos[1] if s and s.ci_videos else None, 4),
             _num(s.ci_seeds[0] if s and s.ci_seeds else None, 4),
             _num(s.ci_seeds[1] if s and s.ci_seeds else None, 4),
+            _num(s.map_other if s else None, 4),
             _num(r.rel_best_baseline, 2), _num(r.paper_rel_best_baseline, 2),
             _num(s.nmsd if s else None, 4), _num(s.hit if s else None, 4),
             "" if r.p_vs_reference is None else f"{r.p_vs_reference:.6g}",
-            s.n_videos if s else "", s.n_seeds if s else "",
+            s.n_videos if s else "", int(r.paper_only),
         ])
     return buf.getvalue()
 
@@ -151,27 +170,43 @@ def _p(value: float | None) -> str:
     return "<0.001" if value < 1e-3 else f"{value:.3f}"
 
 
+def _protocols(summ: dict[str, ModelSummary]) -> tuple[str, str]:
+    """(primary, other) protocol names of these results."""
+    primary = next(iter(summ.values())).protocol if summ else "avhd"
+    return primary, ("steps" if primary == "avhd" else "avhd")
+
+
 def table_markdown(table: str, rows: Sequence[Row], results: dict[str, Any]) -> str:
-    """The markdown table with its footnotes (definitions, preset, seeds, videos)."""
+    """The markdown table with its footnotes (definitions, rules, seeds, videos)."""
     summ = summaries(results)
     best = best_baseline(summ)
     hit_k = results["preset"]["eval"]["hit_k"]
-    head = ("| model | paper mAP | mAP | 95 % CI (videos) | 95 % CI (seeds) | "
-            f"vs best baseline | paper: vs best baseline | nMSD (lower better) | hit@{hit_k} "
-            f"| Wilcoxon p vs {REFERENCE} |")
-    lines = [f"# {TITLES[table]}", "", head, "|" + "---|" * 10]
+    primary, other = _protocols(summ)
+    head = (f"| model | paper mAP | lr | converged | mAP ({primary}) | 95 % CI (videos) | "
+            f"95 % CI (seeds) | mAP ({other}) | vs best baseline | paper: vs best baseline | "
+            f"nMSD (lower better) | hit@{hit_k} | Wilcoxon p vs {REFERENCE} |")
+    lines = [f"# {TITLES[table]}", "", head, "|" + "---|" * 13]
     top = max((r.summary.map for r in rows if r.summary), default=None)
     for r in rows:
         s = r.summary
-        ours = (
-            [f"**{s.map:.2f}**" if s.map == top else f"{s.map:.2f}",
-             _interval(s.ci_videos), _interval(s.ci_seeds),
-             _signed(r.rel_best_baseline)] if s else ["not run", "", "", ""]
-        )
-        rest = [_num(s.nmsd) if s else "", _num(s.hit) if s else "", _p(r.p_vs_reference)]
-        lines.append("| " + " | ".join(
-            [r.model, _num(r.paper_map), *ours[:4], _signed(r.paper_rel_best_baseline), *rest]
-        ) + " |")
+        if r.paper_only:
+            cells = [r.model, _num(r.paper_map), "", "", "paper only", "", "", "", "",
+                     _signed(r.paper_rel_best_baseline), "", "", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        if s is None:
+            cells = [r.model, _num(r.paper_map), "", "", "not run", "", "", "", "",
+                     _signed(r.paper_rel_best_baseline), "", "", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        name = r.model if s.converged else f"{r.model} (NOT CONVERGED)"
+        conv = f"{s.n_converged}/{s.n_seeds}"
+        mean = f"**{s.map:.2f}**" if s.map == top else f"{s.map:.2f}"
+        cells = [name, _num(r.paper_map), _lrs(s), conv, mean, _interval(s.ci_videos),
+                 _interval(s.ci_seeds), _num(s.map_other), _signed(r.rel_best_baseline),
+                 _signed(r.paper_rel_best_baseline), _num(s.nmsd), _num(s.hit),
+                 _p(r.p_vs_reference)]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *_footnotes(results, best, summ)]
     return "\n".join(lines) + "\n"
 
@@ -181,13 +216,23 @@ def _footnotes(results: dict[str, Any], best: str | None, summ: dict[str, ModelS
     n_videos = sorted({s.n_videos for s in summ.values()})
     seeds = results["seeds"]
     world = results["world"]
+    primary, other = _protocols(summ)
+    prov = results["provenance"]
     return [
         f"Preset `{preset['name']}`: world `{world.get('preset', preset['world'])}`"
-        f" (key `{world['key']}`), {preset['epochs']} epochs, batch {preset['batch_size']} users, "
-        f"lr {preset['lr']}, patience {preset['patience']}, clip {preset['clip_len']} steps; "
+        f" (key `{world['key']}`); {_rules(preset)}; "
         f"training seeds {seeds}; test videos per model {n_videos}; "
-        f"device `{results['provenance'].get('device')}`.",
+        f"device `{prov.get('device')}` ({prov.get('device_name', '?')}, "
+        f"{prov.get('threads', '?')} threads per run).",
         "",
+        "converged: runs stopped by patience / runs (a floor has nothing to train and counts as "
+        "converged); a row marked NOT CONVERGED had at least one run stopped by the step cap, "
+        "so its validation mAP may still have been rising. lr: the learning rate of the final "
+        "runs (chosen per model on the validation users when the preset sweeps a grid; the "
+        "sweep runs are in results.json).",
+        "",
+        f"mAP ({primary}): the primary AP protocol, mAP ({other}) the other one "
+        "(docs/evaluation.md, \"Protocols\"). "
         "mAP: mean over training seeds and test (user, video) pairs of the per-video AP, in %. "
         "95 % CI (videos): percentile bootstrap (2,000 resamples) over test videos of the "
         "seed-averaged per-video AP. 95 % CI (seeds): Student-t interval over the per-seed mAPs. "
@@ -200,3 +245,17 @@ def _footnotes(results: dict[str, Any], best: str | None, summ: dict[str, ModelS
         "Generated by `highlightzoo bench report` from results.json; paper numbers from the "
         "model cards (PR-Net paper, its own PHD-GIFs subset with C3D features; not the same data).",
     ]
+
+
+def _rules(preset: dict[str, Any]) -> str:
+    """The training rules of a preset dict (also of results made before step budgets)."""
+    if preset.get("max_steps") is None and preset.get("epochs") is not None and "lr_grid" not in preset:
+        return (f"{preset['epochs']} epochs, batch {preset['batch_size']} users, lr {preset['lr']}, "
+                f"patience {preset['patience']} epochs, clip {preset['clip_len']} steps")
+    budget = f"cap {preset['max_steps']} steps" if preset.get("max_steps") else f"{preset['epochs']} passes"
+    grid = preset.get("lr_grid") or []
+    lrs = ("lr chosen on validation from " + "/".join(f"{x:g}" for x in grid)) if grid else f"lr {preset['lr']:g}"
+    return (f"{budget}, validation every {preset.get('eval_every') or 'pass'} steps, patience "
+            f"{preset['patience']} validations after {preset.get('min_steps', 0)} steps (min_delta "
+            f"{preset.get('min_delta', 0):g}), batch {preset['batch_size']} clips of {preset['clip_len']} "
+            f"steps ({preset.get('sampling', 'last_video')}), {lrs}")

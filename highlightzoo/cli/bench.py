@@ -20,8 +20,10 @@ def _tables(args: argparse.Namespace) -> int:
     from highlightzoo.bench.runner import run_tables
 
     preset = get_preset(args.preset)
-    if args.epochs is not None:  # e.g. time 2 epochs of `paper` and extrapolate to 150
-        preset = dataclasses.replace(preset, epochs=args.epochs)
+    if args.epochs is not None:  # e.g. time 2 passes of `paper` and extrapolate to 150
+        preset = dataclasses.replace(preset, epochs=args.epochs, max_steps=None)
+    if args.max_steps is not None:
+        preset = dataclasses.replace(preset, max_steps=args.max_steps)
     path = run_tables(
         preset,
         Path(args.out),
@@ -32,6 +34,7 @@ def _tables(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache) if args.cache else None,
         quiet=args.quiet,
         report=not args.no_report,
+        jobs=args.jobs,
     )
     print(path)
     return 0
@@ -66,16 +69,18 @@ def register(subparsers) -> None:
 
     tables = sub.add_parser(
         "tables",
-        help="train + evaluate every model of both tables per seed; write results, tables, plots",
-        description="Train and evaluate every model of the PR-Net paper's Tables 1 and 2 with "
-        "each seed on the preset's synthetic world, then write DIR/results.json, "
+        help="sweep lr, train + evaluate every model of both tables per seed; write results, tables, plots",
+        description="Choose each model's learning rate on the validation users (when the preset "
+        "has a grid), then train and evaluate every model of the PR-Net paper's Tables 1 and 2 "
+        "with each seed on the preset's synthetic world, and write DIR/results.json, "
         "table1/2.md/.csv and plots. Rerunning with the same DIR resumes finished runs.",
     )
     tables.add_argument(
         "--preset", choices=sorted(PRESETS), default="quick",
-        help="how big a world and how much training: quick (this 2-core CPU, ~15 min), standard "
-             "(one H100/H200), paper (the paper's scale); `bench presets -v` shows every field "
-             "(default: quick)",
+        help="how big a world and how much training: quick (a <= 20 min CPU demonstration, rows "
+             "may not converge), converged (the fair comparison: lr sweep, every run to "
+             "convergence; ~1.5 h on 2 CPU cores), standard (converged on one H100/H200), paper "
+             "(the paper's scale); `bench presets -v` shows every field (default: quick)",
     )  # fmt: skip
     tables.add_argument("--seeds", type=int, default=None,
                         help="number of training seeds, 0..N-1 (default: the preset's)")
@@ -86,7 +91,13 @@ def register(subparsers) -> None:
     tables.add_argument("--out", required=True, metavar="DIR", help="benchmark folder (resumable)")
     tables.add_argument("--device", default=None, help="override the preset's device (cpu, cuda)")
     tables.add_argument("--epochs", type=int, default=None,
-                        help="override the preset's epochs (recorded in results.json; for timing)")
+                        help="override the budget with N passes (recorded in results.json; for timing)")
+    tables.add_argument("--max-steps", type=int, default=None,
+                        help="override the preset's step cap (recorded in results.json; for timing)")
+    tables.add_argument("--jobs", type=int, default=None,
+                        help="runs at once, each in its own process with cpu_count/jobs torch "
+                             "threads (default: one per core, at most 4, on CPU; 1 on CUDA). "
+                             "The thread count is recorded: float results can differ with it")
     tables.add_argument("--cache", default=None, metavar="DIR",
                         help="world cache (default $HIGHLIGHTZOO_CACHE/worlds or ~/.cache/highlightzoo/worlds)")
     tables.add_argument("--no-report", action="store_true", help="skip tables/plots at the end")

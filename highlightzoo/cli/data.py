@@ -63,8 +63,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--float16", action="store_true", help="store features as float16")
     p.add_argument("--lenient", action="store_true",
-                   help="skip malformed CSV lines (reported) instead of failing; videos "
-                        "without features are always skipped and reported")  # fmt: skip
+                   help="skip malformed CSV lines and unreadable feature files (reported) "
+                        "instead of failing; videos without features or of another feature "
+                        "size are always skipped and reported")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_import)
 
@@ -119,22 +120,58 @@ def _import(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )  # fmt: skip
     print(f"wrote {args.out}: {report.summary()}; splits {report.splits}")
+    shown = report.dropped_videos[:DROPPED_SHOWN]
+    for video, reason in shown:
+        print(f"  dropped video {video!r}: {reason}")
+    if len(report.dropped_videos) > len(shown):
+        print(f"  ... and {len(report.dropped_videos) - len(shown)} more dropped videos")
     return 0
+
+
+#: dropped videos listed by ``data import-phdgifs`` (all are counted in its summary line)
+DROPPED_SHOWN = 20
+
+
+def _temp_file_notes(store: str) -> list[str]:
+    """One line per temp file next to ``store`` left by a write to it (killed or running)."""
+    from pathlib import Path
+
+    from highlightzoo.io import is_stale_temp_file, temp_files_of
+
+    notes = []
+    for tmp in temp_files_of(Path(store)):
+        size = tmp.stat().st_size / 1e6
+        why = (
+            "left by an interrupted write (its process is gone); the next write to this store "
+            "removes it, or delete it" if is_stale_temp_file(tmp, Path(store))
+            else "of a write that may still be running (or from another host or tool)"
+        )  # fmt: skip
+        notes.append(f"temp file {str(tmp)!r} ({size:.1f} MB) {why}")
+    return notes
 
 
 def _info(args: argparse.Namespace) -> int:
     from highlightzoo.data.stats import store_statistics
     from highlightzoo.data.store import FeatureStore
+    from highlightzoo.errors import DataFormatError
 
-    store = FeatureStore.open(
-        args.store, strict=not args.lenient, check_features=not args.no_feature_check
-    )
+    notes = _temp_file_notes(args.store)
+    try:
+        store = FeatureStore.open(
+            args.store, strict=not args.lenient, check_features=not args.no_feature_check
+        )
+    except DataFormatError as err:
+        if not notes:
+            raise
+        raise DataFormatError(f"{err.args[0]}; also found {'; '.join(notes)}", reason=err.reason) from None
     stats = store_statistics(store, args.min_fraction)
     if store.report.skipped:
         print(store.report.summary())
     if args.json:
-        print(json.dumps(stats, indent=2))
+        print(json.dumps({**stats, "temp_files": notes}, indent=2))
         return 0
+    for note in notes:
+        print(f"note: {note}")
     print(f"{stats['file']}  ({stats['metadata']['source']}, D={stats['metadata']['feature_dim']})")
     print(f"users per split: {stats['users_per_split']}  videos: {stats['videos']}  "
           f"steps: {stats['steps']}")  # fmt: skip

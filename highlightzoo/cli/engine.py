@@ -52,8 +52,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model, select it on validation users, test it",
         description=(
-            "Train a registered model on a feature store: validation mAP each epoch, early "
-            "stopping and best checkpoint on validation users only, final test evaluation in "
+            "Train a registered model on a feature store: a budget in optimiser steps, validation "
+            "mAP every --eval-every steps, early stopping (--patience validations, not before "
+            "--min-steps) and best checkpoint on validation users only, final test evaluation in "
             "RUN/results.json. Runs under torchrun unchanged (DistributedDataParallel)."
         ),
     )
@@ -63,8 +64,16 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="TrainConfig JSON (e.g. a run's config.json); flags override it")
     p.add_argument("--out", help="run folder to create (must not exist; default: a fresh runs/<model>-s<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last checkpoint")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--patience", type=int, help="early stopping: epochs without a better validation mAP")
+    p.add_argument("--epochs", type=int, help="budget in passes over the training samples, if no --max-steps")
+    p.add_argument("--max-steps", type=int, help="budget cap in optimiser steps")
+    p.add_argument("--eval-every", type=int, help="validate every N steps (default: once per pass)")
+    p.add_argument("--patience", type=int, help="early stopping: validations without a better validation mAP")
+    p.add_argument("--min-steps", type=int, help="never stop early before this many steps")
+    p.add_argument("--min-delta", type=float, help="an improvement must exceed this many mAP points")
+    p.add_argument("--sampling", choices=("leave_one_out", "last_video"),
+                   help="training samples: every annotated video (default) or the last one per user")
+    p.add_argument("--protocol", choices=("avhd", "steps"),
+                   help="AP of validation and test: A-VHD reference protocol (default) or per step")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 = bf16 autocast, CUDA only")
@@ -86,6 +95,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 _TRAIN_FIELDS = (
     "model", "data", "out", "epochs", "patience", "seed", "device", "precision", "batch_size",
     "eval_batch_size", "lr", "weight_decay", "clip_len", "num_workers", "max_train_users",
+    "max_steps", "eval_every", "min_steps", "min_delta", "sampling", "protocol",
 )
 
 
@@ -114,13 +124,13 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     from highlightzoo.training import TrainConfig, train
-    from highlightzoo.training.runs import RESULTS_FILE, read_json
+    from highlightzoo.training.runs import read_json
 
     given = _given(args)
     if args.resume:
         if args.config:
             raise ConfigError("--resume uses the run's own config; drop --config")
-        run_dir = train(None, args.quiet, resume=args.resume, overrides=_resume_overrides(given, args.resume))
+        result = train(None, args.quiet, resume=args.resume, overrides=_resume_overrides(given, args.resume))
     else:
         base: dict[str, Any] = {}
         if args.config:
@@ -132,20 +142,25 @@ def run_train(args: argparse.Namespace) -> int:
         missing = [f"--{k}" for k in ("model", "data") if k not in merged]
         if missing:
             raise ConfigError(f"train needs {' and '.join(missing)} (or --resume RUN)")
-        run_dir = train(TrainConfig.from_dict(merged), args.quiet)
+        result = train(TrainConfig.from_dict(merged), args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
-    results = Path(run_dir) / RESULTS_FILE
-    if results.exists():
-        summary = read_json(results, "results file")
-        print(f"test mAP {summary['map']:.3f} ({summary['n_pairs']} videos); run folder: {run_dir}")
-    else:
-        print(f"stopped before the end; resume with: highlightzoo train --resume {run_dir}")
+    sel = result.selection
+    tested = (
+        f"test mAP {result.test.map:.3f} ({result.test.n_pairs} videos, protocol "
+        f"{result.config.protocol})" if result.test is not None else "no test split read"
+    )
+    print(f"{tested}; best step {sel.best_step} of {sel.steps_run}, stopped by {sel.stop_reason}; "
+          f"run folder: {result.run_dir}")
     return 0
 
 
 def _resume_overrides(given: dict[str, Any], run: str) -> dict[str, Any]:
-    """Flags allowed with --resume; a flag that would change the run is an error."""
+    """Flags allowed with --resume; a flag that would change the run is an error.
+
+    ``--data`` is allowed: the run then trains on that store (and says so),
+    where without it the run's own store must be unchanged (docs/reliability.md).
+    """
     from highlightzoo.training import RESUMABLE_FIELDS, TrainConfig
     from highlightzoo.training.runs import CONFIG_FILE, read_json
 
@@ -153,14 +168,14 @@ def _resume_overrides(given: dict[str, Any], run: str) -> dict[str, Any]:
         raise RunFolderError(f"cannot resume {run!r}: no such run folder")
     saved = TrainConfig.from_dict(read_json(Path(run) / CONFIG_FILE, "run config")).to_dict()
     changed = sorted(
-        k for k, v in given.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v
+        k for k, v in given.items() if k not in (*RESUMABLE_FIELDS, "data") and saved.get(k) != v
     )
     if changed:
         raise ConfigError(
             f"--resume cannot change {', '.join(changed)} of run {run!r}; only "
-            f"{', '.join(RESUMABLE_FIELDS)} may be given"
+            f"{', '.join(RESUMABLE_FIELDS)} and --data may be given"
         )
-    return {k: v for k, v in given.items() if k in RESUMABLE_FIELDS}
+    return {k: v for k, v in given.items() if k in (*RESUMABLE_FIELDS, "data")}
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -182,27 +197,38 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="whole videos per batch (default: the run's)")
     p.add_argument("--json", action="store_true", help="print the full result (per-video records) as JSON")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument(
+        "--protocol", choices=("avhd", "steps"),
+        help="AP protocol of the headline mAP (docs/evaluation.md); both are computed "
+        "(default: the run's protocol, 'steps' for older runs)",
+    )  # fmt: skip
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from highlightzoo.training.checkpoint import load_checkpoint, resolve_checkpoint_path
     from highlightzoo.training.evaluation import evaluate_checkpoint
 
+    payload = load_checkpoint(resolve_checkpoint_path(args.checkpoint))
+    model = payload["model_card"].get("name")
     result = evaluate_checkpoint(
-        args.checkpoint,
+        payload,
         data=args.data,
         split=args.split,
         device=args.device,
         batch_size=args.batch_size,
         progress=args.progress,
+        protocol=args.protocol,
     )
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({"model": model, "checkpoint": payload["path"], **result.to_dict()}, indent=2))
     else:
         print(
-            f"{args.split}: mAP {result.map:.3f} (95% CI {_fmt_ci(result.ci)}), "
+            f"{model} ({payload['path']}) {args.split}, protocol {result.protocol}: "
+            f"mAP {result.map:.3f} (95% CI {_fmt_ci(result.ci)}), "
             f"user mAP {result.user_map:.3f}, nMSD {result.nmsd:.4f}, hit@{result.hit_k} "
-            f"{result.hit:.3f}; {result.n_pairs} videos, {result.n_skipped} skipped"
+            f"{result.hit:.3f}; {result.n_pairs} videos, {result.n_skipped} skipped; "
+            + ", ".join(f"mAP[{p}] {v:.3f}" for p, v in result.map_by_protocol.items())
         )
     return 0
 
@@ -262,8 +288,8 @@ def load_history(path: Path | None) -> tuple[list[np.ndarray], list[int] | None]
         raise DataFormatError(f"cannot read history segments: {err}", path=str(path)) from None
     owners = arrays.pop(HISTORY_VIDEO_KEY, None)
     segments = list(arrays.values())
-    if owners is not None:
-        owners = [int(v) for v in np.asarray(owners).reshape(-1)]
+    if owners is not None:  # kept as stored: Detector.predict refuses non-integers, never truncates
+        owners = np.asarray(owners).reshape(-1).tolist()
     return segments, owners
 
 

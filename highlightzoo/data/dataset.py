@@ -3,22 +3,47 @@
 One item per user of a split: the target video's step features and labels,
 and the step features of the user's history segments.
 
-- ``mode="train"``: a clip of ``clip_len`` steps that contains at least one
+- ``mode="train"`` draws clips of ``clip_len`` steps that contain at least one
   positive step (paper Sec. 3.4: "cut a video into fixed-length segments (256
-  frames) and only train those segments that contain highlight frames"). The
-  clip is drawn from ``(seed, epoch, item index)`` only, so it is the same in
-  any process and under any sampler; call :meth:`HighlightDataset.set_epoch`
-  each epoch (as with ``DistributedSampler``) before creating the iterator. A
-  video no longer than the clip is returned whole.
+  frames) and only train those segments that contain highlight frames"), in one
+  of two ``sampling`` schemes (docs/training.md, "Training samples"):
+
+  * ``"leave_one_out"`` (default): every annotated video of a training user is a
+    target in turn, with the user's segments on their *other* videos as the
+    history; every ``clip_len`` chunk of it (a fixed grid from step 0) that
+    holds a positive step is one item, shifted each epoch by a random offset of
+    up to half a clip (kept only if the shifted clip still holds a positive).
+  * ``"last_video"``: one item per user, a clip around a random positive step
+    of the user's last (target) video, with the stored history.
+
+  Random draws come from ``(seed, epoch, item index)`` only, so they are the
+  same in any process and under any sampler; call
+  :meth:`HighlightDataset.set_epoch` each epoch (as with
+  ``DistributedSampler``) before creating the iterator. A video no longer than
+  the clip is returned whole.
 - ``mode="eval"``: the whole target video (offset 0).
 - ``history_cap``: ``None`` keeps every history segment, ``0`` none (cold
   start), ``k`` the first ``k`` segments in stored order (for an imported
-  PHD-GIFs CSV: the CSV's row order).
+  PHD-GIFs CSV: the CSV's row order; under leave-one-out the segments of the
+  user's last video come after the stored history).
+- ``history_order``: ``"stored"`` (default) keeps that order;
+  ``"reversed"`` reverses it before the cap, so ``k`` keeps the *last* ``k``
+  stored segments. The PHD-GIFs CSV lists each user newest first (evidence in
+  docs/models.md, ``prnet_h5``), so ``"stored"`` with ``k = 5`` keeps the five
+  most recent highlights and ``"reversed"`` the five oldest.
+- ``history_context``: ``None`` (default) gives the history segments only;
+  ``K >= 0`` also gives each segment as a slice of its source video with up
+  to ``K`` steps on each side and the position of the segment's own steps in
+  it (``Sample.history_context`` / ``history_own``, collated into the Batch's
+  ``history_context*`` fields), for models built with
+  ``history_context="video:K"`` (docs/history.md). Reads stay slices.
 
 Users whose target video has no positive step after label conversion are
-never dropped silently: :attr:`HighlightDataset.report` lists them; they are
-left out of training (a clip could not contain a positive) and kept in
-evaluation, where metrics skip and count them.
+never dropped silently: :attr:`HighlightDataset.report` lists them (and, under
+leave-one-out, counts the user's videos without one); they are left out of
+training (a clip could not contain a positive) and kept in evaluation, where
+metrics skip and count them. History segment features are small and read
+over and over: they are cached in memory up to ``HISTORY_CACHE_BYTES``.
 """
 
 from __future__ import annotations
@@ -34,8 +59,14 @@ from torch.utils.data import Dataset
 
 from highlightzoo.batch import Batch
 from highlightzoo.data.labels import segment_steps, segments_to_step_labels
-from highlightzoo.data.store import FeatureStore
+from highlightzoo.data.store import FeatureStore, HistorySegment
 from highlightzoo.errors import ConfigError
+
+SAMPLINGS = ("leave_one_out", "last_video")
+#: ``history_order`` values: the order history segments are given in (and capped from).
+HISTORY_ORDERS = ("stored", "reversed")
+#: per-process memory for cached history-segment features (then reads go to the store)
+HISTORY_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -50,6 +81,10 @@ class Sample:
     user_id: str
     video_id: str
     offset: int = 0
+    #: with ``HighlightDataset(history_context=K)``: N slices (Lc_j, D) of the source videos
+    history_context: list[Tensor] | None = None
+    #: the (start, stop) of each segment's own steps inside its slice
+    history_own: list[tuple[int, int]] | None = None
 
 
 @dataclass
@@ -59,16 +94,31 @@ class DatasetReport:
     split: str
     n_users: int = 0
     no_positive: list[str] = field(default_factory=list)
+    #: leave-one-out only: (user, video) pairs whose video has no positive step
+    videos_without_positive: int = 0
 
     def summary(self) -> str:
+        extra = (
+            f"; {self.videos_without_positive} annotated videos without a positive step"
+            if self.videos_without_positive else ""
+        )
         return (
             f"split {self.split!r}: {self.n_users} users, {len(self.no_positive)} without a "
-            f"positive step after label conversion"
+            f"positive step after label conversion{extra}"
         )
 
 
+@dataclass(frozen=True)
+class _Item:
+    """One sample: a user, a target video of theirs, and a clip start (-1 = around a positive)."""
+
+    user: str
+    video: str
+    chunk: int
+
+
 class HighlightDataset(Dataset):
-    """A torch Dataset of per-user :class:`Sample` s from a :class:`FeatureStore`."""
+    """A torch Dataset of :class:`Sample` s from a :class:`FeatureStore` (see the module docstring)."""
 
     def __init__(
         self,
@@ -80,37 +130,61 @@ class HighlightDataset(Dataset):
         clip_len: int = 256,
         min_fraction: float = 0.5,
         seed: int = 0,
+        sampling: str = "leave_one_out",
+        history_order: str = "stored",
+        history_context: int | None = None,
     ) -> None:
+        if history_context is not None and history_context < 0:
+            raise ConfigError(f"history_context must be None or >= 0 steps, got {history_context}")
+        self.history_context = history_context
+        if history_order not in HISTORY_ORDERS:
+            raise ConfigError(
+                f"history_order must be one of {HISTORY_ORDERS}, got {history_order!r}"
+            )
+        self.history_order = history_order
         if mode not in ("train", "eval"):
             raise ConfigError(f"mode must be 'train' or 'eval', got {mode!r}")
+        if sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         if history_cap is not None and history_cap < 0:
             raise ConfigError(f"history_cap must be None or >= 0, got {history_cap}")
         if clip_len < 1:
             raise ConfigError(f"clip_len must be >= 1, got {clip_len}")
-        store = store_or_path if isinstance(store_or_path, FeatureStore) else None
-        self.store = store or FeatureStore.open(store_or_path)
+        self.store = (
+            store_or_path if isinstance(store_or_path, FeatureStore) else FeatureStore.open(store_or_path)
+        )
         self.split, self.mode = split, mode
+        self.sampling = sampling if mode == "train" else "last_video"
         self.history_cap, self.clip_len = history_cap, clip_len
         self.min_fraction, self.seed, self.epoch = min_fraction, seed, 0
         self.report = DatasetReport(split)
-        self._items: list[str] = []
-        self._labels: dict[str, np.ndarray] = {}
+        self._items: list[_Item] = []
+        self._labels: dict[tuple[str, str], np.ndarray] = {}
+        self._cache: dict[tuple[str, int, int], Tensor] = {}
+        self._cache_bytes = 0
         for uid in self.store.users(split):
-            labels = self._target_labels(uid)
             self.report.n_users += 1
-            if labels.any():
-                self._items.append(uid)
-            else:
+            rec = self.store.user(uid)
+            target = self._video_labels(uid, rec.target_video)
+            if not target.any():
                 self.report.no_positive.append(uid)
-                if mode == "train":
+            if self.sampling == "last_video":
+                if target.any() or mode == "eval":
+                    self._items.append(_Item(uid, rec.target_video, -1))
+                continue
+            for vid in [*rec.history_videos, rec.target_video]:
+                labels = self._video_labels(uid, vid)
+                if not labels.any():
+                    self.report.videos_without_positive += 1
                     continue
-                self._items.append(uid)
-            self._labels[uid] = labels
+                for k in range(-(-len(labels) // clip_len)):
+                    if labels[k * clip_len : (k + 1) * clip_len].any():
+                        self._items.append(_Item(uid, vid, k))
 
     @property
     def user_ids(self) -> list[str]:
         """User id of each item, in item order."""
-        return list(self._items)
+        return [item.user for item in self._items]
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose clips ``__getitem__`` draws (train mode)."""
@@ -119,55 +193,129 @@ class HighlightDataset(Dataset):
     def __len__(self) -> int:
         return len(self._items)
 
+    def item_length(self, index: int) -> int:
+        """Steps of item ``index`` without reading features (the whole video in eval mode)."""
+        item = self._items[index]
+        n = len(self._labels[(item.user, item.video)])
+        return n if self.mode == "eval" else min(n, self.clip_len)
+
     def __getitem__(self, index: int) -> Sample:
-        uid = self._items[index]
-        rec = self.store.user(uid)
-        labels = self._labels[uid]
-        start, stop = self._clip(index, labels)
-        video = self.store.video_features(rec.target_video, start, stop)
-        history, history_video = self._history(uid)
+        item = self._items[index]
+        labels = self._labels[(item.user, item.video)]
+        start, stop = self._clip(index, item, labels)
+        video = self.store.video_features(item.video, start, stop)
+        history, history_video = self._history(item.user, item.video)
+        context, own = self._history_in_context(item.user, item.video)
         return Sample(
             video=torch.from_numpy(video),
             labels=torch.from_numpy(labels[start:stop].copy()),
             history=history,
             history_video=history_video,
-            rate=self.store.video_rate(rec.target_video),
-            user_id=uid,
-            video_id=rec.target_video,
+            rate=self.store.video_rate(item.video),
+            user_id=item.user,
+            video_id=item.video,
             offset=start,
+            history_context=context,
+            history_own=own,
         )
 
     # ------------------------------------------------------------------ internals
-    def _target_labels(self, uid: str) -> np.ndarray:
+    def _segments_on(self, uid: str, video_id: str) -> list[tuple[float, float]]:
+        """The user's highlight segments (seconds) on one of their annotated videos."""
         rec = self.store.user(uid)
-        n = self.store.video_length(rec.target_video)
-        rate = self.store.video_rate(rec.target_video)
-        return segments_to_step_labels(rec.target_segments, n, rate, self.min_fraction)
+        if video_id == rec.target_video:
+            return [(float(s), float(e)) for s, e in rec.target_segments]
+        return [(h.start, h.end) for h in rec.history if h.video_id == video_id]
 
-    def _clip(self, index: int, labels: np.ndarray) -> tuple[int, int]:
-        """Step range of the item: a clip around a random positive step, or everything."""
-        n = len(labels)
-        if self.mode == "eval" or n <= self.clip_len:
+    def _video_labels(self, uid: str, video_id: str) -> np.ndarray:
+        """Step labels of the user on ``video_id`` (cached: they are read every epoch)."""
+        key = (uid, video_id)
+        if key not in self._labels:
+            n = self.store.video_length(video_id)
+            rate = self.store.video_rate(video_id)
+            self._labels[key] = segments_to_step_labels(
+                self._segments_on(uid, video_id), n, rate, self.min_fraction
+            )
+        return self._labels[key]
+
+    def _clip(self, index: int, item: _Item, labels: np.ndarray) -> tuple[int, int]:
+        """Step range of the item: the whole video (eval, short videos) or a clip with a positive."""
+        n, clip = len(labels), self.clip_len
+        if self.mode == "eval" or n <= clip:
             return 0, n
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        positives = np.flatnonzero(labels)
-        p = int(positives[rng.integers(len(positives))])
-        lo, hi = max(0, p - self.clip_len + 1), min(p, n - self.clip_len)
-        start = int(rng.integers(lo, hi + 1))
-        return start, start + self.clip_len
+        if item.chunk < 0:  # last_video: a clip around a random positive step
+            positives = np.flatnonzero(labels)
+            p = int(positives[rng.integers(len(positives))])
+            lo, hi = max(0, p - clip + 1), min(p, n - clip)
+            start = int(rng.integers(lo, hi + 1))
+            return start, start + clip
+        base = min(item.chunk * clip, n - clip)  # a full-length clip holding the chunk's positives
+        shifted = int(np.clip(base + rng.integers(-(clip // 2), clip // 2 + 1), 0, n - clip))
+        start = shifted if labels[shifted : shifted + clip].any() else base
+        return start, start + clip
 
-    def _history(self, uid: str) -> tuple[list[Tensor], list[int]]:
-        segments = self.store.user(uid).history
-        if self.history_cap is not None:
-            segments = segments[: self.history_cap]
+    def _history_segments(self, uid: str, target_video: str) -> list[HistorySegment]:
+        """The user's segments on videos other than ``target_video``, stored order, then capped.
+
+        For the user's own target video this is exactly the stored history; for
+        another of their videos (leave-one-out) the segments of the target video
+        join the end, as the most recent.
+        """
+        rec = self.store.user(uid)
+        segments = [h for h in rec.history if h.video_id != target_video]
+        if target_video != rec.target_video:
+            segments += [HistorySegment(rec.target_video, float(s), float(e)) for s, e in rec.target_segments]
+        if self.history_order == "reversed":  # docs/models.md, prnet_h5: CSV order is newest first
+            segments = segments[::-1]
+        return segments if self.history_cap is None else segments[: self.history_cap]
+
+    def _segment_features(self, video_id: str, first: int, stop: int) -> Tensor:
+        key = (video_id, first, stop)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        feats = torch.from_numpy(self.store.video_features(video_id, first, stop))
+        if self._cache_bytes + feats.nbytes <= HISTORY_CACHE_BYTES:
+            self._cache[key] = feats
+            self._cache_bytes += feats.nbytes
+        return feats
+
+    def _history(self, uid: str, target_video: str) -> tuple[list[Tensor], list[int]]:
         video_index: dict[str, int] = {}
         feats, owners = [], []
-        for seg in segments:
+        for seg in self._history_segments(uid, target_video):
             n = self.store.video_length(seg.video_id)
             first, stop = segment_steps(seg.start, seg.end, self.store.video_rate(seg.video_id), n)
-            feats.append(torch.from_numpy(self.store.video_features(seg.video_id, first, stop)))
+            feats.append(self._segment_features(seg.video_id, first, stop))
             owners.append(video_index.setdefault(seg.video_id, len(video_index)))
         return feats, owners
+
+    def _history_in_context(
+        self, uid: str, target_video: str
+    ) -> tuple[list[Tensor] | None, list[tuple[int, int]] | None]:
+        """Each history segment as a slice of its video with ``history_context`` steps each
+        side (clipped to the video), and its own steps' (start, stop) in the slice."""
+        k = self.history_context
+        if k is None:
+            return None, None
+        slices, own = [], []
+        for seg in self._history_segments(uid, target_video):
+            n = self.store.video_length(seg.video_id)
+            first, stop = segment_steps(seg.start, seg.end, self.store.video_rate(seg.video_id), n)
+            lo, hi = max(0, first - k), min(n, stop + k)
+            slices.append(self._segment_features(seg.video_id, lo, hi))
+            own.append((first - lo, stop - lo))
+        return slices, own
+
+    def ground_truth(self, index: int) -> tuple[float, list[tuple[float, float]]]:
+        """(duration_s, the user's highlight segments in seconds) of item ``index``'s video.
+
+        What the ``"avhd"`` evaluation protocol builds its frame labels from
+        (docs/evaluation.md); the segments are the user's own on that video.
+        """
+        item = self._items[index]
+        return self.store.video_duration(item.video), self._segments_on(item.user, item.video)
 
 
 def collate(samples: list[Sample]) -> Batch:
@@ -209,4 +357,27 @@ def collate(samples: list[Sample]) -> Batch:
         user_ids=[s.user_id for s in samples],
         video_ids=[s.video_id for s in samples],
         offsets=torch.tensor([s.offset for s in samples], dtype=torch.long),
+        **collate_history_context(samples, n_max, d),
     )
+
+
+def collate_history_context(samples: list[Sample], n_max: int, d: int) -> dict[str, Tensor]:
+    """The Batch's ``history_context``/``_mask``/``_own`` fields (empty when no sample has them).
+
+    Padded like ``history``: slices to the longest slice ``Lc``, segments to ``n_max``.
+    """
+    if all(s.history_context is None for s in samples):
+        return {}
+    if any(s.history_context is None or s.history_own is None for s in samples):
+        raise ConfigError("collate: some samples have history_context and some do not")
+    b = len(samples)
+    lc_max = max([c.shape[0] for s in samples for c in s.history_context], default=1)
+    context = torch.zeros(b, n_max, lc_max, d)
+    mask = torch.zeros(b, n_max, lc_max, dtype=torch.bool)
+    own = torch.zeros(b, n_max, lc_max, dtype=torch.bool)
+    for i, s in enumerate(samples):
+        for j, (c, (first, stop)) in enumerate(zip(s.history_context, s.history_own, strict=True)):
+            context[i, j, : c.shape[0]] = c
+            mask[i, j, : c.shape[0]] = True
+            own[i, j, first:stop] = True
+    return {"history_context": context, "history_context_mask": mask, "history_context_own": own}

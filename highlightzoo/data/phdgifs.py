@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import os
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
-from highlightzoo.errors import DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
 SPLIT_NAMES = ("train", "val", "test")
@@ -73,7 +75,9 @@ class ImportReport:
     segments_lost: Counter = field(default_factory=Counter)  # reason -> rows
     videos_lost: Counter = field(default_factory=Counter)  # reason -> videos
     dropped_rows: list[tuple[int, str]] = field(default_factory=list)  # (CSV line, reason)
+    dropped_videos: list[tuple[str, str]] = field(default_factory=list)  # (video id, reason)
     splits: dict[str, int] = field(default_factory=dict)
+    feature_dim: int | None = None  # the size most feature files agree on
 
     def summary(self) -> str:
         def fmt(c: Counter) -> str:
@@ -110,9 +114,18 @@ def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotat
     ``strict=False`` it is skipped and listed in ``bad_rows``.
     """
     path = str(path)
+    try:
+        return _read_csv(path, strict)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:  # missing, unreadable, not text
+        raise DataFormatError(
+            f"cannot read CSV ({type(err).__name__}: {err})", path=path, reason="unreadable_csv"
+        ) from None
+
+
+def _read_csv(path: str, strict: bool) -> CsvAnnotations:
     users: dict[str, CsvUser] = {}
     bad: list[tuple[int, str]] = []
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -212,9 +225,19 @@ class FeatureSource:
             raise DataFormatError("feature path does not exist", path=str(path), reason="no_file")
 
     def get(self, video_id: str) -> np.ndarray | None:
-        """(T, D) features of ``video_id``, or None when the source has none."""
+        """(T, D) features of ``video_id``, or None when the source has none.
+
+        An id that is not a plain name (empty, ``.``/``..``, or with ``/``, ``\\`` or
+        NUL) has none: it never reaches outside the folder or into HDF5 paths.
+        """
+        if video_id in ("", ".", "..") or any(c in video_id for c in "/\\\x00"):
+            return None
         if self._h5 is None:
             return self._from_folder(video_id)
+        array = self._from_h5(video_id)
+        return None if array is None else _numeric(array, str(self.path), video_id)
+
+    def _from_h5(self, video_id: str) -> np.ndarray | None:
         key = video_id if video_id in self._root else self._names.get(video_id)
         if key is None:
             return None
@@ -226,27 +249,53 @@ class FeatureSource:
                     video=video_id, reason="missing_group",
                 )  # fmt: skip
             item = item["features"]
-        return item[()]
+        try:
+            return item[()]
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise DataFormatError(
+                f"cannot read features ({type(err).__name__}: {err})", path=str(self.path),
+                video=video_id, reason="unreadable_features",
+            ) from None  # fmt: skip
 
     def _from_folder(self, video_id: str) -> np.ndarray | None:
         npy, npz = self.path / f"{video_id}.npy", self.path / f"{video_id}.npz"
-        if npy.is_file():
-            return np.load(npy)
-        if not npz.is_file():
-            return None
-        with np.load(npz) as arrays:
-            if "features" in arrays.files:
-                return arrays["features"]
-            if len(arrays.files) == 1:
-                return arrays[arrays.files[0]]
+        file = npy
+        try:  # never unpickle: an object array is refused like a corrupt file
+            if not npy.is_file() and not npz.is_file():
+                return None
+            file = npy if npy.is_file() else npz
+            if file is npy:
+                return _numeric(np.load(npy, allow_pickle=False), str(npy), video_id)
+            with np.load(npz, allow_pickle=False) as arrays:
+                if "features" in arrays.files:
+                    return _numeric(arrays["features"], str(npz), video_id)
+                if len(arrays.files) == 1:
+                    return _numeric(arrays[arrays.files[0]], str(npz), video_id)
+                raise DataFormatError(
+                    f"npz holds arrays {arrays.files} and none is called 'features'",
+                    path=str(npz), video=video_id, reason="ambiguous_npz",
+                )  # fmt: skip
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            if isinstance(err, DataFormatError):
+                raise
             raise DataFormatError(
-                f"npz holds arrays {arrays.files} and none is called 'features'",
-                path=str(npz), video=video_id, reason="ambiguous_npz",
-            )  # fmt: skip
+                f"cannot read features ({type(err).__name__}: {err})", path=str(file),
+                video=video_id, reason="unreadable_features",
+            ) from None  # fmt: skip
 
     def close(self) -> None:
         if self._h5 is not None:
             self._h5.close()
+
+
+def _numeric(array: np.ndarray, path: str, video_id: str) -> np.ndarray:
+    """``array`` if it holds real numbers; strings, objects and complex are unreadable features."""
+    if np.asarray(array).dtype.kind not in "fiu":
+        raise DataFormatError(
+            f"features have dtype {np.asarray(array).dtype}, expected real numbers", path=path,
+            video=video_id, reason="unreadable_features",
+        )  # fmt: skip
+    return array
 
 
 def import_phdgifs(
@@ -269,21 +318,37 @@ def import_phdgifs(
     dropped and reported; ``strict`` only governs malformed CSV lines (raise,
     or skip and report with ``strict=False``). Returns the report.
     """
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (
+        math.isfinite(rate) and rate > 0
+    ):
+        raise ConfigError(f"--rate must be a finite number of feature steps per second > 0, got {rate!r}")
+    rate = float(rate)
     table = read_phdgifs_csv(csv_path, strict=strict)
     users = table.users
+    if table.n_rows + len(table.bad_rows) == 0:
+        raise DataFormatError(
+            "CSV has a header but no data rows; nothing written", path=str(csv_path),
+            reason="empty_csv",
+        )  # fmt: skip
     report = ImportReport(users_in=len(users), segments_in=table.n_rows + len(table.bad_rows))
     if table.bad_rows:
         report.segments_lost["bad_row"] += len(table.bad_rows)
     report.dropped_rows += [(line, "bad_row") for line, _ in table.bad_rows]
     source = FeatureSource(features)
     try:
-        videos = _load_videos(users, source, rate, report, progress)
+        videos = _load_videos(users, source, rate, report, progress, strict)
         kept = _filter_users(users, videos, report)
-        if not videos:
+        if not videos and users:
             raise DataFormatError(
-                "no video of the CSV has features", path=str(features), reason="no_features"
-            )
-        dim = next(iter(videos.values()))[0].shape[1]
+                f"no video of the CSV has usable features ({report.summary()}); nothing written",
+                path=str(features), reason="no_features",
+            )  # fmt: skip
+        if not kept:  # never replace a store at out_path with an empty one
+            raise DataFormatError(
+                f"the import would keep no user ({report.summary()}); nothing written, "
+                f"{str(out_path)!r} untouched", path=str(csv_path), reason="no_users",
+            )  # fmt: skip
+        dim = report.feature_dim
         used = {r.video_id for u in kept for r in (*u.target, *u.history)}
         report.videos_kept = len(used)
         unused = len({v for v in videos if v not in used})
@@ -311,8 +376,15 @@ def import_phdgifs(
     return report
 
 
-def _load_videos(users, source, rate, report, progress) -> dict[str, tuple[np.ndarray, float]]:
-    """Features and duration of every CSV video that has features and is sane."""
+def _load_videos(
+    users, source, rate, report, progress, strict: bool = True
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Features and duration of every CSV video that has features and is sane.
+
+    The feature size is the one most files agree on (a tie is an error), so one
+    odd file never decides it. An unreadable file raises in ``strict`` mode and
+    is a counted, named skip otherwise; every lost video is in ``report.dropped_videos``.
+    """
     durations: dict[str, float | None] = {}
     for u in users:
         for r in (*u.target, *u.history):
@@ -320,22 +392,44 @@ def _load_videos(users, source, rate, report, progress) -> dict[str, tuple[np.nd
             if durations[r.video_id] is None:
                 durations[r.video_id] = r.video_duration
     report.videos_in = len(durations)
-    out: dict[str, tuple[np.ndarray, float]] = {}
-    dim = None
+    def lose(vid: str, reason: str) -> None:
+        report.videos_lost[reason] += 1
+        report.dropped_videos.append((vid, reason))
+
+    loaded: dict[str, np.ndarray] = {}
     for vid in tqdm(durations, desc="features", disable=not progress, unit="video"):
-        feats = source.get(vid)
+        try:
+            feats = source.get(vid)
+        except DataFormatError as err:
+            if strict:
+                raise
+            lose(vid, err.reason)
+            continue
         if feats is None:
-            report.videos_lost["no_features"] += 1
+            lose(vid, "no_features")
             continue
         feats = np.asarray(feats, dtype=np.float32)
-        dim = dim or (feats.shape[1] if feats.ndim == 2 else None)
-        if feats.ndim != 2 or feats.shape[0] < 1 or feats.shape[1] != dim:
-            report.videos_lost["feature_dim"] += 1
+        if feats.ndim != 2 or feats.shape[0] < 1:
+            lose(vid, "feature_dim")
             continue
-        if not np.isfinite(feats).all():
-            report.videos_lost["nan_features"] += 1
-            continue
-        out[vid] = (feats, durations[vid] or feats.shape[0] / rate)
+        loaded[vid] = feats
+    dims = Counter(f.shape[1] for f in loaded.values())
+    ranked = dims.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        raise DataFormatError(
+            f"feature files disagree on the feature size ({dict(dims)} videos per size) and no "
+            "size is the most common; nothing written", path=str(source.path),
+            reason="feature_dim",
+        )  # fmt: skip
+    report.feature_dim = ranked[0][0] if ranked else None
+    out: dict[str, tuple[np.ndarray, float]] = {}
+    for vid, feats in loaded.items():
+        if feats.shape[1] != report.feature_dim:
+            lose(vid, "feature_dim")
+        elif not np.isfinite(feats).all():
+            lose(vid, "nan_features")
+        else:
+            out[vid] = (feats, durations[vid] or feats.shape[0] / rate)
     return out
 
 

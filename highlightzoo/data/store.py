@@ -20,11 +20,12 @@ writes to a temporary file that replaces the target only on a clean close.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import numbers
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ from urllib.parse import quote
 import h5py
 import numpy as np
 
-from highlightzoo.errors import DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError, WriteError
+from highlightzoo.io import new_temp_file
 
 FORMAT_NAME = "highlightzoo-features"
 FORMAT_VERSION = 1
@@ -47,6 +49,10 @@ DURATION_TOLERANCE_S = 1.0
 SCAN_CHUNK_STEPS = 1 << 16
 
 REQUIRED_GROUPS = ("videos", "video_index", "users", "splits")
+#: no user may be in two of these splits (that would leak test users into training)
+STANDARD_SPLITS = ("train", "val", "test")
+#: root attributes that say what a store holds (``created_with`` is left out: same data, same id)
+FINGERPRINT_ATTRS = ("format", "format_version", "feature_dim", "source", "generator_config")
 _STR = h5py.string_dtype("utf-8")
 log = logging.getLogger("highlightzoo.data")
 
@@ -110,7 +116,17 @@ def video_dataset_name(video_id: str) -> str:
 
 
 def _strings(ds: h5py.Dataset) -> list[str]:
-    return [s.decode() if isinstance(s, bytes) else str(s) for s in ds[()]]
+    values = ds[()]
+    if np.ndim(values) != 1:
+        raise DataFormatError(
+            f"table {ds.name} has shape {np.shape(values)}, expected a 1-D list of ids",
+            path=ds.file.filename, reason="malformed_table",
+        )  # fmt: skip
+    return [_text(s) for s in values]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class FeatureStore:
@@ -129,6 +145,7 @@ class FeatureStore:
         self.path = str(path)
         self.strict = strict
         self._handle: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None
         self.report = StoreReport(self.path)
         self._load_and_validate(check_features)
@@ -185,9 +202,16 @@ class FeatureStore:
     def video_features(
         self, video_id: str, start: int | None = None, stop: int | None = None
     ) -> np.ndarray:
-        """(T, D) float32 features of a video, or only steps ``start:stop``."""
-        ds = self._file()["videos"][self._video(video_id).dataset]
-        return np.asarray(ds[slice(start, stop)], dtype=np.float32)
+        """(T, D) float32 features of a video, or only steps ``start:stop``.
+
+        The h5py dataset handle of each video is kept per process: looking it up
+        by name costs more than reading a short slice.
+        """
+        ds = self._datasets.get(video_id) if self._pid == os.getpid() else None
+        if ds is None:
+            ds = self._file()["videos"][self._video(video_id).dataset]
+            self._datasets[video_id] = ds
+        return ds[slice(start, stop)].astype(np.float32, copy=False)
 
     def __len__(self) -> int:
         return len(self._users)
@@ -196,7 +220,7 @@ class FeatureStore:
         """Close this process's file handle (reopened on the next read)."""
         if self._handle is not None and self._pid == os.getpid():
             self._handle.close()
-        self._handle, self._pid = None, None
+        self._handle, self._pid, self._datasets = None, None, {}
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -207,6 +231,7 @@ class FeatureStore:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_handle"], state["_pid"] = None, None  # each process opens its own handle
+        state["_datasets"] = {}
         return state
 
     def __del__(self) -> None:  # pragma: no cover - best effort
@@ -220,6 +245,7 @@ class FeatureStore:
         if self._handle is None or self._pid != os.getpid():
             self._handle = h5py.File(self.path, "r")
             self._pid = os.getpid()
+            self._datasets = {}
         return self._handle
 
     def _video(self, video_id: str) -> _Video:
@@ -247,15 +273,30 @@ class FeatureStore:
                 f"cannot open as HDF5: {exc}", path=self.path, reason="not_hdf5"
             ) from exc
         with f:
-            self._check_header(f)
-            self._videos = self._read_video_index(f)
-            records = self._read_users(f)
-            self._splits = {name: _strings(f["splits"][name]) for name in f["splits"]}
-            bad_videos = self._check_videos(f, check_features)
+            try:
+                self._check_header(f)
+                self._videos = self._read_video_index(f)
+                records = self._read_users(f)
+                self._splits = self._read_splits(f)
+                bad_videos = self._check_videos(f, check_features)
+                self._fingerprint = _fingerprint(f, self.path)
+            except DataFormatError:
+                raise
+            except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError) as exc:
+                # an untrusted file can be malformed in more ways than we name: still one typed error
+                raise DataFormatError(
+                    f"malformed feature store ({type(exc).__name__}: {exc})", path=self.path,
+                    reason="malformed_table",
+                ) from exc  # fmt: skip
         self._check_users(records, bad_videos)
-        self.report.n_users = len(records)
+        self._check_splits()
+        self.report.n_users = len({r.user_id for r in records})
         if self.report.skipped:
             log.warning("%s", self.report.summary())
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this store's content (see :func:`store_fingerprint`), as read on open."""
+        return dict(self._fingerprint)
 
     def _check_header(self, f: h5py.File) -> None:
         attrs = f.attrs
@@ -277,15 +318,27 @@ class FeatureStore:
             raise DataFormatError(
                 f"missing group(s) {missing}", path=self.path, reason="missing_group"
             )
+        dim = attrs.get("feature_dim")
+        if not isinstance(dim, numbers.Integral) or int(dim) < 1:
+            raise DataFormatError(
+                f"feature_dim attribute {dim!r} is not an int >= 1", path=self.path,
+                reason="format_version",
+            )  # fmt: skip
         self.metadata: dict[str, Any] = {
             "format": FORMAT_NAME,
             "format_version": int(version),
-            "feature_dim": int(attrs["feature_dim"]),
-            "source": str(attrs.get("source", "")),
-            "created_with": str(attrs.get("created_with", "")),
+            "feature_dim": int(dim),
+            "source": _text(attrs.get("source", "")),
+            "created_with": _text(attrs.get("created_with", "")),
         }
-        gen = str(attrs.get("generator_config", ""))
-        self.metadata["generator_config"] = json.loads(gen) if gen else None
+        gen = _text(attrs.get("generator_config", ""))
+        try:
+            self.metadata["generator_config"] = json.loads(gen) if gen else None
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(
+                f"generator_config attribute is not JSON: {exc}", path=self.path,
+                reason="malformed_table",
+            ) from None  # fmt: skip
         self.feature_dim: int = self.metadata["feature_dim"]
 
     def _read_video_index(self, f: h5py.File) -> dict[str, _Video]:
@@ -297,22 +350,82 @@ class FeatureStore:
             raise DataFormatError(
                 f"video_index lacks a table: {exc}", path=self.path, reason="missing_group"
             ) from exc
+        tables = {"ids": ids, "dataset": names, "rate": rate, "duration": dur, "n_steps": n}
+        self._same_lengths("video_index", tables)
+        for name, kinds in (("rate", "fiu"), ("duration", "fiu"), ("n_steps", "iu")):
+            self._numeric(f"video_index/{name}", tables[name], kinds)
+        self._duplicate_videos = {v for v, c in Counter(ids).items() if c > 1}
         return {
             vid: _Video(name, float(r), float(d), int(t))
             for vid, name, r, d, t in zip(ids, names, rate, dur, n, strict=True)
         }
 
+    def _same_lengths(self, group: str, tables: dict[str, Any]) -> None:
+        """One row per item in every 1-D table of a group (else a truncated or padded table)."""
+        lengths = {k: len(v) for k, v in tables.items()}
+        bad_dims = [k for k, v in tables.items() if isinstance(v, np.ndarray) and v.ndim != 1]
+        if bad_dims or len(set(lengths.values())) > 1:
+            raise DataFormatError(
+                f"{group} tables must be 1-D with one row per item; lengths {lengths}"
+                + (f", not 1-D: {bad_dims}" if bad_dims else ""),
+                path=self.path, reason="malformed_table",
+            )  # fmt: skip
+
+    def _numeric(self, name: str, array: np.ndarray, kinds: str) -> None:
+        if np.asarray(array).dtype.kind not in kinds:
+            raise DataFormatError(
+                f"table {name} has dtype {np.asarray(array).dtype}, expected numbers",
+                path=self.path, reason="malformed_table",
+            )  # fmt: skip
+
+    def _pointer(self, name: str, ptr: np.ndarray, n_items: int, n_rows: int) -> None:
+        """A CSR pointer: n_items + 1 ints, from 0, never decreasing, ending at the table's length."""
+        self._numeric(f"users/{name}", ptr, "iu")
+        ok = (
+            ptr.ndim == 1 and len(ptr) == n_items + 1 and int(ptr[0]) == 0
+            and int(ptr[-1]) == n_rows and bool(np.all(np.diff(ptr) >= 0))
+        )  # fmt: skip
+        if not ok:
+            raise DataFormatError(
+                f"users/{name} must rise from 0 to {n_rows} in {n_items + 1} non-decreasing "
+                f"entries (one per user, plus one); it has {len(ptr)} entries, first/last "
+                f"{ptr[:1].tolist()}/{ptr[-1:].tolist()}"
+                + ("" if bool(np.all(np.diff(ptr) >= 0)) else ", and decreases"),
+                path=self.path, reason="malformed_table",
+            )  # fmt: skip
+
+    def _segments(self, name: str, table: np.ndarray) -> np.ndarray:
+        """A (S, 2) table of (start, end) seconds."""
+        self._numeric(f"users/{name}", table, "fiu")
+        if table.size == 0:
+            return np.zeros((0, 2), dtype=np.float64)
+        if table.ndim != 2 or table.shape[1] != 2:
+            raise DataFormatError(
+                f"users/{name} has shape {table.shape}, expected (segments, 2)", path=self.path,
+                reason="malformed_table",
+            )  # fmt: skip
+        return table.astype(np.float64)
+
     def _read_users(self, f: h5py.File) -> list[UserRecord]:
         g = f["users"]
         try:
             ids, targets = _strings(g["ids"]), _strings(g["target_video"])
-            t_ptr, t_seg = g["target_ptr"][()], g["target_segments"][()].reshape(-1, 2)
-            h_ptr, h_seg = g["history_ptr"][()], g["history_segments"][()].reshape(-1, 2)
+            t_ptr, t_seg = g["target_ptr"][()], g["target_segments"][()]
+            h_ptr, h_seg = g["history_ptr"][()], g["history_segments"][()]
             h_vid = _strings(g["history_video"])
         except KeyError as exc:
             raise DataFormatError(
                 f"users lacks a table: {exc}", path=self.path, reason="missing_group"
             ) from exc
+        self._same_lengths("users", {"ids": ids, "target_video": targets})
+        t_seg, h_seg = self._segments("target_segments", t_seg), self._segments("history_segments", h_seg)
+        if len(h_vid) != len(h_seg):
+            raise DataFormatError(
+                f"users/history_video has {len(h_vid)} rows but users/history_segments has "
+                f"{len(h_seg)}", path=self.path, reason="malformed_table",
+            )  # fmt: skip
+        self._pointer("target_ptr", t_ptr, len(ids), len(t_seg))
+        self._pointer("history_ptr", h_ptr, len(ids), len(h_seg))
         records = []
         for i, uid in enumerate(ids):
             hs, he = int(h_ptr[i]), int(h_ptr[i + 1])
@@ -333,11 +446,16 @@ class FeatureStore:
             def problem(msg: str, reason: str, vid: str = vid) -> None:
                 bad[vid] = DataFormatError(msg, path=self.path, video=vid, reason=reason)
 
-            if v.dataset not in group:
+            if vid in self._duplicate_videos:
+                problem("video id is listed more than once in video_index", "duplicate_video")
+                continue
+            if v.dataset not in group or not isinstance(group[v.dataset], h5py.Dataset):
                 problem("video listed in video_index has no feature dataset", "missing_video")
                 continue
             ds = group[v.dataset]
-            if ds.ndim != 2 or ds.shape[1] != self.feature_dim:
+            if ds.dtype.kind not in "fiu":
+                problem(f"features have dtype {ds.dtype}, expected numbers", "feature_dim")
+            elif ds.ndim != 2 or ds.shape[1] != self.feature_dim:
                 problem(
                     f"features have shape {ds.shape}, expected (T, {self.feature_dim})",
                     "feature_dim",
@@ -352,10 +470,56 @@ class FeatureStore:
                 problem("features contain NaN or Inf", "nan_features")
         return bad
 
+    def _read_splits(self, f: h5py.File) -> dict[str, list[str]]:
+        splits = {}
+        for name, item in f["splits"].items():
+            if not isinstance(item, h5py.Dataset):
+                raise DataFormatError(
+                    f"split {name!r} is not a list of user ids", path=self.path,
+                    reason="malformed_table",
+                )  # fmt: skip
+            splits[name] = _strings(item)
+        return splits
+
+    def _check_splits(self) -> None:
+        """Each split lists known users once; no user is in two of train/val/test (a leak)."""
+        owner: dict[str, str] = {}
+        for name, ids in sorted(self._splits.items()):
+            for uid, count in Counter(ids).items():
+                if count > 1:
+                    self._fail(DataFormatError(
+                        f"split {name!r} lists the user {count} times", path=self.path,
+                        user=uid, reason="duplicate_user",
+                    ), [uid])  # fmt: skip
+                if uid not in self._all_user_ids:
+                    self._fail(DataFormatError(
+                        f"split {name!r} lists a user that is not in users/ids", path=self.path,
+                        user=uid, reason="unknown_user",
+                    ), [uid])  # fmt: skip
+                if name in STANDARD_SPLITS:
+                    if uid in owner:
+                        self._fail(DataFormatError(
+                            f"user is in both split {owner[uid]!r} and split {name!r}",
+                            path=self.path, user=uid, reason="split_overlap",
+                        ), [uid])  # fmt: skip
+                    owner[uid] = name
+        for uid in list(self._users):
+            if uid in self.report.skipped:
+                del self._users[uid]
+
     def _check_users(self, records: list[UserRecord], bad_videos: dict) -> None:
         """Check every user; keep the valid ones in :attr:`_users`."""
         self._users: dict[str, UserRecord] = {}
+        self._all_user_ids = {rec.user_id for rec in records}
+        for uid, count in Counter(rec.user_id for rec in records).items():
+            if count > 1:  # which record is meant is ambiguous: never pick one silently
+                self._fail(DataFormatError(
+                    f"user id is listed {count} times in users/ids", path=self.path, user=uid,
+                    reason="duplicate_user",
+                ), [uid])  # fmt: skip
         for rec in records:
+            if rec.user_id in self.report.skipped:
+                continue
             err = self._user_problem(rec, bad_videos)
             if err is None:
                 self._users[rec.user_id] = rec
@@ -397,6 +561,91 @@ class FeatureStore:
         return None
 
 
+def store_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
+    """What identifies a store's content, read cheaply (no feature is read).
+
+    ``format_version``, ``feature_dim``, ``n_users`` and ``n_videos`` (as
+    stored, valid or not) plus ``index_sha256``: SHA-256 of the root attributes
+    that say what the store holds and of every table under ``/video_index``,
+    ``/users`` and ``/splits`` (ids, rates, durations, lengths, segments,
+    splits). Two stores with equal fingerprints have the same users, videos,
+    segments and splits; features are not hashed (a regenerated store with the
+    same index and other features is not told apart). Runs record it so that
+    resuming or evaluating on another store is an error (docs/reliability.md).
+    """
+    path = str(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot open as HDF5: {exc}", path=path, reason="not_hdf5") from exc
+    with f:
+        try:
+            if f.attrs.get("format") != FORMAT_NAME:
+                raise DataFormatError(
+                    f"not a highlightzoo feature store (no '{FORMAT_NAME}' format attribute)",
+                    path=path, reason="format_version",
+                )  # fmt: skip
+            return _fingerprint(f, path)
+        except DataFormatError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError) as exc:
+            raise DataFormatError(
+                f"malformed feature store ({type(exc).__name__}: {exc})", path=path,
+                reason="malformed_table",
+            ) from exc  # fmt: skip
+
+
+def fingerprint_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """A short text of what differs between two fingerprints, e.g. ``n_users 12 -> 11``."""
+    parts = []
+    for key in sorted({*old, *new}):
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            if key == "index_sha256":
+                a, b = str(a)[:12], str(b)[:12]
+            parts.append(f"{key} {a} -> {b}")
+    return ", ".join(parts) or "same fingerprint"
+
+
+def _fingerprint(f: h5py.File, path: str) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for name in FINGERPRINT_ATTRS:
+        digest.update(f"{name}={_text(f.attrs.get(name, ''))}\n".encode())
+    for group in ("video_index", "users", "splits"):
+        if group not in f:
+            raise DataFormatError(f"missing group(s) {[group]}", path=path, reason="missing_group")
+        for name in sorted(f[group]):
+            item = f[group][name]
+            if not isinstance(item, h5py.Dataset):
+                digest.update(f"{group}/{name} group\n".encode())
+                continue
+            digest.update(f"{group}/{name} {item.shape}\n".encode())
+            digest.update(_table_bytes(item))
+    counts = {
+        g: len(f[g]["ids"]) if "ids" in f[g] and isinstance(f[g]["ids"], h5py.Dataset) else 0
+        for g in ("users", "video_index")
+    }
+    return {
+        "format_version": int(f.attrs.get("format_version", -1)),
+        "feature_dim": int(f.attrs.get("feature_dim", -1)),
+        "n_users": counts["users"],
+        "n_videos": counts["video_index"],
+        "index_sha256": digest.hexdigest(),
+    }
+
+
+def _table_bytes(ds: h5py.Dataset) -> bytes:
+    """A dtype-independent byte form of a table: strings joined, numbers as float64/int64."""
+    values = np.asarray(ds[()])
+    if values.dtype.kind in "OSU":
+        return "\x00".join(_text(v) for v in values.reshape(-1)).encode("utf-8", "replace")
+    if values.dtype.kind == "f":
+        return np.ascontiguousarray(values, dtype=np.float64).tobytes()
+    if values.dtype.kind in "iub":
+        return np.ascontiguousarray(values, dtype=np.int64).tobytes()
+    return values.tobytes()
+
+
 def _all_finite(ds: h5py.Dataset) -> bool:
     """True when a dataset holds no NaN/Inf; reads it in bounded chunks."""
     for start in range(0, ds.shape[0], SCAN_CHUNK_STEPS):
@@ -426,7 +675,9 @@ class StoreWriter:
         chunk_steps: int = 256,
     ) -> None:
         if dtype not in ("float32", "float16"):
-            raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+            raise ConfigError(f"dtype must be float32 or float16, got {dtype!r}")
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, numbers.Integral) or feature_dim < 1:
+            raise ConfigError(f"feature_dim must be an int >= 1, got {feature_dim!r}")
         self.path = Path(path)
         self.feature_dim = int(feature_dim)
         self.dtype, self.compression, self.chunk_steps = dtype, compression, chunk_steps
@@ -434,13 +685,13 @@ class StoreWriter:
         self._users: list[UserRecord] = []
         self._user_ids: set[str] = set()
         self._splits: dict[str, list[str]] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._f = h5py.File(self._tmp, "w", track_order=False)
+        self._f: h5py.File | None = None
+        self._tmp = new_temp_file(self.path)  # WriteError naming the path if we cannot write
+        try:
+            self._f = h5py.File(self._tmp, "w", track_order=False)
+        except OSError as err:
+            self._tmp.unlink(missing_ok=True)
+            raise WriteError(f"cannot write feature store {str(self.path)!r}: {err}") from err
         self._f.attrs["format"] = FORMAT_NAME
         self._f.attrs["format_version"] = FORMAT_VERSION
         self._f.attrs["feature_dim"] = self.feature_dim
@@ -463,6 +714,16 @@ class StoreWriter:
             raise DataFormatError(
                 f"features have shape {feats.shape}, expected (T>=1, {self.feature_dim})",
                 path=str(self.path), video=video_id, reason="feature_dim",
+            )  # fmt: skip
+        if not _positive(rate):  # a store that the reader would reject is never written
+            raise DataFormatError(
+                f"feature rate {rate!r} is not a positive number of steps per second",
+                path=str(self.path), video=video_id, reason="nonpositive_rate",
+            )  # fmt: skip
+        if duration is not None and not _positive(duration):
+            raise DataFormatError(
+                f"video duration {duration!r} s is not positive", path=str(self.path),
+                video=video_id, reason="nonpositive_duration",
             )  # fmt: skip
         if video_id in self._videos:
             raise DataFormatError(
@@ -511,8 +772,10 @@ class StoreWriter:
             self._f.close()
             self._f = None
             os.replace(self._tmp, self.path)
-        except BaseException:
+        except BaseException as err:
             self.abort()
+            if isinstance(err, OSError) and not isinstance(err, WriteError):
+                raise WriteError(f"cannot write feature store {str(self.path)!r}: {err}") from err
             raise
         return self.path
 
@@ -558,6 +821,13 @@ class StoreWriter:
         sg = f.create_group("splits")
         for name, ids in sorted(self._splits.items()):
             _put(sg, name, ids, _STR)
+
+
+def _positive(value: object) -> bool:
+    """A finite number > 0 (bools and non-numbers are not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(float(value)) and float(value) > 0
 
 
 def _ptr(sizes: Iterator[int]) -> np.ndarray:

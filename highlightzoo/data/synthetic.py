@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from highlightzoo.data.phdgifs import read_phdgifs_csv, split_users
 from highlightzoo.data.store import StoreWriter
-from highlightzoo.errors import ConfigError
+from highlightzoo.errors import ConfigError, DataFormatError
 
 # Quantiles measured on PHD-GIFs testing.csv (20,488 rows, 850 users), at these levels (%).
 _LEVELS = (
@@ -202,6 +202,19 @@ class Segment:
     topic: int
 
 
+@dataclass(frozen=True)
+class StepLatents:
+    """The generator's hidden variables at each step of a rendered video (never stored).
+
+    ``topic`` (T,) int: the topic of the step's shot; ``appeal`` (T,) float:
+    the weight of the generic direction at the step (shot appeal x its
+    rise-and-fall profile), i.e. how interesting the step is to anybody.
+    """
+
+    topic: np.ndarray
+    appeal: np.ndarray
+
+
 class World:
     """Topic prototypes and the renderer of one video's features."""
 
@@ -277,6 +290,12 @@ class World:
 
     def render(self, duration: float, segments: list[Segment], rng: np.random.Generator):
         """(T, D) float32 features of a video of ``duration`` s with these highlights."""
+        return self.render_with_latents(duration, segments, rng)[0]
+
+    def render_with_latents(
+        self, duration: float, segments: list[Segment], rng: np.random.Generator
+    ) -> tuple[np.ndarray, StepLatents]:
+        """:meth:`render` plus the hidden variables of each step (same draws, same features)."""
         c = self.cfg
         shots = self.shots(duration, segments, rng)
         n = max(1, int(round(duration * c.rate)))
@@ -288,7 +307,8 @@ class World:
         x = c.topic_gain * self.prototypes[shots[k, 2].astype(int)] + jitter[k]
         x += (c.generic_gain * shots[k, 3] * profile)[:, None] * self.generic
         x += c.noise * rng.standard_normal((n, c.feature_dim))
-        return np.maximum(x, 0.0).astype(np.float32)
+        latents = StepLatents(topic=shots[k, 2].astype(np.int64), appeal=shots[k, 3] * profile)
+        return np.maximum(x, 0.0).astype(np.float32), latents
 
 
 @dataclass
@@ -313,9 +333,13 @@ class SynthReport:
 
 
 def _user_plan(world: World, rng: np.random.Generator):
-    """A user's interests, target (duration, segments) and history videos, drawn."""
+    """A user's target (duration, segments) and history videos, drawn (interests first)."""
+    return _plan_videos(world, world.interests(rng), rng)
+
+
+def _plan_videos(world: World, interests: np.ndarray, rng: np.random.Generator):
+    """A user's target (duration, segments) and history videos, given the interests."""
     c = world.cfg
-    interests = world.interests(rng)
 
     def video(table: tuple, n_segments: int, overlap: float) -> tuple[float, list[Segment]]:
         cap = c.max_video_s if table is VIDEO_S else None
@@ -385,6 +409,38 @@ def synthesize(
     return report
 
 
+@dataclass(frozen=True)
+class TargetLatents:
+    """A synthetic user's target video as :func:`synthesize` drew it, with its hidden variables.
+
+    ``features`` (T, D) float32 before the store's dtype cast; ``segments`` the
+    labelled highlights; ``interests`` the user's interest topics; ``steps``
+    the per-step :class:`StepLatents`.
+    """
+
+    user_index: int
+    interests: np.ndarray
+    duration: float
+    segments: list[Segment]
+    features: np.ndarray
+    steps: StepLatents
+
+
+def target_latents(world: World, seed: int, user_index: int) -> TargetLatents:
+    """Redraw user ``user_index``'s interests and target video exactly as :func:`synthesize` does.
+
+    ``world`` must be ``World(config, seed)`` of the same config and seed. The
+    same random stream is replayed (interests, plan, then the target is the
+    first video rendered), so ``features`` equal the stored ones; history
+    videos are planned but not rendered.
+    """
+    rng = np.random.default_rng([seed, 1, user_index])
+    interests = world.interests(rng)
+    (duration, segments), _history = _plan_videos(world, interests, rng)
+    features, steps = world.render_with_latents(duration, segments, rng)
+    return TargetLatents(user_index, interests, duration, segments, features, steps)
+
+
 def _stable(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
@@ -435,6 +491,12 @@ def synthesize_replay(
             report.dropped_rows += [(r.line, "user_without_single_target") for r in rows]
             continue
         kept_users.append((user.user_id, targets, [r for r in rows if not r.is_last]))
+    if not kept_users:  # never replace a store at out_path with an empty one
+        raise DataFormatError(
+            f"replay would keep no user ({sum(len(u.target) + len(u.history) for u in users)} "
+            f"CSV rows, {len(report.dropped_rows)} dropped); nothing written, "
+            f"{str(out_path)!r} untouched", path=str(csv_path), reason="no_users",
+        )  # fmt: skip
     meta = {"mode": "replay", "csv": Path(csv_path).name, "seed": seed, **cfg.to_dict()}
     with StoreWriter(out_path, cfg.feature_dim, source=f"replay of {Path(csv_path).name}",
                      generator_config=meta, dtype=cfg.dtype) as w:  # fmt: skip

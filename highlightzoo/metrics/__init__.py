@@ -5,6 +5,9 @@
   ``"voc11"``), its vectorised batched form, and mAP over (user, video) pairs.
 - :mod:`~highlightzoo.metrics.segments`: nMSD, top-k highlight segments in
   seconds (what a GIF maker consumes), hit@k and recall@k.
+- :mod:`~highlightzoo.metrics.protocols`: the two evaluation protocols
+  (``"steps"``, ``"avhd"``) and :func:`avhd_protocol_ap`, one video's AP under
+  the A-VHD reference test protocol (PR-Net Table 1).
 - :mod:`~highlightzoo.metrics.windows`: protocol transforms (A-VHD 5-second
   window averaging, segment-to-step score broadcasting).
 - :mod:`~highlightzoo.metrics.uncertainty`: bootstrap intervals, paired tests,
@@ -25,6 +28,7 @@ from highlightzoo.metrics.ap import (
     batched_average_precision,
     mean_average_precision,
 )
+from highlightzoo.metrics.protocols import PROTOCOLS, Protocol, avhd_protocol_ap
 from highlightzoo.metrics.segments import (
     Segment,
     hit_at_k,
@@ -49,11 +53,14 @@ __all__ = [
     "BatchedAP",
     "ConfidenceInterval",
     "MAPResult",
+    "PROTOCOLS",
     "PairedTest",
+    "Protocol",
     "Segment",
     "SeedSummary",
     "aggregate_seeds",
     "average_precision",
+    "avhd_protocol_ap",
     "batched_average_precision",
     "bootstrap_ci",
     "broadcast_segment_scores",

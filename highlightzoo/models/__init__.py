@@ -4,7 +4,7 @@ Importing this package registers the built-in models (one module each).
 """
 
 # Built-in models register themselves on import; keep this list to model modules only.
-from highlightzoo.models import avhd, fcsn, phdgifs, prnet, video2gif  # noqa: E402,F401
+from highlightzoo.models import avhd, fcsn, floors, phdgifs, prnet, video2gif  # noqa: E402,F401
 from highlightzoo.models.registry import (
     ModelCard,
     create_model,

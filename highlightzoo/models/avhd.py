@@ -20,6 +20,7 @@ from highlightzoo.models.components.norm import (
     TemporalAdaptiveInstanceNorm,
     l2_normalize_steps,
 )
+from highlightzoo.models.components.sizing import check_width_mult
 from highlightzoo.models.fcsn import logits_to_output
 from highlightzoo.models.registry import ModelCard, register_model
 
@@ -27,9 +28,11 @@ from highlightzoo.models.registry import ModelCard, register_model
 class AVHD(nn.Module):
     """FCSN + T-AIN conditioned on a per-user history summary."""
 
-    def __init__(self, feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> None:
+    def __init__(self, feature_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
-        self.net = FCSN(feature_dim, width, norm=TemporalAdaptiveInstanceNorm, dropout=dropout)
+        self.net = FCSN(
+            feature_dim, width_mult, norm=TemporalAdaptiveInstanceNorm, dropout=dropout
+        )
         ch = self.net.encoder.channels
         self.history_net = TAINHistoryNet(feature_dim, ch.fc, ch.pool4)
 
@@ -56,9 +59,10 @@ class AVHD(nn.Module):
         uses_history=True,
         default_loss="cross_entropy",
         paper_map=16.68,
+        own_paper_map=16.73,  # A-VHD* in Table 1: the number A-VHD's own paper reports
         table="table1",
     )
 )
-def avhd(feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> AVHD:
-    """A-VHD; ``width`` scales the FCSN channels and with them the T-AIN parameter count."""
-    return AVHD(feature_dim, width, dropout)
+def avhd(feature_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> AVHD:
+    """A-VHD; ``width_mult`` scales the FCSN channels and with them the T-AIN parameter count."""
+    return AVHD(feature_dim, check_width_mult("avhd", width_mult), dropout)

@@ -13,22 +13,32 @@ from torch import Tensor, nn
 
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.models.components.fcsn import FCSN, run_by_length
+from highlightzoo.models.components.heads import full_precision
 from highlightzoo.models.components.norm import TemporalInstanceNorm, l2_normalize_steps
+from highlightzoo.models.components.sizing import check_width_mult
 from highlightzoo.models.registry import ModelCard, register_model
 
 
 def logits_to_output(logits: Tensor, video_mask: Tensor) -> ModelOutput:
-    """ModelOutput of a 2-class model: scores = logit1 - logit0, 0 on padding."""
+    """ModelOutput of a 2-class model: scores = logit1 - logit0, probs = softmax class 1.
+
+    Float32; scores 0 and probs 0.5 on padding.
+    """
+    logits = full_precision(logits)
     logits = logits * video_mask[..., None].to(logits.dtype)
-    return ModelOutput(scores=logits[..., 1] - logits[..., 0], extras={"logits": logits})
+    return ModelOutput(
+        scores=logits[..., 1] - logits[..., 0],
+        extras={"logits": logits},
+        probs=logits.softmax(dim=-1)[..., 1],
+    )
 
 
 class FCSNDetector(nn.Module):
     """FCSN over a padded batch: each video runs alone at its real length."""
 
-    def __init__(self, feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> None:
+    def __init__(self, feature_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
-        self.net = FCSN(feature_dim, width, norm=TemporalInstanceNorm, dropout=dropout)
+        self.net = FCSN(feature_dim, width_mult, norm=TemporalInstanceNorm, dropout=dropout)
 
     def forward(self, batch: Batch) -> ModelOutput:
         video = l2_normalize_steps(batch.video)
@@ -48,9 +58,10 @@ class FCSNDetector(nn.Module):
         uses_history=False,
         default_loss="cross_entropy",
         paper_map=15.15,
+        own_paper_map=15.22,  # FCSN* in Table 1: the number A-VHD's paper reports
         table="table1",
     )
 )
-def fcsn(feature_dim: int, width: float = 1.0, dropout: float = 0.5) -> FCSNDetector:
-    """FCSN; ``width`` scales every channel count (1.0 = reference, 37.9M encoder at 8192-d)."""
-    return FCSNDetector(feature_dim, width, dropout)
+def fcsn(feature_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> FCSNDetector:
+    """FCSN; ``width_mult`` scales every channel count (1.0 = reference, 37.9M encoder at 8192-d)."""
+    return FCSNDetector(feature_dim, check_width_mult("fcsn", width_mult), dropout)

@@ -27,7 +27,12 @@ from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.attention import PreferenceAttention, comprehensive_preference
 from highlightzoo.models.components.encoders import build_encoder
-from highlightzoo.models.components.history import HistoryEmbedding, mean_history
+from highlightzoo.models.components.heads import full_precision
+from highlightzoo.models.components.history import (
+    HistoryEmbedding,
+    mean_history,
+    parse_history_context,
+)
 from highlightzoo.models.registry import ModelCard, register_model
 
 PAPER = "PR-Net: Preference Reasoning for Personalized Video Highlight Detection (ICCV 2021)"
@@ -51,6 +56,17 @@ class PRNet(nn.Module):
     - ``non_highlight``: learnable non-highlight preference ``u`` (Eq. 7);
       without it (PR-Net_ranking, PR-Net_triplet) the score is ``l`` alone.
     - ``lam``: inverse temperature ``lambda`` of Eq. 3 and 5 (paper: 9).
+    - ``probability``: what ``ModelOutput.probs`` is (the ``"avhd"`` protocol
+      averages it): ``"ratio"`` = ``l~_i / (l~_i + b~_i)`` with ``l~``, ``b~``
+      the softmax of ``l``, ``b`` over the video's steps (Eq. 8, what the
+      contrastive loss trains); ``"two_class"`` = softmax class 1 of
+      ``[b, l]`` (PR-Net_CE). Without ``u`` it is ``l`` itself (a ranking
+      score, docs/evaluation.md).
+    - ``history_context``: how M sees a history segment: ``"segment"`` alone
+      (default), ``"video:K"`` inside its source video with ``K`` steps of
+      context each side, averaged over its own steps (needs batches from
+      ``HighlightDataset(history_context=K)``; ``self.history_context_steps``
+      says which K the data must give; docs/history.md).
 
     Cold start (no history): with ``g``, ``p^c = g``. Without ``g``
     (PR-Net_U, PR-Net_meanU) the user-specific preference of an empty history
@@ -71,13 +87,21 @@ class PRNet(nn.Module):
         non_highlight: bool = True,
         lam: float = 9.0,
         chunk_size: int = 4096,
+        probability: Literal["ratio", "two_class"] = "ratio",
+        history_context: str = "segment",
     ) -> None:
         super().__init__()
+        self.history_context_steps = parse_history_context(history_context)  # None = segment
+        if probability not in ("ratio", "two_class"):
+            raise ConfigError(f"probability must be 'ratio' or 'two_class', got {probability!r}")
+        self.probability = probability
         if user_pref not in ("attention", "mean", "none"):
             raise ConfigError(f"user_pref must be 'attention', 'mean' or 'none', got {user_pref!r}")
         if user_pref == "none" and not generic:
             raise ConfigError("PR-Net needs a user-specific or a generic preference (or both)")
-        width = width or feature_dim
+        if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+            raise ConfigError(f"width (encoder channels) must be an int >= 1 or None, got {width!r}")
+        width = feature_dim if width is None else width  # never 0 -> feature_dim silently
         self.user_pref, self.lam = user_pref, lam
         self.encoder = build_encoder(encoder, feature_dim, width, depth, kernel_size)  # M
         self.history_embedding = HistoryEmbedding(self.encoder)  # same M for the history
@@ -95,12 +119,32 @@ class PRNet(nn.Module):
         if self.user_pref == "none":
             return None  # PR-Net_G never looks at the history
         seg_mask = batch.history_segment_mask
-        history = self.history_embedding(batch.history, batch.history_mask)  # h~_j
+        history = self.embed_history(batch)  # h~_j
         if self.attention is None:  # PR-Net_meanU(+G): holistic preference
             return rearrange(mean_history(history, seg_mask), "b w -> b 1 w")
         user, attention = self.attention(frames, history, seg_mask)  # Eq. 2-3
         extras["attention"] = attention
         return user
+
+    def embed_history(self, batch: Batch) -> Tensor:
+        """h~_j (B, N, w): M over each history segment, alone or in its video's context."""
+        k = self.history_context_steps
+        if k is None:
+            return self.history_embedding(batch.history, batch.history_mask)
+        context = batch.history_context
+        if context is None or batch.history_context_mask is None or batch.history_context_own is None:
+            raise ConfigError(
+                f"this PR-Net was built with history_context='video:{k}', so its batches need "
+                f"history_context slices: use HighlightDataset(..., history_context={k})"
+            )
+        if context.shape[:2] != batch.history.shape[:2]:
+            raise ConfigError(
+                f"history_context has {tuple(context.shape[:2])} (users, segments) but history "
+                f"has {tuple(batch.history.shape[:2])}: they must describe the same segments"
+            )
+        return self.history_embedding(
+            context, batch.history_context_mask, batch.history_context_own
+        )
 
     def comprehensive(
         self, frames: Tensor, user: Tensor | None, batch: Batch, extras: dict[str, Tensor]
@@ -128,22 +172,46 @@ class PRNet(nn.Module):
         frames = self.encoder(batch.video, mask)  # S = M(V), Eq. 1
         user = self.user_preference(frames, batch, extras)  # p^u, Eq. 2-3
         pref = self.comprehensive(frames, user, batch, extras)  # p^c, Eq. 4-5
-        highlight = (frames * pref).sum(-1)  # l_i = s_i . p^c_i, Eq. 6
+        # Eq. 6-7 as float32 element-wise products (not a matmul, which bf16 autocast would
+        # round): float32 scores under autocast
+        highlight = (full_precision(frames) * full_precision(pref)).sum(-1)  # l_i = s_i . p^c_i, Eq. 6
         extras.update(l=highlight, embed=frames, anchor=pref)
-        scores = highlight
+        scores = probs = highlight  # ranking-only variants: the score (no probability)
         if self.non_highlight is not None:
-            non_highlight = frames @ self.non_highlight  # b_i = s_i . u, Eq. 7
+            non_highlight = (full_precision(frames) * self.non_highlight).sum(-1)  # b_i = s_i . u, Eq. 7
             extras["b"] = non_highlight
             extras["logits"] = torch.stack([non_highlight, highlight], dim=-1)  # PR-Net_CE
             scores = highlight - non_highlight  # monotone in l~/(l~+b~) per video
-        return ModelOutput(scores=scores, extras=extras)
+            probs = highlight_probability(highlight, non_highlight, mask, self.probability)
+        return ModelOutput(scores=scores, extras=extras, probs=probs)
+
+
+def highlight_probability(
+    highlight: Tensor, non_highlight: Tensor, mask: Tensor, kind: str = "ratio"
+) -> Tensor:
+    """(B, T) float32 highlight probability of each step; 0.5 on padding.
+
+    ``"ratio"``: ``l~_i / (l~_i + b~_i)``, ``l~``/``b~`` the softmax of ``l``/``b``
+    over the real steps of the video (Eq. 8; MODELS.md items 6-7), computed as
+    ``sigmoid(log l~_i - log b~_i)``. ``"two_class"``: ``softmax([b_i, l_i])[1]
+    = sigmoid(l_i - b_i)`` (PR-Net_CE's cross-entropy classes).
+    """
+    l, b = full_precision(highlight), full_precision(non_highlight)  # noqa: E741 (the paper's names)
+    if kind == "two_class":
+        logit = l - b
+    else:
+        neg = torch.finfo(l.dtype).min
+        log_l = torch.log_softmax(l.masked_fill(~mask, neg), dim=-1)
+        log_b = torch.log_softmax(b.masked_fill(~mask, neg), dim=-1)
+        logit = log_l - log_b
+    return torch.sigmoid(logit.masked_fill(~mask, 0.0))
 
 
 # --------------------------------------------------------------------------- registered variants
 
 # The switches that define a variant; builders refuse overrides of these, so a
 # card always describes the model it is attached to.
-_VARIANT_KEYS = ("encoder", "user_pref", "generic", "non_highlight")
+_VARIANT_KEYS = ("encoder", "user_pref", "generic", "non_highlight", "probability")
 
 
 def _build(name: str, feature_dim: int, variant: dict, width: int | None, overrides: dict) -> PRNet:
@@ -219,7 +287,7 @@ def prnet_ranking(feature_dim: int, width: int | None = None, **overrides) -> PR
     )
 )
 def prnet_ce(feature_dim: int, width: int | None = None, **overrides) -> PRNet:
-    return _build("prnet_ce", feature_dim, FULL, width, overrides)
+    return _build("prnet_ce", feature_dim, {**FULL, "probability": "two_class"}, width, overrides)
 
 
 @register_model(

@@ -10,16 +10,22 @@ its models. CLI choices and parametrised tests are generated from here.
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from typing import Literal
 
+import torch
 from torch import nn
 
-from highlightzoo.errors import ModelNotFoundError
+from highlightzoo.errors import ConfigError, HighlightZooError, ModelNotFoundError
 
 ENTRY_POINT_GROUP = "highlightzoo.models"
+# create_model refuses a model with more parameters than this unless allow_large=True: a
+# mistyped size (e.g. a channel count given as a multiplier) fails at once, not after
+# allocating tens of GB. The largest reference model (A-VHD at 8192-d) has ~197M.
+MAX_PARAMETERS = 500_000_000
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,12 @@ class ModelCard:
     ``history_cap``: the most history segments the data pipeline gives this
     model (None = all, 0 = cold start). ``table``: which table of the PR-Net
     paper reports it ("table1", "table2" or None). ``paper_map``: the mAP (%)
-    that paper reports for it, for the tables' "paper" column.
+    that paper reports for it, for the tables' "paper" column. ``trainable``:
+    False for a model without trainable parameters (a floor): the benchmark
+    gives it no learning-rate sweep and the trainer no optimiser steps.
+    ``own_paper_map``: the mAP (%) the model's own authors report on the same
+    benchmark when it differs from the PR-Net paper's (FCSN* and A-VHD* of its
+    Table 1); shown as a paper-only row.
     """
 
     name: str
@@ -41,6 +52,8 @@ class ModelCard:
     paper_map: float | None = None
     history_cap: int | None = None
     table: str | None = None
+    trainable: bool = True
+    own_paper_map: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,16 +104,78 @@ def get_model_card(name: str) -> ModelCard:
     return _REGISTRY[name][0]
 
 
-def create_model(name: str, feature_dim: int, **overrides) -> nn.Module:
+def check_overrides(name: str, builder: Builder, overrides: dict) -> None:
+    """A :class:`ConfigError` for an override the builder does not take (listing those it does).
+
+    Builders with ``**kwargs`` accept anything. ``width`` on a model whose size
+    option is ``width_mult`` gets a pointed hint: the two mean different things.
+    """
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [p for p in params if p != "feature_dim"]
+    unknown = sorted(set(overrides) - set(known))
+    if not unknown:
+        return
+    hint = ""
+    if "width" in unknown and "width_mult" in known:
+        hint = (f"; {name} is sized by width_mult (a multiplier of its reference channel "
+                "counts, 1.0 = reference), not width (PR-Net's channel count)")
+    raise ConfigError(
+        f"model {name!r} has no option {', '.join(map(repr, unknown))}; its options: "
+        f"{', '.join(known) or 'none'}{hint}"
+    )
+
+
+def count_parameters_before_building(builder: Builder, feature_dim: int, overrides: dict) -> int:
+    """Parameter count of ``builder(feature_dim, **overrides)``, built on the meta device
+    (shapes only, no memory). -1 if the builder cannot run there (then no limit is checked)."""
+    try:
+        with torch.device("meta"):
+            probe = builder(feature_dim=feature_dim, **overrides)
+    except Exception as err:  # noqa: BLE001 - a typed error is raised again by the real build
+        if isinstance(err, HighlightZooError):
+            raise
+        return -1
+    return sum(p.numel() for p in probe.parameters())
+
+
+def create_model(
+    name: str, feature_dim: int, allow_large: bool = False, **overrides
+) -> nn.Module:
     """Build the registered model ``name`` for ``feature_dim``-d input features.
 
-    ``overrides`` go to the model's builder (e.g. ``width=128``). The built
-    module gets ``model.card`` (its :class:`ModelCard`) and
-    ``model.build_args`` (``feature_dim`` plus overrides, plain data) so a
-    checkpoint can rebuild it.
+    ``overrides`` go to the model's builder (e.g. ``width=128`` for PR-Net,
+    ``width_mult=0.25`` for the baselines); one it does not take is a
+    :class:`ConfigError`. A model of more than :data:`MAX_PARAMETERS`
+    parameters (counted on the meta device first) is a :class:`ConfigError`
+    unless ``allow_large=True``. The built module gets ``model.card`` (its
+    :class:`ModelCard`) and ``model.build_args`` (``feature_dim`` plus
+    overrides, plain data; ``allow_large`` when set) so a checkpoint can
+    rebuild it.
     """
     card = get_model_card(name)
-    model = _REGISTRY[name][1](feature_dim=feature_dim, **overrides)
+    builder = _REGISTRY[name][1]
+    check_overrides(name, builder, overrides)
+    if not allow_large:
+        n = count_parameters_before_building(builder, feature_dim, overrides)
+        if n > MAX_PARAMETERS:
+            raise ConfigError(
+                f"model {name!r} with feature_dim={feature_dim} and {overrides} would have "
+                f"{n:,} parameters, over the limit of {MAX_PARAMETERS:,}; check its size "
+                "options, or pass allow_large=True to build it anyway"
+            )
+    try:  # a bad override value (width="abc", width=-3) is the user's error, not a traceback
+        model = builder(feature_dim=feature_dim, **overrides)
+    except (TypeError, ValueError, RuntimeError) as err:
+        if isinstance(err, HighlightZooError):
+            raise
+        raise ConfigError(
+            f"model {name!r} cannot be built with feature_dim={feature_dim} and overrides "
+            f"{overrides}: {err}"
+        ) from err
     model.card = card
     model.build_args = {"feature_dim": feature_dim, **overrides}
+    if allow_large:
+        model.build_args["allow_large"] = True
     return model

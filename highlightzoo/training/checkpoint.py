@@ -104,6 +104,50 @@ def resolve_checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Pat
     return path
 
 
+def check_run_checkpoint(payload: dict[str, Any]) -> None:
+    """A checkpoint holds the model its run trains, built with the run's arguments.
+
+    The payload's own config must name the model of its card; a checkpoint in a
+    run folder (``RUN/checkpoints/*.pt``) must also match ``RUN/config.json``
+    (model name and ``model_overrides``), so a file copied from another run is a
+    :class:`CheckpointError`, never evaluated as if it were this run's.
+    """
+    import json
+
+    where = payload.get("path", "<checkpoint>")
+    name = payload["model_card"].get("name")
+    own = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    if own.get("model") not in (None, name):
+        raise CheckpointError(
+            f"checkpoint {where!r} holds model {name!r} but its config says {own.get('model')!r}"
+        )
+    path = Path(where)
+    run_config = path.parent.parent / "config.json"
+    if path.parent.name != "checkpoints" or not run_config.is_file():
+        return
+    try:
+        run = json.loads(run_config.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"run config {str(run_config)!r} is unreadable: {err}") from None
+    run_dir = str(path.parent.parent)
+    if run.get("model") != name:
+        raise CheckpointError(
+            f"checkpoint {where!r} holds model {name!r}, but run {run_dir!r} trains "
+            f"{run.get('model')!r} (its config.json): a checkpoint of another run?"
+        )
+    wanted = run.get("model_overrides") or {}
+    build_args = payload["build_args"]
+    differ = sorted(
+        k for k in {*wanted, *(own.get("model_overrides") or {})}
+        if build_args.get(k) != wanted.get(k)
+    )  # fmt: skip
+    if differ:
+        raise CheckpointError(
+            f"checkpoint {where!r} was built with other arguments than run {run_dir!r} uses: "
+            + ", ".join(f"{k}={build_args.get(k)!r} (run: {wanted.get(k)!r})" for k in differ)
+        )
+
+
 def model_from_checkpoint(
     payload: dict[str, Any], *, feature_dim: int | None = None, expected_model: str | None = None
 ) -> nn.Module:

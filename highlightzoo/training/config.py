@@ -1,10 +1,13 @@
 """The resolved training configuration: one dataclass, saved as plain JSON in every run.
 
-Defaults follow the PR-Net training protocol (paper 3.4; spec MODELS.md item 8):
-clips of 256 steps that contain a highlight, 32 users per batch, Adam with its
-default settings, whole videos at evaluation time. ``epochs`` defaults to a
-short 20 rather than the paper's 150 (say ``--epochs 150`` for the protocol);
-early stopping and best-checkpoint selection use the validation users only.
+Defaults follow the PR-Net training protocol (paper Sec. 3.4; docs/models.md):
+clips of 256 steps that contain a highlight, cut from every annotated video of
+a training user (leave one video out: the user's segments on their other videos
+are the history), 32 clips per batch, Adam with its default settings, whole
+videos at evaluation time, the A-VHD evaluation protocol (docs/evaluation.md).
+The budget is counted in optimiser steps (docs/training.md, "Budget and
+convergence"); early stopping and best-checkpoint selection use the validation
+users only.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from highlightzoo.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
 CARD_CAP = "card"
+#: how training samples are drawn (docs/training.md, "Training samples")
+SAMPLINGS = ("leave_one_out", "last_video")
+#: how a video's AP is computed (docs/evaluation.md, "Protocols")
+PROTOCOLS = ("avhd", "steps")
 
 
 @dataclass
@@ -27,8 +34,17 @@ class TrainConfig:
     gives every history segment, an ``int`` caps at that many.
     ``batch_size`` is per process: under ``torchrun`` with ``N`` processes one
     optimiser step sees ``N * batch_size`` users.
-    ``patience``: stop after this many epochs without a better validation mAP
-    (``None`` = never stop early). ``precision="bf16"`` means bf16 autocast and
+    Budget (docs/training.md): ``max_steps`` optimiser steps at most (``None``:
+    ``epochs`` passes over the training samples); validation every
+    ``eval_every`` steps (``None``: after every pass); ``patience``: stop after
+    this many validations without an improvement of more than ``min_delta`` mAP
+    points (``None`` = never stop early), but not before ``min_steps`` steps.
+    ``sampling``: ``"leave_one_out"`` (every annotated video of a training user
+    is a target in turn, every 256-step chunk with a highlight a sample) or
+    ``"last_video"`` (one clip of the user's last video per pass).
+    ``protocol``: the AP of validation and test, ``"avhd"`` or ``"steps"``.
+    ``test_split=None`` trains and selects without ever reading the test users
+    (learning-rate sweeps). ``precision="bf16"`` means bf16 autocast and
     is only allowed on CUDA (a :class:`ConfigError` elsewhere, never a silent
     fall-back to fp32). ``max_train_users`` keeps only the first N training
     samples (smoke tests); ``trace_videos`` keeps the per-step test scores of
@@ -48,6 +64,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     epochs: int = 20
     patience: int | None = None
+    max_steps: int | None = None
+    eval_every: int | None = None
+    min_steps: int = 0
+    min_delta: float = 0.0
+    sampling: str = "leave_one_out"
+    protocol: str = "avhd"
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -56,10 +78,13 @@ class TrainConfig:
     max_train_users: int | None = None
     train_split: str = "train"
     val_split: str = "val"
-    test_split: str = "test"
+    test_split: str | None = "test"
     hit_k: int = 5
     trace_videos: int = 0
     out: str | None = None
+    #: set by ``train()``: the content fingerprint of ``data`` (made absolute) when the run
+    #: started, so resume and evaluate refuse another store (docs/reliability.md)
+    data_fingerprint: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list back
@@ -84,6 +109,18 @@ class TrainConfig:
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        for name in ("max_steps", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{name} must be an int >= 1 or null, got {value!r}")
+        if not isinstance(self.min_steps, int) or self.min_steps < 0:
+            raise ConfigError(f"min_steps must be an int >= 0, got {self.min_steps!r}")
+        if not (isinstance(self.min_delta, (int, float)) and 0 <= self.min_delta < float("inf")):
+            raise ConfigError(f"min_delta must be a finite number >= 0, got {self.min_delta!r}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 or null, got {self.patience!r}")
         if self.max_train_users is not None and self.max_train_users < 1:

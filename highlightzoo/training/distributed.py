@@ -117,27 +117,26 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def device_name(device: torch.device) -> str:
-    """A human name for provenance (GPU model, or the CPU architecture)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
-
-
 class ShardedBatchSampler(Sampler[list[int]]):
     """Fixed evaluation batches of consecutive indices, dealt round-robin to ranks.
 
-    The batches are the same whatever the world size (batch ``k`` holds indices
-    ``k*B .. k*B+B-1``) and rank ``r`` takes batches ``r, r+N, ...``; nothing is
-    padded or repeated. So each video is scored in exactly the same batch as in
-    a one-process run, and the gathered evaluation equals it.
+    The batches are the same whatever the world size (batch ``k`` holds items
+    ``k*B .. k*B+B-1`` of ``order``, default ``0 .. size-1``) and rank ``r``
+    takes batches ``r, r+N, ...``; nothing is padded or repeated. So each video
+    is scored in exactly the same batch as in a one-process run, and the
+    gathered evaluation equals it. Evaluation passes an ``order`` sorted by
+    video length, so a batch pads its videos to similar lengths.
     """
 
-    def __init__(self, size: int, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, size: int, batch_size: int, rank: int = 0, world_size: int = 1,
+        order: Sequence[int] | None = None,
+    ) -> None:
+        order = list(range(size)) if order is None else list(order)
+        if sorted(order) != list(range(size)):
+            raise ValueError(f"order must be a permutation of 0..{size - 1}")
         self.batches: Sequence[list[int]] = [
-            list(range(s, min(s + batch_size, size))) for s in range(0, size, batch_size)
+            order[s : s + batch_size] for s in range(0, size, batch_size)
         ][rank::world_size]
 
     def __iter__(self) -> Iterator[list[int]]:

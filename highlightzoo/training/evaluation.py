@@ -10,6 +10,7 @@ positive step is never silently dropped: it is listed in ``skipped``.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,12 +22,21 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from highlightzoo.batch import Batch
+from highlightzoo.errors import ConfigError
 from highlightzoo.training.distributed import DistContext, ShardedBatchSampler
 
 
 @dataclass
 class VideoRecord:
-    """Metrics of one (user, target video) pair. ``ap`` is in [0, 1]; ``hit`` is hit@k (0/1)."""
+    """Metrics of one (user, target video) pair. ``ap`` is in [0, 1]; ``hit`` is hit@k (0/1).
+
+    ``ap`` is the AP under the evaluation's protocol; ``ap_steps`` and
+    ``ap_avhd`` are both protocols' APs (NaN where a protocol has no AP for
+    the pair, e.g. no positive step but positive frames). ``nmsd``/``hit`` are
+    on the step labels (NaN without a positive step). ``n_history``: the
+    user's history segments in the store, uncapped (-1 when the dataset has
+    no store).
+    """
 
     user: str
     video: str
@@ -35,6 +45,9 @@ class VideoRecord:
     hit: float
     n_steps: int
     n_positive: int
+    ap_steps: float = math.nan
+    ap_avhd: float = math.nan
+    n_history: int = -1
 
 
 @dataclass
@@ -59,10 +72,17 @@ class EvalResult:
     records: list[VideoRecord]
     skipped: list[dict[str, str]]
     scores: dict[str, list[float]] = field(default_factory=dict)
+    protocol: str = "steps"
+    map_by_protocol: dict[str, float] = field(default_factory=dict)
+    n_pairs_by_protocol: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers only (no per-video lists)."""
+        """The headline numbers only (no per-video lists); ``map`` is ``protocol``'s mAP."""
         return {
+            "protocol": self.protocol,
+            **{f"map_{p}": v for p, v in self.map_by_protocol.items()},
+            "map_by_protocol": dict(self.map_by_protocol),
+            "n_pairs_by_protocol": dict(self.n_pairs_by_protocol),
             "map": self.map,
             "user_map": self.user_map,
             "map_ci95": list(self.ci),
@@ -105,10 +125,13 @@ def summarise(
     hit_k: int,
     scores: dict[str, list[float]] | None = None,
     with_ci: bool = True,
+    protocol: str = "steps",
 ) -> EvalResult:
     """mAP (over pairs), user mAP, bootstrap CI and mean nMSD / hit@k of per-video records.
 
     The CI is None when skipped (``with_ci=False``) or undefined (fewer than 2 videos).
+    ``records[i].ap`` is ``protocol``'s AP; ``map_by_protocol`` also holds the other
+    protocol's mAP over the records where it is defined (``n_pairs_by_protocol``).
     """
     from highlightzoo import metrics
 
@@ -121,8 +144,8 @@ def summarise(
         )
         ci = _ci(aps) if with_ci and len(records) >= 2 else (None, None)
         map_, user_map = float(res.map), float(res.user_map)
-        nmsd = float(np.mean([r.nmsd for r in records]))
-        hit = float(np.mean([r.hit for r in records]))
+        nmsd = _nanmean([r.nmsd for r in records])
+        hit = _nanmean([r.hit for r in records])
     else:
         map_ = user_map = nmsd = hit = math.nan
         ci = (None, None)
@@ -138,7 +161,36 @@ def summarise(
         records=records,
         skipped=skipped,
         scores=scores or {},
+        protocol=protocol,
+        **_by_protocol(records, protocol, map_),
     )
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean of the finite values; NaN when there is none."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else math.nan
+
+
+def _by_protocol(records: list[VideoRecord], protocol: str, map_: float) -> dict[str, dict]:
+    """mAP (%) and pair count of each protocol: the selected one's is ``map_``."""
+    from highlightzoo import metrics
+
+    maps, counts = {}, {}
+    for name in metrics.PROTOCOLS:
+        if name == protocol:
+            maps[name], counts[name] = map_, len(records)
+            continue
+        kept = [r for r in records if math.isfinite(getattr(r, f"ap_{name}"))]
+        aps = np.array([getattr(r, f"ap_{name}") for r in kept], dtype=np.float64)
+        counts[name] = len(kept)
+        maps[name] = (
+            float(metrics.mean_average_precision([r.user for r in kept], [r.video for r in kept], aps).map)
+            if kept
+            else math.nan
+        )
+    return {"map_by_protocol": maps, "n_pairs_by_protocol": counts}
 
 
 def _ci(aps: np.ndarray) -> tuple[float, float]:
@@ -163,21 +215,41 @@ def evaluate_model(
     progress: bool = False,
     desc: str = "eval",
     with_ci: bool = True,
+    protocol: str = "steps",
 ) -> EvalResult:
     """Score every item of an eval-mode dataset and compute per-video metrics.
+
+    Every pair gets both protocols' AP (docs/evaluation.md): ``"steps"`` (scores
+    vs step labels) and ``"avhd"`` (``ModelOutput.probs`` under
+    :func:`~highlightzoo.metrics.avhd_protocol_ap`, ground truth from
+    ``dataset.ground_truth(index)``); ``protocol`` picks the one in
+    ``VideoRecord.ap`` and ``EvalResult.map``, and which pairs are skipped (no
+    AP under it). Under ``"avhd"`` a model without ``probs`` or a dataset
+    without ``ground_truth`` is a :class:`~highlightzoo.errors.ConfigError`.
 
     Under ``torchrun`` pass ``ctx``: each rank scores its share of the fixed
     batches, the per-video records are gathered to every rank, and the result
     equals a one-process evaluation. Memory: one batch of ``batch_size`` whole
     videos on ``device`` at a time; scores go to the CPU right away.
     """
+    from highlightzoo import metrics
     from highlightzoo.data.dataset import collate
 
+    metrics.protocols.check_protocol(protocol)
+    if protocol == "avhd" and not hasattr(dataset, "ground_truth"):
+        raise ConfigError(
+            f"protocol 'avhd' needs the eval dataset's ground_truth(index) (duration and "
+            f"segments in seconds); {type(dataset).__name__} has none"
+        )
     ctx = ctx or DistContext()
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    sampler = ShardedBatchSampler(len(dataset), batch_size, ctx.rank, ctx.world_size)
+    # batches of similar-length videos (less padding); the order is fixed, so every rank and
+    # every rerun scores each video in the same batch
+    lengths = getattr(dataset, "item_length", None)
+    order = sorted(range(len(dataset)), key=lambda i: (lengths(i), i)) if lengths else None
+    sampler = ShardedBatchSampler(len(dataset), batch_size, ctx.rank, ctx.world_size, order)
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -187,21 +259,29 @@ def evaluate_model(
     records: list[VideoRecord] = []
     skipped: list[dict[str, str]] = []
     traces: dict[str, list[float]] = {}
-    index = ctx.rank * batch_size
     try:
-        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        batches = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
+        for batch, items in zip(batches, sampler.batches, strict=True):
             batch = batch.to(device)
             with autocast(device, precision):
-                scores = model(batch).scores
-            for row, (s, y, rate, user, video) in enumerate(_rows(batch, scores)):
-                if keep_scores and index + row < keep_scores:
+                out = model(batch)
+            if protocol == "avhd" and out.probs is None:
+                raise ConfigError(
+                    f"model {_model_name(model)!r} gives no per-step probability "
+                    "(ModelOutput.probs), which protocol 'avhd' averages; set probs in its "
+                    "forward (docs/evaluation.md) or evaluate with protocol 'steps'"
+                )
+            probs = None if out.probs is None else out.probs.float().cpu().numpy()
+            for row, (s, y, rate, user, video) in enumerate(_rows(batch, out.scores)):
+                index = items[row]
+                if keep_scores and index < keep_scores:  # the first items in dataset order
                     traces[f"{user}/{video}"] = s.tolist()
-                if y.sum() == 0:
-                    skipped.append({"user": user, "video": video, "reason": "no_positive_label"})
-                    continue
-                ap, nmsd, hit = video_metrics(s, y, rate, hit_k)
-                records.append(VideoRecord(user, video, ap, nmsd, hit, len(s), int(y.sum())))
-            index += batch_size * ctx.world_size
+                p = None if probs is None else probs[row, : len(s)].astype(np.float64)
+                rec = _pair_record(dataset, index, s, y, p, rate, user, video, hit_k, protocol)
+                if isinstance(rec, str):
+                    skipped.append({"user": user, "video": video, "reason": rec})
+                else:
+                    records.append(rec)
     finally:
         model.train(was_training)
     gathered = ctx.gather((records, skipped, traces))
@@ -209,7 +289,50 @@ def evaluate_model(
     all_skipped = [s for part in gathered for s in part[1]]
     all_traces = {k: v for part in gathered for k, v in part[2].items()}
     _check_unique(all_records, all_skipped)
-    return summarise(all_records, all_skipped, hit_k, all_traces, with_ci=with_ci)
+    return summarise(
+        all_records, all_skipped, hit_k, all_traces, with_ci=with_ci, protocol=protocol
+    )
+
+
+def _model_name(model: nn.Module) -> str:
+    card = getattr(model, "card", None)
+    return getattr(card, "name", None) or type(model).__name__
+
+
+def _pair_record(
+    dataset: Dataset,
+    index: int,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray | None,
+    rate: float,
+    user: str,
+    video: str,
+    hit_k: int,
+    protocol: str,
+) -> VideoRecord | str:
+    """The pair's record with both protocols' AP, or the skip reason under ``protocol``."""
+    from highlightzoo import metrics
+    from highlightzoo.errors import NoPositiveLabelError
+
+    ap_steps = nmsd = hit = math.nan
+    if labels.sum() > 0:
+        ap_steps, nmsd, hit = video_metrics(scores, labels, rate, hit_k)
+    ap_avhd = math.nan
+    if probs is not None and hasattr(dataset, "ground_truth"):
+        duration, segments = dataset.ground_truth(index)
+        try:
+            ap_avhd = metrics.avhd_protocol_ap(probs, rate, duration, segments)
+        except NoPositiveLabelError:
+            pass
+    ap = ap_avhd if protocol == "avhd" else ap_steps
+    if not math.isfinite(ap):
+        return "no_positive_frame" if protocol == "avhd" else "no_positive_label"
+    store = getattr(dataset, "store", None)
+    n_history = len(store.user(user).history) if store is not None else -1
+    return VideoRecord(
+        user, video, ap, nmsd, hit, len(scores), int(labels.sum()), ap_steps, ap_avhd, n_history
+    )
 
 
 def _rows(batch: Batch, scores: torch.Tensor):
@@ -239,42 +362,61 @@ def autocast(device: torch.device, precision: str):
 
 
 def evaluate_checkpoint(
-    checkpoint: str,
+    checkpoint: str | dict[str, Any],
     *,
     data: str | None = None,
     split: str = "test",
     device: str = "cpu",
     batch_size: int | None = None,
     progress: bool = False,
+    protocol: str | None = None,
 ) -> EvalResult:
     """Evaluate a run folder's best checkpoint (or a checkpoint file) like the trainer's test.
+
+    ``protocol`` (``"avhd"`` or ``"steps"``): the AP in ``map``; default the
+    run's configured protocol, or ``"steps"`` for runs that predate the option.
 
     Same history cap, label rule, evaluation batch size and k of hit@k as the
     run, so on the same device it reproduces the run's test mAP exactly.
     Mismatched data is a :class:`~highlightzoo.errors.CheckpointError`.
+    ``checkpoint`` may also be a payload from ``load_checkpoint``. Without
+    ``data`` the run's recorded store is read and must be unchanged; with it,
+    a store other than the run's is used and a note is logged
+    (docs/reliability.md). A checkpoint that is not its run folder's model is refused.
     """
     from highlightzoo.data.dataset import HighlightDataset
     from highlightzoo.data.store import FeatureStore
-    from highlightzoo.errors import CheckpointError
+    from highlightzoo.errors import CheckpointError, ConfigError
     from highlightzoo.training.checkpoint import (
+        check_run_checkpoint,
         load_checkpoint,
         model_from_checkpoint,
         resolve_checkpoint_path,
     )
     from highlightzoo.training.config import TrainConfig
     from highlightzoo.training.distributed import resolve_device
+    from highlightzoo.training.runs import pinned_store
 
-    payload = load_checkpoint(resolve_checkpoint_path(checkpoint))
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise ConfigError(f"--batch-size must be an int >= 1 (whole videos per batch), got {batch_size!r}")
+    payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(resolve_checkpoint_path(checkpoint))
     try:
         config = TrainConfig.from_dict(payload["config"])
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {payload['path']!r} has no usable config: {err}") from None
-    store = FeatureStore(data or config.data)
+    check_run_checkpoint(payload)
+    path, _, note = pinned_store(config.data, config.data_fingerprint, data, f"checkpoint {payload['path']!r}")
+    if note:
+        logging.getLogger("highlightzoo.evaluation").warning("%s", note)
+    store = FeatureStore(path)
+    if not store.users(split):
+        raise ConfigError(f"split {split!r} of {path!r} has no valid users: nothing to evaluate")
     model = model_from_checkpoint(payload, feature_dim=int(store.feature_dim))
     cap = payload.get("history_cap", config.resolved_history_cap(payload["model_card"].get("history_cap")))
     dataset = HighlightDataset(
         store, split, mode="eval", history_cap=cap, clip_len=config.clip_len,
         min_fraction=config.min_fraction, seed=config.seed,
+        history_context=getattr(model, "history_context_steps", None),
     )  # fmt: skip
     dev = resolve_device(device)
     return evaluate_model(
@@ -286,4 +428,5 @@ def evaluate_checkpoint(
         hit_k=config.hit_k,
         progress=progress,
         desc=f"evaluate {split}",
+        protocol=protocol or payload["config"].get("protocol", "steps"),
     )

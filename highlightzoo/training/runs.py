@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import torch
 
 from highlightzoo.errors import RunFolderError
 from highlightzoo.io import atomic_write_text
+from highlightzoo.provenance import environment
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
@@ -66,34 +65,11 @@ def read_json(path: Path, what: str) -> Any:
         raise RunFolderError(f"{what} {str(path)!r} is not valid JSON: {err}") from None
 
 
-def git_commit() -> str | None:
-    """Commit of the checkout the package runs from, with ``+dirty`` if it has local changes."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{commit}+dirty" if dirty else commit
-
-
-def provenance(device: torch.device, device_name: str, seed: int, world_size: int) -> dict[str, Any]:
-    """What a reader needs to trust or rerun a result."""
-    from highlightzoo import __version__
-
+def provenance(device: torch.device, seed: int, world_size: int) -> dict[str, Any]:
+    """What a reader needs to trust or rerun a result: :func:`highlightzoo.provenance.environment`
+    plus the seed, the number of processes and the time."""
     return {
-        "highlightzoo": __version__,
-        "git_commit": git_commit(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "device": str(device),
-        "device_name": device_name,
+        **environment(device),
         "world_size": world_size,
         "seed": seed,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -130,3 +106,52 @@ def close_logger(logger: logging.Logger) -> None:
         if getattr(handler, "_highlightzoo_run", False):
             logger.removeHandler(handler)
             handler.close()
+
+
+def pinned_store(
+    recorded: str, fingerprint: dict[str, Any] | None, explicit: str | None, what: str
+) -> tuple[str, dict[str, Any], str | None]:
+    """The store a run's resume or evaluation reads: ``(absolute path, fingerprint, note)``.
+
+    Without ``explicit`` (no ``--data``): the ``recorded`` path, which must still
+    hold the content it had (same :func:`~highlightzoo.data.store.store_fingerprint`),
+    else a :class:`~highlightzoo.errors.DataFormatError`; a relative path without a
+    fingerprint (an older run) is a :class:`~highlightzoo.errors.ConfigError`, since it
+    would be read against the current folder. With ``explicit``: that store, and a
+    ``note`` saying so when it is not the recorded content. ``what`` names the run
+    or checkpoint in messages. See docs/reliability.md.
+    """
+    import os
+
+    from highlightzoo.data.store import fingerprint_difference, store_fingerprint
+    from highlightzoo.errors import ConfigError, DataFormatError
+
+    if explicit is not None:
+        path = os.path.abspath(explicit)
+        now = store_fingerprint(path)
+        note = None
+        if fingerprint is not None and now != fingerprint:
+            note = (
+                f"note: {what} was trained on store {recorded!r}; using {path!r} as --data asks "
+                f"({fingerprint_difference(fingerprint, now)})"
+            )
+        return path, now, note
+    if fingerprint is None and not os.path.isabs(recorded):
+        raise ConfigError(
+            f"{what} records the relative store path {recorded!r} and no fingerprint (an older "
+            "highlightzoo), which would be read against the current folder; name the store with --data"
+        )
+    try:
+        now = store_fingerprint(recorded)
+    except DataFormatError as err:
+        raise DataFormatError(
+            f"cannot reopen the store of {what} ({err.args[0]}); name the store with --data",
+            path=recorded, reason=err.reason,
+        ) from None
+    if fingerprint is not None and now != fingerprint:
+        raise DataFormatError(
+            f"the store of {what} changed since it was trained ({fingerprint_difference(fingerprint, now)}); "
+            "give --data explicitly to use it anyway",
+            path=recorded, reason="fingerprint",
+        )
+    return recorded, now, None

@@ -2,15 +2,20 @@
 
 The loop knows only :func:`create_model`, the model card (``default_loss``,
 ``history_cap``), :func:`get_loss`, :class:`Batch` and :class:`ModelOutput`.
-Per epoch: train on clips of the training users (Adam), score the validation
-users' whole videos, keep the best checkpoint by validation mAP, stop early
-after ``patience`` epochs without improvement. At the end the best checkpoint
-is evaluated once on the test users and ``results.json`` is written.
+It counts its budget in optimiser steps: train on clips of the training users
+(Adam), score the validation users' whole videos every ``eval_every`` steps,
+keep the best checkpoint by validation mAP and stop by the rule of
+:mod:`highlightzoo.training.stopping` (patience after ``min_steps``, or the
+``max_steps`` cap). At the end the best checkpoint is evaluated once on the
+test users, and :class:`~highlightzoo.training.results.TrainResult` is returned
+and written to ``results.json``. A model without trainable parameters (a
+floor) is validated once and tested.
 
-Determinism: everything is seeded from ``config.seed``; the shuffling of epoch
+Determinism: everything is seeded from ``config.seed``; the shuffling of pass
 ``e`` and the clip sampling come from ``(seed, e)`` alone and the RNG states are
-saved with every checkpoint, so a CPU run interrupted after epoch ``k`` and
-resumed ends with bit-identical weights to an uninterrupted one.
+saved with every checkpoint (one per validation, with the position inside the
+pass), so a CPU run interrupted after a validation and resumed ends with
+bit-identical weights to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -27,14 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler, Subset
 
 # Plain tqdm, not tqdm.auto: the latter calls iter() on a DataLoader when the bar is made,
 # which starts worker processes twice and draws from the sampler once too often.
 from tqdm import tqdm
 
 from highlightzoo.batch import Batch
-from highlightzoo.errors import ConfigError, RunFolderError, TrainingError
+from highlightzoo.errors import CheckpointError, ConfigError, RunFolderError, TrainingError
 from highlightzoo.training import runs
 from highlightzoo.training.checkpoint import (
     capture_rng_state,
@@ -44,30 +49,54 @@ from highlightzoo.training.checkpoint import (
     save_checkpoint,
 )
 from highlightzoo.training.config import TrainConfig
-from highlightzoo.training.distributed import DistContext, device_name, setup
+from highlightzoo.training.distributed import DistContext, setup
 from highlightzoo.training.evaluation import EvalResult, autocast, evaluate_model
+from highlightzoo.training.results import Selection, TrainResult
+from highlightzoo.training.stopping import StoppingRule, StopState, observe
 
 # Fields a resumed run may change; everything else must stay as the run started.
-RESUMABLE_FIELDS = ("epochs", "patience", "device", "num_workers", "eval_batch_size")
+RESUMABLE_FIELDS = (
+    "epochs", "max_steps", "patience", "min_steps", "device", "num_workers", "eval_batch_size",
+)
 
 
 @dataclass
 class TrainerState:
-    """Where training stands after ``epoch`` finished epochs (saved in every checkpoint)."""
+    """Where training stands after ``step`` optimiser steps (saved in every checkpoint).
 
+    ``epoch``: the pass over the training samples in progress; ``batch_in_epoch``:
+    how many of its batches are done (a resume skips them); ``stop``: the
+    stopping rule's state; ``curve``: one entry per validation.
+    """
+
+    step: int = 0
     epoch: int = 0
-    best_val_map: float = -math.inf
-    best_epoch: int = 0
-    bad_epochs: int = 0
+    batch_in_epoch: int = 0
+    stop: StopState = field(default_factory=StopState)
     train_time_s: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["stop"] = self.stop.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainerState:
-        return cls(**data)
+        return cls(**{**data, "stop": StopState.from_dict(data["stop"])})
+
+
+class _SkipSampler(Sampler):
+    """The indices of another sampler for one pass, minus the first ``skip`` (a resume)."""
+
+    def __init__(self, indices: list[int], skip: int) -> None:
+        self.indices = indices[skip:]
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 def seed_everything(seed: int) -> None:
@@ -114,15 +143,16 @@ def train(
     overrides: dict[str, Any] | None = None,
     stop_after: int | None = None,
     runs_root: str | Path = "runs",
-) -> Path:
-    """Train, validate, select and test one model; return the run folder.
+) -> TrainResult:
+    """Train, validate, select and test one model; return its :class:`TrainResult`.
 
     ``resume``: a run folder to continue from its ``checkpoints/last.pt``; its
     saved config is used (``config`` may be None, or must match it), with
-    ``overrides`` of :data:`RESUMABLE_FIELDS` (e.g. more ``epochs``).
-    ``stop_after``: stop (as if killed) after that many epochs in this call,
-    leaving a resumable run without ``results.json`` (time-sliced clusters,
-    tests). ``quiet`` turns off progress bars and console messages; the log
+    ``overrides`` of :data:`RESUMABLE_FIELDS` (e.g. a higher ``max_steps``).
+    ``stop_after``: pause after that many validations in this call, leaving a
+    resumable run without ``results.json`` (learning-rate sweeps, time-sliced
+    clusters, tests); the result then has ``selection.stop_reason == "paused"``
+    and no test. ``quiet`` turns off progress bars and console messages; the log
     file ``train.log`` is always written.
     """
     config, resume_dir = _resolve_config(config, resume, overrides or {})
@@ -150,11 +180,30 @@ def train(
 def _resolve_config(
     config: TrainConfig | None, resume: str | Path | None, overrides: dict[str, Any]
 ) -> tuple[TrainConfig, Path | None]:
-    """The config to run: the given one, or the resumed run's with allowed overrides."""
+    """The config to run: the given one, or the resumed run's with allowed overrides.
+
+    The store is pinned (docs/reliability.md): a new run records ``data`` as an
+    absolute path with its content fingerprint; a resume reopens that path and
+    refuses a store whose fingerprint changed, unless ``overrides`` has ``data``
+    (an explicit ``--data``), which the run then uses and records.
+    """
+    import os
+
+    from highlightzoo.data.store import store_fingerprint
+
+    def pinned(cfg: TrainConfig, data: str) -> TrainConfig:
+        for name in ("lr", "weight_decay"):  # Adam takes inf; NaN fails only inside its step
+            value = getattr(cfg, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        path = os.path.abspath(data)
+        return cfg.replace(data=path, data_fingerprint=store_fingerprint(path))
+
     if resume is None:
         if config is None:
             raise ConfigError("train() needs a TrainConfig or a run folder to resume")
-        return (config.replace(**overrides) if overrides else config), None
+        config = config.replace(**overrides) if overrides else config
+        return pinned(config, config.data), None
     run_dir = Path(resume)
     if not run_dir.is_dir():
         raise RunFolderError(f"cannot resume {str(run_dir)!r}: no such run folder")
@@ -163,18 +212,25 @@ def _resolve_config(
             f"run {str(run_dir)!r} already finished (it has {runs.RESULTS_FILE}); start a new run"
         )
     saved = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, "run config"))
-    bad = sorted(set(overrides) - set(RESUMABLE_FIELDS))
+    bad = sorted(set(overrides) - set(RESUMABLE_FIELDS) - {"data"})
     if bad:
-        raise ConfigError(f"a resumed run cannot change {bad}; only {list(RESUMABLE_FIELDS)}")
+        raise ConfigError(f"a resumed run cannot change {bad}; only {list(RESUMABLE_FIELDS)} (and data)")
     if config is not None:
+        given = {**config.to_dict(), "data": os.path.abspath(config.data)}
         differ = sorted(
             k
-            for k, v in config.to_dict().items()
-            if k not in (*RESUMABLE_FIELDS, "out") and saved.to_dict()[k] != v
+            for k, v in given.items()
+            if k not in (*RESUMABLE_FIELDS, "out", "data", "data_fingerprint") and saved.to_dict()[k] != v
         )
         if differ:
             raise ConfigError(f"cannot resume {str(run_dir)!r} with a different config: {differ}")
-    return saved.replace(**overrides), run_dir
+        if "data" not in overrides and given["data"] != os.path.abspath(saved.data):
+            overrides = {**overrides, "data": config.data}  # a config naming another store: explicit
+    resumed = saved.replace(**{k: v for k, v in overrides.items() if k != "data"})
+    if "data" in overrides:  # explicit: train on it, and record it (the trainer says so in train.log)
+        return pinned(resumed, overrides["data"]), run_dir
+    runs.pinned_store(saved.data, saved.data_fingerprint, None, f"run {str(run_dir)!r}")
+    return resumed, run_dir
 
 
 def _new_run_folder(ctx: DistContext, config: TrainConfig, root: Path) -> Path:
@@ -228,6 +284,9 @@ class _Trainer:
         self.feature_dim = int(self.store.feature_dim)
         self.card = get_model_card(config.model)
         self.history_cap = config.resolved_history_cap(self.card.history_cap)
+        self.model = create_model(config.model, self.feature_dim, **config.model_overrides).to(device)
+        # a model that encodes history in its source video says how much context the data gives
+        self.history_context = getattr(self.model, "history_context_steps", None)
         self.train_set, self.train_base = self._train_dataset()
         self.val_set = self._eval_dataset(config.val_split)
         if len(self.val_set) == 0:
@@ -235,11 +294,20 @@ class _Trainer:
                 f"data {config.data!r} has no {config.val_split!r} users: model selection needs them"
             )
 
-        self.model = create_model(config.model, self.feature_dim, **config.model_overrides).to(device)
         self.loss_fn = get_loss(self.card.default_loss)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        self.trainable = any(p.requires_grad for p in self.model.parameters())
+        self.optimizer = torch.optim.Adam(  # a floor without parameters gets a dummy one
+            [p for p in self.model.parameters() if p.requires_grad] or [torch.zeros(1, requires_grad=True)],
+            lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
         )
+        self.steps_per_epoch = len(self._train_loader(0))
+        self.rule = StoppingRule(
+            max_steps=config.max_steps or config.epochs * self.steps_per_epoch,
+            patience=config.patience,
+            min_delta=config.min_delta,
+            min_steps=config.min_steps,
+        )
+        self.eval_every = config.eval_every or self.steps_per_epoch
         self.state = TrainerState()
         self.best_state: dict[str, torch.Tensor] | None = None
         if run_dir is None:
@@ -276,6 +344,8 @@ class _Trainer:
             clip_len=self.config.clip_len,
             min_fraction=self.config.min_fraction,
             seed=self.config.seed,
+            sampling=self.config.sampling,
+            history_context=self.history_context,
         )
         if len(base) == 0:
             raise ConfigError(f"data {self.config.data!r} has no {self.config.train_split!r} samples")
@@ -294,10 +364,12 @@ class _Trainer:
             clip_len=self.config.clip_len,
             min_fraction=self.config.min_fraction,
             seed=self.config.seed,
+            history_context=self.history_context,
         )
 
-    def _train_loader(self, epoch: int) -> DataLoader:
-        """Epoch ``epoch``'s loader: order and worker seeds depend on (seed, epoch) only."""
+    def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
+        """Pass ``epoch``'s loader, less its first ``skip`` batches: order and worker seeds
+        depend on (seed, epoch) only."""
         from highlightzoo.data.dataset import collate
 
         self.train_base.set_epoch(epoch)
@@ -318,6 +390,8 @@ class _Trainer:
             sampler.set_epoch(epoch)
         else:
             sampler = RandomSampler(self.train_set, generator=order)
+        if skip:
+            sampler = _SkipSampler(list(sampler), skip * self.config.batch_size)
         return DataLoader(
             self.train_set,
             batch_size=self.config.batch_size,
@@ -338,6 +412,11 @@ class _Trainer:
         self._check_same_model(last)
         load_weights(self.model, last["model_state"], where=last["path"])
         self.optimizer.load_state_dict(last["optimizer_state"])
+        if "step" not in last["trainer_state"]:
+            raise CheckpointError(
+                f"checkpoint {last['path']!r} was written by an epoch-based trainer (before "
+                "highlightzoo counted budgets in steps); start a new run"
+            )
         self.state = TrainerState.from_dict(last["trainer_state"])
         rng = last["rng"]
         if len(rng) != self.ctx.world_size:
@@ -346,14 +425,15 @@ class _Trainer:
                 f"with the same number (now {self.ctx.world_size}) to continue exactly"
             )
         restore_rng_state(rng[self.ctx.rank])
-        if self.state.best_epoch:
+        if self.state.stop.best_step or self.state.curve:
             best = load_checkpoint(ckpt_dir / "best.pt")
             self._check_same_model(best)
             self.best_state = best["model_state"]
-        self._say(f"resumed {self.run_dir} after epoch {self.state.epoch}")
+        self._say(f"resumed {self.run_dir} after step {self.state.step}")
 
     def _check_same_model(self, payload: dict[str, Any]) -> None:
-        from highlightzoo.errors import CheckpointError
+        """The checkpoint holds this run's model, built the same way; say so if its store differs."""
+        from highlightzoo.data.store import fingerprint_difference
 
         if payload["model_card"].get("name") != self.config.model:
             raise CheckpointError(
@@ -366,98 +446,117 @@ class _Trainer:
                 f"{payload['build_args'].get('feature_dim')}-d features but {self.config.data!r} "
                 f"has {self.feature_dim}-d features"
             )
+        built = dict(self.model.build_args)
+        if dict(payload["build_args"]) != built:
+            keys = sorted(k for k in {*built, *payload["build_args"]} if payload["build_args"].get(k) != built.get(k))
+            raise CheckpointError(
+                f"checkpoint {payload['path']!r} was built with other arguments than run "
+                f"{str(self.run_dir)!r} builds: " + ", ".join(
+                    f"{k}={payload['build_args'].get(k)!r} (run: {built.get(k)!r})" for k in keys
+                )
+            )  # fmt: skip
+        then = (payload.get("config") or {}).get("data_fingerprint")
+        if then is not None and then != self.config.data_fingerprint:
+            self._say(
+                f"note: checkpoint {payload['path']!r} was trained on store "
+                f"{payload['config'].get('data')!r}; this resume trains on {self.config.data!r} as "
+                f"--data asks ({fingerprint_difference(then, self.config.data_fingerprint or {})})"
+            )
 
     # ------------------------------------------------------------------ loop
 
-    def run(self, stop_after: int | None) -> Path:
-        cfg = self.config
+    def run(self, stop_after: int | None) -> TrainResult:
+        cfg, rule = self.config, self.rule
         self._say(
-            f"run {self.run_dir}: model {cfg.model} ({sum(p.numel() for p in self.model.parameters()):,} "
-            f"parameters, loss {self.card.default_loss}, history cap {self.history_cap}), "
-            f"{len(self.train_set)} train / {len(self.val_set)} val samples, device {self.device}, "
-            f"world size {self.ctx.world_size}"
+            f"run {self.run_dir}: model {cfg.model} ({self.n_parameters:,} parameters, loss "
+            f"{self.card.default_loss}, history cap {self.history_cap}), {len(self.train_set)} train "
+            f"samples ({cfg.sampling}, {self.steps_per_epoch} steps per pass) / {len(self.val_set)} "
+            f"val users, protocol {cfg.protocol}, up to {rule.max_steps} steps (validate every "
+            f"{self.eval_every}, patience {rule.patience}, min_steps {rule.min_steps}), device "
+            f"{self.device}, world size {self.ctx.world_size}"
         )
-        epochs = tqdm(
-            total=cfg.epochs, initial=self.state.epoch, desc=f"{cfg.model} epochs",
+        if not self.trainable:
+            if not self.state.curve:
+                self._validate(0.0, 0, untrained=True)
+            return self._finish()
+        bar = tqdm(
+            total=rule.max_steps, initial=self.state.step, desc=f"{cfg.model} steps",
             disable=not self.show, dynamic_ncols=True,
         )
-        done_here = 0
-        with epochs:
-            while self.state.epoch < cfg.epochs and not self._patience_ran_out():
-                if stop_after is not None and done_here >= stop_after:
-                    self._say(f"stopping after {done_here} epoch(s) as asked; resume to continue")
-                    return self.run_dir
-                self._one_epoch()
-                done_here += 1
-                epochs.update(1)
-                last = self.state.history[-1]
-                epochs.set_postfix(loss=f"{last['train_loss']:.4f}", val_map=f"{last['val_map']:.2f}")
+        validations = 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        rows = 0
+        with bar:
+            while self.state.stop.stop_reason is None:
+                start = time.perf_counter()
+                self.ddp.train()
+                for batch in self._train_loader(self.state.epoch, self.state.batch_in_epoch):
+                    loss = self._step(batch.to(self.device, non_blocking=True))
+                    loss_sum += loss.detach().double() * len(batch)
+                    rows += len(batch)
+                    self.state.step += 1
+                    self.state.batch_in_epoch += 1
+                    bar.update(1)
+                    if self.state.step % self.eval_every and self.state.step < rule.max_steps:
+                        continue
+                    mean = self.ctx.mean(float(loss_sum.item() / max(rows, 1)), rows)
+                    self.state.train_time_s += time.perf_counter() - start
+                    self._validate(mean, rows)
+                    start = time.perf_counter()
+                    loss_sum.zero_()
+                    rows = 0
+                    validations += 1
+                    bar.set_postfix(loss=f"{mean:.4f}", val_map=f"{self.state.curve[-1]['val_map']:.2f}")
+                    self.ddp.train()
+                    if self.state.stop.stop_reason is not None:
+                        break
+                    if stop_after is not None and validations >= stop_after:
+                        self._say(f"paused after {validations} validation(s) as asked; resume to continue")
+                        return self._result(None, None)
+                else:
+                    self.state.train_time_s += time.perf_counter() - start
+                    self.state.epoch += 1
+                    self.state.batch_in_epoch = 0
         return self._finish()
 
-    def _patience_ran_out(self) -> bool:
-        patience = self.config.patience
-        return patience is not None and self.state.bad_epochs >= patience
-
-    def _one_epoch(self) -> None:
-        epoch = self.state.epoch
+    def _validate(self, train_loss: float, rows: int, untrained: bool = False) -> None:
+        """Score the validation users, update the stopping state, save checkpoints, log."""
+        if not math.isfinite(train_loss):
+            raise TrainingError(
+                f"model {self.config.model!r}: the training loss became {train_loss} by step "
+                f"{self.state.step}; lower the learning rate (now {self.config.lr}) or check the data"
+            )
         start = time.perf_counter()
-        loss, steps = self._train_epoch(epoch)
-        train_s = time.perf_counter() - start
-        val = self.evaluate(self.val_set, desc=f"val {epoch + 1}", with_ci=False)
+        val = self.evaluate(self.val_set, desc=f"val @{self.state.step}", with_ci=False)
         if val.n_pairs == 0:
             raise ConfigError(
                 f"no {self.config.val_split!r} video of {self.config.data!r} has a positive step "
                 f"({val.n_skipped} skipped): validation mAP, and so model selection, is undefined"
             )
-        seconds = time.perf_counter() - start
-        improved = val.map > self.state.best_val_map
-        self.state.epoch = epoch + 1
-        self.state.train_time_s += seconds
-        if improved:
-            self.state.best_val_map, self.state.best_epoch, self.state.bad_epochs = val.map, epoch + 1, 0
+        stop, improved = observe(self.rule, self.state.stop, self.state.step, val.map)
+        if untrained:
+            stop = StopState(val.map, 0, val.map, 0, "untrained")
+        self.state.stop = stop
+        if improved or untrained:
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        else:
-            self.state.bad_epochs += 1
-        self.state.history.append(
+        self.state.curve.append(
             {
-                "epoch": epoch + 1,
-                "train_loss": loss,
-                "train_steps": steps,
+                "step": self.state.step,
+                "epoch": self.state.step / max(self.steps_per_epoch, 1),
+                "train_loss": train_loss,
+                "train_rows": rows,
                 "val_map": val.map,
                 "val_user_map": val.user_map,
                 "val_skipped": val.n_skipped,
-                "train_seconds": train_s,
-                "seconds": seconds,
+                "val_seconds": time.perf_counter() - start,
             }
         )
-        self._save(improved)
+        self._save(improved or untrained)
+        note = f", stop: {stop.stop_reason}" if stop.stop_reason else ""
         self._say(
-            f"epoch {epoch + 1}/{self.config.epochs}: train loss {loss:.5f} ({steps} steps, "
-            f"{train_s:.1f}s), val mAP {val.map:.3f}{' (best)' if improved else ''}"
+            f"step {self.state.step}/{self.rule.max_steps}: train loss {train_loss:.5f}, val mAP "
+            f"{val.map:.3f}{' (best)' if improved else ''}{note}"
         )
-
-    def _train_epoch(self, epoch: int) -> tuple[float, int]:
-        """One pass over the training clips; returns (mean loss over rows, optimiser steps)."""
-        self.ddp.train()
-        loader = self._train_loader(epoch)
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        rows = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not self.show, dynamic_ncols=True)
-        steps = 0
-        for steps, batch in enumerate(bar, start=1):
-            loss = self._step(batch.to(self.device, non_blocking=True))
-            total += loss.detach().double() * len(batch)
-            rows += len(batch)
-            if self.show and steps % 10 == 0:
-                bar.set_postfix(loss=f"{total.item() / rows:.4f}")
-        mean = float(total.item() / max(rows, 1))
-        mean = self.ctx.mean(mean, rows)
-        if not math.isfinite(mean):
-            raise TrainingError(
-                f"model {self.config.model!r}: the training loss became {mean} in epoch {epoch + 1}; "
-                f"lower the learning rate (now {self.config.lr}) or check the data"
-            )
-        return mean, steps
 
     def _step(self, batch: Batch) -> torch.Tensor:
         """Forward, loss, backward, Adam step."""
@@ -487,6 +586,7 @@ class _Trainer:
             progress=self.show,
             desc=desc,
             with_ci=with_ci,
+            protocol=self.config.protocol,
         )
 
     # ------------------------------------------------------------------ files
@@ -497,7 +597,7 @@ class _Trainer:
             "build_args": dict(self.model.build_args),
             "model_card": self.card.to_dict(),
             "config": self.config.to_dict(),
-            "epoch": self.state.epoch,
+            "step": self.state.step,
             "trainer_state": self.state.to_dict(),
             "history_cap": self.history_cap,
         }
@@ -513,56 +613,62 @@ class _Trainer:
         ckpt_dir = self.run_dir / runs.CHECKPOINT_DIR
         if improved:
             best = self._payload(with_optimizer=False)
-            best["val_map"] = self.state.best_val_map
+            best["val_map"] = self.state.stop.best_value
             save_checkpoint(ckpt_dir / "best.pt", best)
         save_checkpoint(ckpt_dir / "last.pt", {**self._payload(with_optimizer=True), "rng": rng})
 
-    def _finish(self) -> Path:
-        """Test the best checkpoint once and write results.json (rank 0)."""
-        cfg = self.config
-        stopped_early = self.state.epoch < cfg.epochs
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def _finish(self) -> TrainResult:
+        """Test the best checkpoint once (unless ``test_split`` is None); write results.json."""
+        cfg, stop = self.config, self.state.stop
         if self.best_state is None:
-            raise TrainingError(f"model {cfg.model!r}: no epoch finished, nothing to test")
+            raise TrainingError(f"model {cfg.model!r}: no validation finished, nothing to test")
         self.model.load_state_dict(self.best_state)
-        test_set = self._eval_dataset(cfg.test_split)
-        start = time.perf_counter()
-        test = self.evaluate(test_set, desc="test", keep_scores=cfg.trace_videos)
-        test_s = time.perf_counter() - start
+        test, test_s = None, None
+        if cfg.test_split is not None:
+            start = time.perf_counter()
+            test = self.evaluate(self._eval_dataset(cfg.test_split), desc="test", keep_scores=cfg.trace_videos)
+            test_s = time.perf_counter() - start
+        result = self._result(test, test_s)
         if self.ctx.is_main:
-            results = {
-                "kind": "highlightzoo-train-results",
-                "schema_version": 1,
-                "model": cfg.model,
-                "data": cfg.data,
-                "split": cfg.test_split,
-                **test.summary(),
-                "ap_mode": "interpolated",
-                "best_epoch": self.state.best_epoch,
-                "best_val_map": self.state.best_val_map,
-                "epochs_run": self.state.epoch,
-                "stopped_early": stopped_early,
-                "training_time_s": self.state.train_time_s,
-                "test_time_s": test_s,
-                "history": self.state.history,
-                "records": test.to_dict()["records"],
-                "skipped": test.skipped,
-                "scores": test.scores,
-                "history_cap": self.history_cap,
-                "model_card": self.card.to_dict(),
-                "build_args": dict(self.model.build_args),
-                "config": cfg.to_dict(),
-                "provenance": runs.provenance(
-                    self.device, device_name(self.device), cfg.seed, self.ctx.world_size
-                ),
-            }
-            runs.write_json(self.run_dir / runs.RESULTS_FILE, results)
-        self._say(
+            runs.write_json(self.run_dir / runs.RESULTS_FILE, result.to_dict())
+        tested = (
             f"test mAP {test.map:.3f} (95% CI {_fmt_ci(test.ci)}, {test.n_pairs} videos, "
-            f"{test.n_skipped} skipped) from epoch {self.state.best_epoch}; "
-            f"results in {self.run_dir / runs.RESULTS_FILE}"
+            f"{test.n_skipped} skipped)" if test is not None else "no test split read"
+        )
+        self._say(
+            f"{tested} from step {stop.best_step} (stopped: {result.selection.stop_reason} after "
+            f"{self.state.step} steps); results in {self.run_dir / runs.RESULTS_FILE}"
         )
         self.ctx.barrier()
-        return self.run_dir
+        return result
+
+    def _result(self, test: EvalResult | None, test_s: float | None) -> TrainResult:
+        """The run as it stands (``stop_reason`` "paused" while the stopping rule has not fired)."""
+        cfg, stop = self.config, self.state.stop
+        return TrainResult(
+            run_dir=self.run_dir,
+            config=cfg,
+            card=self.card.to_dict(),
+            build_args=dict(self.model.build_args),
+            history_cap=self.history_cap,
+            n_parameters=self.n_parameters,
+            selection=Selection(
+                best_step=stop.best_step,
+                best_val_map=stop.best_value,
+                steps_run=self.state.step,
+                stop_reason=stop.stop_reason or "paused",
+                steps_per_epoch=self.steps_per_epoch,
+                curve=list(self.state.curve),
+            ),
+            test=test,
+            training_time_s=self.state.train_time_s,
+            test_time_s=test_s,
+            provenance=runs.provenance(self.device, cfg.seed, self.ctx.world_size),
+        )
 
     def _say(self, message: str) -> None:
         """Log to train.log (rank 0) and, unless quiet, to the console."""

@@ -5,18 +5,21 @@ five conv blocks of kernel 3 + ReLU (no batch norm) with 2, 2, 3, 3, 3 convs of
 64, 128, 256, 512, 512 channels; the first conv pads 100 steps, the others 1;
 a ceil-mode max-pool (kernel 2, stride 2) ends each block; the pool4 output
 (1/16 length) is kept as a skip. fc6 = conv kernel 7, no padding -> 4096,
-ReLU, dropout 0.5; fc7 = 1x1 conv 4096 -> 4096, ReLU, dropout 0.5.
+ReLU, channel dropout 0.5; fc7 = 1x1 conv 4096 -> 4096, ReLU, channel dropout
+0.5 (the reference's ``Dropout2d``: a dropped channel is zero at every step).
 
 Decoder (FCN-16s): ``norm(fc7)`` -> 1x1 conv to 2 classes -> transposed conv
 (kernel 4, stride 2); skip: ``norm(pool4)`` -> 1x1 conv to 2 classes, cropped
 from offset 5; sum; transposed conv (kernel 32, stride 16); crop from offset
-27 to length T. The two norms are pluggable (instance norm for FCSN, T-AIN
-for A-VHD).
+27 to length T. Both transposed convs have no bias and PyTorch's default
+initialisation, as in the reference (``models/highlight_fcsn.py`` lines
+178-181). The two norms are pluggable (instance norm for FCSN, T-AIN for
+A-VHD).
 
-``width`` multiplies every channel count: channels are
-``max(1, round(c * width))`` for c in (64, 128, 256, 512, 512, 4096). Width
-1.0 is the reference (~37.9M encoder parameters at 8192-d input); width 1/16
-gives 4, 8, 16, 32, 32 conv channels and 256 fc channels.
+``width_mult`` multiplies every channel count: channels are
+``max(1, round(c * width_mult))`` for c in (64, 128, 256, 512, 512, 4096).
+1.0 is the reference (~37.9M encoder parameters at 8192-d input); 1/16 gives
+4, 8, 16, 32, 32 conv channels and 256 fc channels.
 
 The 100-step padding and the pools mix a video's real steps with whatever
 follows them, so the network must see each video at its real length:
@@ -33,7 +36,9 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.errors import DataFormatError
+from highlightzoo.models.components.heads import full_precision
 from highlightzoo.models.components.norm import AffineParams, TemporalInstanceNorm
+from highlightzoo.models.components.sizing import check_width_mult
 
 REFERENCE_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 REFERENCE_FC = 4096
@@ -42,24 +47,23 @@ POOL4_CROP = 5
 OUTPUT_CROP = 27
 
 
-def scaled(channels: int, width: float) -> int:
-    """``channels * width`` rounded, at least 1."""
-    return max(1, round(channels * width))
+def scaled(channels: int, width_mult: float) -> int:
+    """``channels * width_mult`` rounded, at least 1."""
+    return max(1, round(channels * width_mult))
 
 
 @dataclass(frozen=True)
 class FCSNChannels:
-    """Channel counts of an FCSN at a given width."""
+    """Channel counts of an FCSN at a given ``width_mult``."""
 
     blocks: tuple[tuple[int, int], ...]  # (number of convs, channels) per block
     fc: int
 
     @classmethod
-    def at_width(cls, width: float = 1.0) -> FCSNChannels:
-        if not width > 0:
-            raise ValueError(f"FCSN width must be positive, got {width}")
-        blocks = tuple((n, scaled(c, width)) for n, c in REFERENCE_BLOCKS)
-        return cls(blocks, scaled(REFERENCE_FC, width))
+    def at_width(cls, width_mult: float = 1.0) -> FCSNChannels:
+        width_mult = check_width_mult("FCSN", width_mult)
+        blocks = tuple((n, scaled(c, width_mult)) for n, c in REFERENCE_BLOCKS)
+        return cls(blocks, scaled(REFERENCE_FC, width_mult))
 
     @property
     def pool4(self) -> int:
@@ -80,34 +84,25 @@ def conv_block(in_channels: int, channels: int, convs: int, first_pad: int) -> n
 class FCSNEncoder(nn.Module):
     """VGG-style 1-D encoder: ``(B, D, T)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``."""
 
-    def __init__(self, in_dim: int, width: float = 1.0, dropout: float = 0.5) -> None:
+    def __init__(self, in_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
-        self.channels = ch = FCSNChannels.at_width(width)
+        self.channels = ch = FCSNChannels.at_width(width_mult)
         blocks, prev = [], in_dim
         for i, (convs, c) in enumerate(ch.blocks):
             blocks.append(conv_block(prev, c, convs, FIRST_PAD if i == 0 else 1))
             prev = c
         self.to_pool4 = nn.Sequential(*blocks[:4])
         self.pool5 = blocks[4]
+        # Dropout1d on (B, C, T) zeroes whole channels: the reference's Dropout2d on (B, C, 1, T).
         self.fc6 = nn.Sequential(nn.Conv1d(prev, ch.fc, 7), nn.ReLU(inplace=True),
-                                 nn.Dropout(dropout))
+                                 nn.Dropout1d(dropout))
         self.fc7 = nn.Sequential(nn.Conv1d(ch.fc, ch.fc, 1), nn.ReLU(inplace=True),
-                                 nn.Dropout(dropout))
+                                 nn.Dropout1d(dropout))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         pool4 = self.to_pool4(x)
         fc7 = self.fc7(self.fc6(self.pool5(pool4)))
         return pool4, fc7
-
-
-def bilinear_kernel(channels: int, kernel: int) -> Tensor:
-    """(channels, channels, kernel) 1-D bilinear up-sampling weight, class-to-class diagonal."""
-    factor = (kernel + 1) // 2
-    center = factor - 1 if kernel % 2 == 1 else factor - 0.5
-    taps = 1 - (torch.arange(kernel, dtype=torch.float32) - center).abs() / factor
-    weight = torch.zeros(channels, channels, kernel)
-    weight[range(channels), range(channels)] = taps
-    return weight
 
 
 NormFactory = Callable[[int], nn.Module]
@@ -118,8 +113,8 @@ class FCSNDecoder(nn.Module):
 
     ``norm`` builds each of the two decoder norms from its channel count; a
     norm is called as ``norm(x, params)``. The up-sampling transposed convs
-    have no bias and start as bilinear interpolation (FCN's convention); they
-    are learnable.
+    have no bias and keep PyTorch's default initialisation, as the A-VHD
+    reference does (not FCN's bilinear start); they are learnable.
     """
 
     def __init__(
@@ -135,9 +130,6 @@ class FCSNDecoder(nn.Module):
         self.score_pool4 = nn.Conv1d(pool4_channels, num_classes, 1)
         self.up2 = nn.ConvTranspose1d(num_classes, num_classes, 4, stride=2, bias=False)
         self.up16 = nn.ConvTranspose1d(num_classes, num_classes, 32, stride=16, bias=False)
-        with torch.no_grad():
-            self.up2.weight.copy_(bilinear_kernel(num_classes, 4))
-            self.up16.weight.copy_(bilinear_kernel(num_classes, 32))
 
     def forward(
         self,
@@ -160,13 +152,13 @@ class FCSN(nn.Module):
     def __init__(
         self,
         in_dim: int,
-        width: float = 1.0,
+        width_mult: float = 1.0,
         norm: NormFactory = TemporalInstanceNorm,
         dropout: float = 0.5,
         num_classes: int = 2,
     ) -> None:
         super().__init__()
-        self.encoder = FCSNEncoder(in_dim, width, dropout)
+        self.encoder = FCSNEncoder(in_dim, width_mult, dropout)
         ch = self.encoder.channels
         self.decoder = FCSNDecoder(ch.pool4, ch.fc, norm, num_classes)
 
@@ -175,7 +167,8 @@ class FCSN(nn.Module):
     ) -> Tensor:
         length = x.shape[1]
         pool4, fc7 = self.encoder(rearrange(x, "b t d -> b d t"))
-        logits = self.decoder(pool4, fc7, length, params)
+        with torch.autocast(x.device.type, enabled=False):  # float32 logits under bf16 autocast
+            logits = self.decoder(full_precision(pool4), full_precision(fc7), length, params)
         return rearrange(logits, "b k t -> b t k")
 
 

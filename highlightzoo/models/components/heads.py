@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
+
+
+def full_precision(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is a half type (bf16/fp16, from autocast); else unchanged."""
+    return x.float() if x.is_floating_point() and x.element_size() < 4 else x
 
 
 class MLPHead(nn.Module):
@@ -32,4 +38,7 @@ class MLPHead(nn.Module):
         self.in_dim, self.hidden, self.dropout = in_dim, tuple(hidden), dropout
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        """Hidden layers as the caller's autocast says; the last Linear in float32 (scores)."""
+        hidden = self.net[:-1](x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.net[-1](hidden.to(self.net[-1].weight.dtype))

@@ -6,9 +6,11 @@ share one masked statistics function:
 - :class:`TemporalInstanceNorm`: plain FCSN's non-affine instance norm over
   time; it is skipped when the map has a single time step (as in the
   reference, where a 1-step instance norm would wipe the map to zero).
-- :class:`TemporalAdaptiveInstanceNorm` (T-AIN, A-VHD): the same statistics,
-  always applied (also at eval, also at length 1), followed by a per-sample,
-  per-channel scale and bias predicted from the user's history.
+- :class:`TemporalAdaptiveInstanceNorm` (T-AIN, A-VHD): the same statistics
+  (also at eval), followed by a per-sample, per-channel scale and bias
+  predicted from the user's history; skipped like the plain norm when the map
+  has a single time step (the A-VHD reference skips both decoder norms there,
+  ``models/highlight_fcsn.py`` lines 207 and 218).
 
 Both keep their statistics in float32, so they run under bf16 autocast (the
 A-VHD reference's batch-norm based T-AIN does not). :class:`TAINHistoryNet`
@@ -91,7 +93,9 @@ class TemporalAdaptiveInstanceNorm(nn.Module):
 
     Statistics are per instance and channel over the valid time steps, in
     float32, at train and eval alike; ``weight``/``bias`` come per sample
-    from the history net. Output has the dtype of ``x``.
+    from the history net. Output has the dtype of ``x``. A map of one time
+    step passes through unchanged, as in the A-VHD reference (normalising a
+    single step would replace every channel by its predicted bias).
     """
 
     def __init__(self, channels: int, eps: float = EPS) -> None:
@@ -108,6 +112,8 @@ class TemporalAdaptiveInstanceNorm(nn.Module):
                 f"T-AIN params have shape {tuple(params.weight.shape)}, "
                 f"expected {(x.shape[0], self.channels)}"
             )
+        if x.shape[-1] <= 1:
+            return x
         normed = instance_normalize(x, mask, self.eps)
         weight = rearrange(params.weight.float(), "b c -> b c 1")
         bias = rearrange(params.bias.float(), "b c -> b c 1")

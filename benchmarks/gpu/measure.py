@@ -1,0 +1,201 @@
+"""The GPU measurements of benchmarks/gpu/run.sh, one JSON file per part under OUT.
+
+Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]``):
+
+- ``env``: device, driver, torch/CUDA versions, the bf16 matmul peak measured on this card
+  (a large bf16 matmul, TFLOP/s) -> ``env.json``.
+- ``models``: per registered model, a training step (forward + default loss + backward +
+  Adam) at batch 16 x 256 steps, 64-d (the benchmark worlds) in fp32 and bf16: steps/s,
+  clip-steps/s, forward+backward FLOPs (torch.utils.flop_counter) and achieved FLOP/s
+  against the measured peak -> ``models.json``.
+- ``fcsn8192``: FCSN at the reference width on 8192-d features, bf16, batch 128 x 256
+  (issue target: >= 10 M clip-steps/s on one H100) -> ``fcsn8192.json``.
+- ``bench``: the standard preset (the converged rules) for a few models and one seed, timed
+  per run, with the extrapolation to the whole preset -> ``bench/`` + ``bench.json``.
+
+``--smoke`` shrinks every size so the script runs on a CPU in seconds (CI runs it so it
+cannot rot); smoke numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _write(out: Path, name: str, data: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{name}.tmp"
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, out / name)
+
+
+def _timed(fn, device: torch.device, repeats: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` after one warm-up."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def matmul_peak(device: torch.device, smoke: bool) -> float:
+    """bf16 (GPU) or fp32 (CPU) matmul TFLOP/s on this device."""
+    n = 256 if smoke else 8192
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = _timed(lambda: a @ b, device, 3 if smoke else 20)
+    return 2 * n**3 / seconds / 1e12
+
+
+def part_env(out: Path, smoke: bool) -> None:
+    from highlightzoo.provenance import environment
+
+    device = _device()
+    info = environment(device)
+    try:
+        info["nvidia_smi"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
+             "--format=csv,noheader"], capture_output=True, text=True, timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["nvidia_smi"] = None
+    info["cuda"] = torch.version.cuda
+    info["matmul_peak_tflops"] = matmul_peak(device, smoke)
+    info["smoke"] = smoke
+    info["python_executable"] = sys.executable
+    info["machine"] = platform.machine()
+    _write(out, "env.json", info)
+
+
+def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
+                      device: torch.device, repeats: int) -> dict:
+    import highlightzoo as hz
+    from highlightzoo.batch import random_batch
+    from highlightzoo.losses import get_loss
+    from highlightzoo.training.evaluation import autocast
+    from highlightzoo.training.trainer import zero_tie
+
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
+    loss_fn = get_loss(model.card.default_loss)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params or [torch.zeros(1, requires_grad=True)], lr=1e-4)
+    batch = random_batch(b, t, d, 10, 8, seed=0).to(device)
+
+    def step() -> None:
+        with autocast(device, precision):
+            loss = loss_fn(model(batch), batch) + zero_tie(model)
+        optimizer.zero_grad(set_to_none=True)
+        if loss.requires_grad:
+            loss.backward()
+            optimizer.step()
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = int(counter.get_total_flops())
+    seconds = _timed(step, device, repeats)
+    memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return {"model": name, "precision": precision, "batch": b, "steps": t, "feature_dim": d,
+            "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
+            "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
+            "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
+
+
+def part_models(out: Path, smoke: bool) -> None:
+    import highlightzoo as hz
+
+    device = _device()
+    b, t, d = (2, 32, 8) if smoke else (16, 256, 64)
+    narrow = {"width_mult": 0.25}
+    precisions = ["fp32"] + (["bf16"] if device.type == "cuda" else [])
+    rows = []
+    for name in hz.list_models():
+        kwargs = narrow if name in ("fcsn", "avhd", "video2gif") else {}
+        for precision in precisions:
+            rows.append(_train_step_stats(name, kwargs, b, t, d, precision, device, 2 if smoke else 10))
+    _write(out, "models.json", {"device": str(device), "rows": rows})
+
+
+def part_fcsn8192(out: Path, smoke: bool) -> None:
+    device = _device()
+    b, t, d = (2, 32, 16) if smoke else (128, 256, 8192)
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    kwargs = {"width_mult": 0.125} if smoke else {}
+    row = _train_step_stats("fcsn", kwargs, b, t, d, precision, device, 2 if smoke else 10)
+    row["target_clip_steps_per_s"] = 10e6
+    _write(out, "fcsn8192.json", row)
+
+
+def part_bench(out: Path, smoke: bool) -> None:
+    """A sample of the standard preset (converged rules) timed per run, and the extrapolation."""
+    import dataclasses
+
+    from highlightzoo.bench import get_preset, load_results, run_tables
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    preset = get_preset("standard")
+    models = ["prnet", "fcsn", "video2gif"]
+    if smoke:
+        preset = dataclasses.replace(preset, name="standard-smoke", world="tiny", batch_size=4,
+                                     max_steps=4, eval_every=2, sweep_steps=2, min_steps=2,
+                                     patience=1, num_workers=0)
+        models = ["video2gif", "random"]
+    start = time.perf_counter()
+    path = run_tables(preset, out / "bench", seeds=1, models=models, device=device,
+                      cache_dir=out / "cache", quiet=True, jobs=1)
+    wall = time.perf_counter() - start
+    results = load_results(path)
+    per_run = {k: v.get("total_s") for k, v in results["timing"]["runs"].items()}
+    # the whole preset: (grid + seeds) runs per trainable model, seeds runs per floor
+    from highlightzoo.bench.tables import table_models
+    from highlightzoo.models import get_model_card
+
+    mean_run = sum(per_run.values()) / max(len(per_run), 1)
+    n_runs = sum((len(preset.lr_grid) + preset.seeds - 1) if get_model_card(m).trainable
+                 else preset.seeds for m in table_models())
+    _write(out, "bench.json", {"device": device, "models": models, "wall_s": wall,
+                               "per_run_s": per_run, "mean_run_s": mean_run,
+                               "runs_in_full_preset": n_runs,
+                               "extrapolated_full_preset_s": mean_run * n_runs})
+
+
+PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192, "bench": part_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("part", choices=sorted(PARTS))
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CPU check that it runs")
+    args = parser.parse_args(argv)
+    PARTS[args.part](args.out, args.smoke)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""benchmarks/gpu/run.sh --smoke: the one-shot GPU measurement runs end to end on a CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_script_smoke_writes_every_part(tmp_path):
+    out = tmp_path / "gpu"
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks/gpu/run.sh"), str(out), "--smoke"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    parts = (out / "parts.txt").read_text().split("\n")
+    assert [p.split()[0] for p in parts if p] == ["env", "fcsn8192", "models", "bench"]
+    assert all("exit=0" in p for p in parts if p), parts
+    env = json.loads((out / "env.json").read_text())
+    assert env["smoke"] is True and env["matmul_peak_tflops"] > 0 and "threads" in env
+    models = json.loads((out / "models.json").read_text())["rows"]
+    assert {r["model"] for r in models} >= {"prnet", "fcsn", "avhd", "video2gif", "phdgifs"}
+    assert all(r["steps_per_s"] > 0 and r["flops_per_step"] >= 0 for r in models)
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["per_run_s"] and bench["extrapolated_full_preset_s"] > 0
+    assert json.loads((out / "fcsn8192.json").read_text())["clip_steps_per_s"] > 0
