@@ -146,3 +146,14 @@ def test_dataloader_workers_do_not_change_the_result(store, tmp_path):
                   quiet=True).run_dir for n in (0, 2)]  # fmt: skip
     a, b = (torch.load(r / "checkpoints/last.pt", weights_only=True)["model_state"] for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_paused_call_never_tests_even_when_the_rule_fires_inside_it(store, tmp_path):
+    cfg = _config(store, "video2gif", tmp_path / "r", max_steps=20, eval_every=2, patience=2,
+                  batch_size=2, lr=1e-20)
+    first = train(cfg, quiet=True, stop_after=5)  # the rule fires at the 3rd validation
+    assert first.selection.stop_reason == "patience" and first.test is None
+    assert not (tmp_path / "r" / "results.json").exists()
+    done = train(None, quiet=True, resume=tmp_path / "r")
+    assert done.test is not None and done.selection.steps_run == first.selection.steps_run == 6
+    assert (tmp_path / "r" / "results.json").exists()

@@ -74,6 +74,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                    help="training samples: every annotated video (default) or the last one per user")
     p.add_argument("--protocol", choices=("avhd", "steps"),
                    help="AP of validation and test: A-VHD reference protocol (default) or per step")
+    p.add_argument("--history-order", choices=("stored", "reversed"),
+                   help="history segments newest first as stored (default; a cap keeps the most "
+                        "recent) or reversed (a cap keeps the oldest)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 = bf16 autocast, CUDA only")
@@ -95,7 +98,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 _TRAIN_FIELDS = (
     "model", "data", "out", "epochs", "patience", "seed", "device", "precision", "batch_size",
     "eval_batch_size", "lr", "weight_decay", "clip_len", "num_workers", "max_train_users",
-    "max_steps", "eval_every", "min_steps", "min_delta", "sampling", "protocol",
+    "max_steps", "eval_every", "min_steps", "min_delta", "sampling", "protocol", "history_order",
 )
 
 

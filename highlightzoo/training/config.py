@@ -43,6 +43,9 @@ class TrainConfig:
     is a target in turn, every 256-step chunk with a highlight a sample) or
     ``"last_video"`` (one clip of the user's last video per pass).
     ``protocol``: the AP of validation and test, ``"avhd"`` or ``"steps"``.
+    ``history_order``: ``"stored"`` (newest first for PHD-GIFs, so a cap keeps
+    the most recent segments) or ``"reversed"`` (a cap keeps the oldest);
+    docs/models.md, ``prnet_h5``.
     ``test_split=None`` trains and selects without ever reading the test users
     (learning-rate sweeps). ``precision="bf16"`` means bf16 autocast and
     is only allowed on CUDA (a :class:`ConfigError` elsewhere, never a silent
@@ -70,6 +73,7 @@ class TrainConfig:
     min_delta: float = 0.0
     sampling: str = "leave_one_out"
     protocol: str = "avhd"
+    history_order: str = "stored"
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -111,6 +115,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.history_order not in ("stored", "reversed"):
+            raise ConfigError(f"history_order must be 'stored' or 'reversed', got {self.history_order!r}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         for name in ("max_steps", "eval_every"):

@@ -417,6 +417,7 @@ def evaluate_checkpoint(
         store, split, mode="eval", history_cap=cap, clip_len=config.clip_len,
         min_fraction=config.min_fraction, seed=config.seed,
         history_context=getattr(model, "history_context_steps", None),
+        history_order=config.history_order,
     )  # fmt: skip
     dev = resolve_device(device)
     return evaluate_model(

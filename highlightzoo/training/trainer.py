@@ -152,7 +152,8 @@ def train(
     ``stop_after``: pause after that many validations in this call, leaving a
     resumable run without ``results.json`` (learning-rate sweeps, time-sliced
     clusters, tests); the result then has ``selection.stop_reason == "paused"``
-    and no test. ``quiet`` turns off progress bars and console messages; the log
+    and no test. A call with ``stop_after`` never reads the test users: if the
+    stopping rule fires within it, the stop is kept and the resume tests. ``quiet`` turns off progress bars and console messages; the log
     file ``train.log`` is always written.
     """
     config, resume_dir = _resolve_config(config, resume, overrides or {})
@@ -346,6 +347,7 @@ class _Trainer:
             seed=self.config.seed,
             sampling=self.config.sampling,
             history_context=self.history_context,
+            history_order=self.config.history_order,
         )
         if len(base) == 0:
             raise ConfigError(f"data {self.config.data!r} has no {self.config.train_split!r} samples")
@@ -365,6 +367,7 @@ class _Trainer:
             min_fraction=self.config.min_fraction,
             seed=self.config.seed,
             history_context=self.history_context,
+            history_order=self.config.history_order,
         )
 
     def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
@@ -517,6 +520,12 @@ class _Trainer:
                     self.state.train_time_s += time.perf_counter() - start
                     self.state.epoch += 1
                     self.state.batch_in_epoch = 0
+        if stop_after is not None and validations:
+            # a paused call (a sweep prefix) never reads the test users, even when the rule
+            # fired inside it: the stop is saved and a resume goes straight to the test
+            self._say(f"stopped ({self.state.stop.stop_reason}) within the paused call; "
+                      "resume to test")
+            return self._result(None, None)
         return self._finish()
 
     def _validate(self, train_loss: float, rows: int, untrained: bool = False) -> None:
