@@ -26,7 +26,7 @@ def test_bench_synthesize_tiny(benchmark, tmp_path):
 
 
 def test_bench_open_quick_with_nan_scan(benchmark, quick_path):
-    store = benchmark(lambda: FeatureStore.open(quick_path))
+    store = benchmark(lambda: FeatureStore(quick_path))
     stats = store_statistics(store)
     # acceptance figures, printed for the report (not asserted here)
     print(f"\nquick: 1:{stats['positive_to_unlabeled']:.1f} target, "

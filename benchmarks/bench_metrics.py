@@ -3,7 +3,7 @@
 Side by side in one run (group ``ap-10k``):
 
 - ``reference-loop``: the slow, obviously-correct ``reference_ap`` of
-  ``tests/test_metrics_ap.py`` (EVALUATION.md steps 1-5 in plain Python), once
+  ``tests/test_metrics_ap.py`` (the AP of docs/evaluation.md in plain Python), once
   per video; one round (it takes seconds);
 - ``per-video``: :func:`average_precision` called once per video;
 - ``batched-f32``: :func:`batched_average_precision` on float32 scores (what

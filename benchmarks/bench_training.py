@@ -20,9 +20,8 @@ import torch
 
 import highlightzoo as hz
 from highlightzoo.batch import random_batch
+from highlightzoo.device import autocast, resolve_device
 from highlightzoo.losses import get_loss
-from highlightzoo.training.distributed import resolve_device
-from highlightzoo.training.evaluation import autocast
 from highlightzoo.training.trainer import zero_tie
 
 B, T, N, L, D = 8, 256, 10, 8, 128

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
+from highlightzoo.errors import ConfigError
+
 
 @dataclass
 class Batch:
@@ -103,8 +105,6 @@ class ModelOutput:
     def require(self, key: str, who: str) -> Tensor:
         """Return ``extras[key]`` or raise a clear error naming the consumer."""
         if key not in self.extras:
-            from highlightzoo.errors import ConfigError
-
             raise ConfigError(
                 f"{who} needs the model output extra {key!r}, but the model only gives "
                 f"{sorted(self.extras) or 'none'}; pick a loss that fits this model"

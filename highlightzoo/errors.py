@@ -35,6 +35,10 @@ class DataFormatError(HighlightZooError, ValueError):
         self.path, self.user, self.video, self.reason = path, user, video, reason
 
 
+class VideoDecodeError(DataFormatError):
+    """A video file is missing, not a video, truncated or corrupt; ``path`` names it."""
+
+
 class MetricInputError(HighlightZooError, ValueError):
     """Scores/labels given to a metric are unusable (NaN, length mismatch, ...)."""
 

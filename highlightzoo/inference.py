@@ -1,8 +1,10 @@
 """Highlights for one new video: per-step scores, top-k segments in seconds, explanations.
 
 :class:`Detector` wraps any zoo model (a trained checkpoint or a registered
-name) and turns raw arrays into a one-row :class:`~highlightzoo.batch.Batch`,
-so it works for every model without knowing which one it holds.
+name) and turns raw arrays into a :class:`~highlightzoo.data.dataset.Sample`,
+which :func:`~highlightzoo.data.dataset.collate` makes a one-row
+:class:`~highlightzoo.batch.Batch` exactly as in training and evaluation, so it
+works for every model without knowing which one it holds.
 
 Long videos are scored in windows of ``window_steps`` steps, each seen with
 ``context_steps`` extra steps on both sides that are scored but thrown away, so
@@ -27,9 +29,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from highlightzoo.batch import Batch
+from highlightzoo import metrics
+from highlightzoo.data.dataset import Sample, collate
+from highlightzoo.device import autocast, resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError
-from highlightzoo.training.evaluation import autocast
+from highlightzoo.models.registry import create_model
+from highlightzoo.training.checkpoint import (
+    check_run_checkpoint,
+    checkpoint_history_cap,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 
 # ModelOutput extras that explanations use (per step: attention (T, N), weights (T,)).
 EXPLANATION_KEYS = ("attention", "user_weight", "generic_weight")
@@ -105,8 +115,6 @@ class Detector:
         context_steps: int = 512,
         precision: str = "fp32",
     ) -> None:
-        from highlightzoo.training.distributed import resolve_device
-
         if window_steps is not None and window_steps < 1:
             raise ConfigError(f"window_steps must be >= 1 or None, got {window_steps}")
         if context_steps < 0:
@@ -134,17 +142,10 @@ class Detector:
         The history cap the model was trained with is applied. Bad checkpoints
         raise :class:`~highlightzoo.errors.CheckpointError`.
         """
-        from highlightzoo.training.checkpoint import (
-            check_run_checkpoint,
-            load_checkpoint,
-            model_from_checkpoint,
-        )
-
         payload = load_checkpoint(path)
         check_run_checkpoint(payload)
         model = model_from_checkpoint(payload)
-        cap = payload.get("history_cap", payload["model_card"].get("history_cap"))
-        kwargs.setdefault("history_cap", cap)
+        kwargs.setdefault("history_cap", checkpoint_history_cap(payload))
         return cls(model, device=device, **kwargs)
 
     @classmethod
@@ -163,8 +164,6 @@ class Detector:
         ``detector_args`` to :class:`Detector` (e.g. ``window_steps``). The
         model card's history cap is applied unless ``detector_args`` sets one.
         """
-        from highlightzoo.models.registry import create_model
-
         detector_args = dict(detector_args or {})
         if isinstance(name_or_module, nn.Module):
             if overrides:
@@ -200,8 +199,6 @@ class Detector:
         every segment its own video). ``segment_options`` go to
         :func:`highlightzoo.metrics.top_k_segments`.
         """
-        from highlightzoo import metrics
-
         if not (_is_real(rate) and math.isfinite(float(rate)) and float(rate) > 0):
             raise ConfigError(f"rate must be a positive number of steps per second, got {rate!r}")
         _check_count("top_k", top_k, 1)
@@ -232,26 +229,20 @@ class Detector:
     def _score(
         self, video: torch.Tensor, history: list[torch.Tensor], owners: list[int], rate: float
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Per-step scores (T,) and explanation extras, window by window."""
+        """Per-step scores (T,) and explanation extras, window by window.
+
+        Each window is one :class:`Sample` (no labels: zeros) made a Batch by
+        :func:`collate`, the only producer of batches (docs/architecture.md).
+        """
         n_steps = video.shape[0]
-        hist, hist_mask, hist_video = _pad_history(history, owners, video.shape[1])
-        hist, hist_mask, hist_video = (t.to(self.device) for t in (hist, hist_mask, hist_video))
         scores = np.empty(n_steps, dtype=np.float32)
         extras: dict[str, np.ndarray] = {}
         for start, stop, lo, hi in windows(n_steps, self.window_steps, self.context_steps):
-            piece = video[lo:hi].to(self.device)
-            batch = Batch(
-                video=piece[None],
-                video_mask=torch.ones(1, hi - lo, dtype=torch.bool, device=self.device),
-                labels=torch.zeros(1, hi - lo, device=self.device),
-                history=hist,
-                history_mask=hist_mask,
-                history_video=hist_video,
-                rate=torch.tensor([rate], device=self.device),
-                user_ids=["user"],
-                video_ids=["video"],
-                offsets=torch.tensor([lo], device=self.device),
-            )
+            sample = Sample(
+                video=video[lo:hi], labels=torch.zeros(hi - lo), history=history,
+                history_video=owners, rate=rate, user_id="user", video_id="video", offset=lo,
+            )  # fmt: skip
+            batch = collate([sample]).to(self.device)
             with autocast(self.device, self.precision):
                 output = self.model(batch)
             keep = slice(start - lo, stop - lo)
@@ -376,18 +367,3 @@ def _as_features(array: np.ndarray | torch.Tensor, dim: int | None, what: str) -
         raise DataFormatError(f"{what} contain NaN or infinite values")
     return tensor
 
-
-def _pad_history(
-    history: list[torch.Tensor], owners: list[int], dim: int | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(1, N, L, D) features, (1, N, L) mask and (1, N) video index of the history segments."""
-    d = history[0].shape[1] if history else (dim or 1)
-    n = len(history)
-    length = max((h.shape[0] for h in history), default=1)
-    feats = torch.zeros(1, n, length, d)
-    mask = torch.zeros(1, n, length, dtype=torch.bool)
-    for j, h in enumerate(history):
-        feats[0, j, : h.shape[0]] = h
-        mask[0, j, : h.shape[0]] = True
-    video = torch.tensor([list(owners)], dtype=torch.long).reshape(1, n)
-    return feats, mask, video

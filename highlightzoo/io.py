@@ -37,11 +37,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise WriteError(f"cannot write {str(path)!r}: {err}") from err
+        raise
+    commit_temp_file(tmp, path)
+
+
+def commit_temp_file(tmp: Path, path: Path) -> None:
+    """Publish a finished temp file (from :func:`new_temp_file`): fsync it, then ``os.replace``.
+
+    For writers that fill the temp file themselves (HDF5 stores). On failure
+    ``tmp`` is removed, ``path`` is unchanged, and an OS error is a
+    :class:`WriteError` naming ``path``.
+    """
+    try:
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as err:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError) and not isinstance(err, WriteError):
             raise WriteError(f"cannot write {str(path)!r}: {err}") from err
         raise

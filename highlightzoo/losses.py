@@ -116,7 +116,7 @@ def top_k_pseudo_negatives(b: Tensor, positives: Tensor, mask: Tensor, k_factor:
 def bidirectional_contrastive(
     highlight: Tensor, non_highlight: Tensor, labels: Tensor, mask: Tensor, k_factor: int = 5
 ) -> Tensor:
-    """PR-Net's bi-directional contrastive loss (Eq. 8-9), as corrected in MODELS.md item 6.
+    """PR-Net's bi-directional contrastive loss (Eq. 8-9), as corrected in docs/models.md (``prnet``, "Loss").
 
     ``l~ = softmax_T(l)`` and ``b~ = softmax_T(b)`` over the real steps of each
     clip (Eq. 9). Per clip::
@@ -319,7 +319,7 @@ def segment_ranking_loss(
     """PHD-GIFs: margin ranking of highlight segments above the other segments of the video.
 
     A segment is positive when any of its steps is labelled. Default margin 2
-    follows the unofficial PHD-GIFs MLP (MODELS.md; unverified); pass
+    follows the unofficial PHD-GIFs MLP (docs/models.md, ``phdgifs``; unverified); pass
     ``margin=`` to :func:`get_loss` to change it.
     """
     scores, pos, neg = _segment_sides(output, batch, "the segment_ranking loss")

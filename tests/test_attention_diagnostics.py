@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from test_training_support import write_fresh_checkpoint, write_tiny_store
+from training_support import write_fresh_checkpoint, write_tiny_store
 
 from highlightzoo.bench.attention import (
     attention_diagnostics,

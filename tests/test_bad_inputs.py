@@ -24,7 +24,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_training_support import FEATURE_DIM, write_tiny_store
+from training_support import FEATURE_DIM, write_tiny_store
 
 import highlightzoo as hz
 from highlightzoo.cli import main
@@ -227,9 +227,9 @@ def test_case_4_a_duplicated_user_id_is_refused_or_skipped_never_replaced(world,
         ids = [s.decode() for s in f["users/ids"][()]]
         f["users/ids"][1] = ids[0].encode()
     with pytest.raises(DataFormatError) as info:
-        FeatureStore.open(store)
+        FeatureStore(store)
     assert (info.value.reason, info.value.user) == ("duplicate_user", ids[0])
-    lenient = FeatureStore.open(store, strict=False)
+    lenient = FeatureStore(store, strict=False)
     # the record overwritten is gone from users/ids, so its split entry names an unknown user
     assert lenient.report.counts == {"duplicate_user": 1, "unknown_user": 1}
     assert ids[0] not in lenient.users() and ids[1] not in lenient.users()
@@ -245,7 +245,7 @@ def test_case_4_duplicates_and_leaks_in_splits(world, tmp_path):
         del f["splits/train"]
         f["splits"].create_dataset("train", data=[*train, test_user], dtype=h5py.string_dtype())
     with pytest.raises(DataFormatError) as info:
-        FeatureStore.open(store)
+        FeatureStore(store)
     assert info.value.reason == "split_overlap"
 
 
@@ -500,7 +500,7 @@ def test_case_11_header_only_csv(tmp_path, capsys):
 
 
 def test_predict_history_video_from_a_float_npz_is_checked_not_truncated(tmp_path, capsys):
-    from test_training_support import write_fresh_checkpoint
+    from training_support import write_fresh_checkpoint
 
     ckpt = write_fresh_checkpoint(tmp_path / "c.pt", "prnet", tmp_path / "unused.h5")
     np.save(tmp_path / "v.npy", np.ones((20, FEATURE_DIM), np.float32))
@@ -571,7 +571,7 @@ def test_property_random_csv_rows_are_kept_or_counted_never_a_traceback(rows, st
         assert report.users_kept >= 1 and len(report.dropped_rows) == sum(
             report.segments_lost.values()
         )
-        store = FeatureStore.open(out)  # what was written is a valid store, strictly
+        store = FeatureStore(out)  # what was written is a valid store, strictly
         assert len(store) == report.users_kept
 
 
@@ -681,9 +681,9 @@ def test_property_store_corruptions_are_typed_errors_or_counted_skips(corruption
         with h5py.File(path, "r+") as f:
             corrupt(f, *corruption)
         with pytest.raises(DataFormatError):  # strict: never opens as if nothing happened
-            FeatureStore.open(path)
+            FeatureStore(path)
         try:
-            store = FeatureStore.open(path, strict=False)
+            store = FeatureStore(path, strict=False)
         except DataFormatError:
             return  # file-level damage: refused in both modes
         assert store.report.skipped, "a lenient open must count what it skipped"

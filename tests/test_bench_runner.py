@@ -218,3 +218,16 @@ def test_sweep_chooses_each_rate_on_validation_and_tests_only_the_chosen_run(tmp
     run_tables(grid, out, backend=again, models=["video2gif", "prnet", "random"], seeds=2,
                cache_dir=tmp_path / "c", quiet=True, report=False)
     assert again.calls == []  # everything resumed
+
+
+def test_a_run_record_is_strict_json_with_missing_values_as_null():
+    from highlightzoo.bench.backend import test_record
+    from highlightzoo.bench.results import dumps
+    from highlightzoo.training.evaluation import VideoRecord, summarise
+
+    nan = float("nan")
+    records = [VideoRecord("u0", "v0", 0.5, nan, nan, 10, 0, nan, 0.5, 3),
+               VideoRecord("u1", "v1", 0.25, 0.3, 1.0, 10, 2, 0.2, 0.25, 1)]
+    record = test_record(summarise(records, [], 5, protocol="avhd"))
+    assert record["videos"][0]["ap_steps"] is None and record["videos"][0]["nmsd"] is None
+    dumps({"runs": [record]})  # allow_nan=False: would raise on a NaN

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from test_training_support import FEATURE_DIM, write_fresh_checkpoint, write_tiny_store
+from training_support import FEATURE_DIM, write_fresh_checkpoint, write_tiny_store
 
 import highlightzoo as hz
 from highlightzoo.cli import main

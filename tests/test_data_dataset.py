@@ -44,7 +44,7 @@ def test_train_clips_contain_a_positive_and_are_deterministic(store_path: Path):
     ds = HighlightDataset(store_path, "train", mode="train", clip_len=64, seed=3, sampling="last_video")
     assert ds.user_ids == ["many", "cold", "late"]  # tiny_seg has no positive step
     assert ds.report.no_positive == ["tiny_seg"] and ds.report.n_users == 4
-    full = FeatureStore.open(store_path)
+    full = FeatureStore(store_path)
     for i in range(len(ds)):
         s = ds[i]
         assert s.labels.sum() > 0
@@ -84,7 +84,7 @@ def test_history_segments_cap_and_video_index(store_path: Path):
     assert [h.shape[0] for h in full.history] == [4, 6, 1, 2]  # midpoint rule, >= 1 step
     assert full.history_video == [0, 1, 0, 1]
     np.testing.assert_array_equal(
-        full.history[1].numpy(), FeatureStore.open(store_path).video_features("h2", 6, 12)
+        full.history[1].numpy(), FeatureStore(store_path).video_features("h2", 6, 12)
     )
     capped = HighlightDataset(store_path, "train", mode="eval", history_cap=2)[0]
     assert len(capped.history) == 2 and capped.history_video == [0, 1]
@@ -165,7 +165,7 @@ def test_leave_one_out_makes_every_annotated_video_a_target_with_the_others_as_h
                                          ("cold", "short"), ("tiny_seg", "h1"), ("late", "h2"),
                                          ("late", "long")})
     assert ds.report.videos_without_positive == 1  # tiny_seg's target: counted, not dropped silently
-    store = FeatureStore.open(store_path)
+    store = FeatureStore(store_path)
     for i in range(len(ds)):
         s = ds[i]
         assert s.labels.sum() > 0 and s.video.shape[0] == min(64, store.video_length(s.video_id))

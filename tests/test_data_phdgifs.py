@@ -80,7 +80,7 @@ def test_import_keeps_valid_users_and_reports_every_loss(tmp_path: Path, source:
         (5, "video_without_features"), (7, "segment_outside_video"),
         (8, "video_without_features"), (9, "user_lost"),
     ]  # fmt: skip
-    store = FeatureStore.open(out)
+    store = FeatureStore(out)
     assert sorted(store.users()) == ["u1", "u2"]
     u1 = store.user("u1")
     assert u1.target_video == "vidA"

@@ -43,7 +43,7 @@ def store_path(tmp_path: Path) -> Path:
 def test_round_trip_gives_identical_arrays_and_segments(tmp_path: Path):
     path = tmp_path / "s.h5"
     videos = write_store(path)
-    store = FeatureStore.open(path)
+    store = FeatureStore(path)
     assert store.splits == ["test", "train"]
     assert store.users("train") == ["u1", "u2"] and store.users("test") == ["u3"]
     assert store.feature_dim == D and len(store) == 3
@@ -125,12 +125,12 @@ def test_each_bad_user_case_strict_raises_lenient_reports(store_path: Path, case
     edit, reason, skipped = USER_CASES[case]
     _edit(store_path, edit)
     with pytest.raises(DataFormatError) as info:
-        FeatureStore.open(store_path)
+        FeatureStore(store_path)
     assert info.value.reason == reason
     assert info.value.path == str(store_path) and info.value.user in skipped
     assert str(store_path) in str(info.value)
     with caplog.at_level(logging.WARNING, logger="highlightzoo.data"):
-        store = FeatureStore.open(store_path, strict=False)
+        store = FeatureStore(store_path, strict=False)
     assert set(store.report.skipped) == skipped
     assert store.report.counts == {reason: len(skipped)}
     assert set(store.users()) == {"u1", "u2", "u3"} - skipped
@@ -143,9 +143,9 @@ def test_user_without_target_is_an_error(tmp_path: Path):
     path = tmp_path / "s.h5"
     write_store(path, target_c=[])
     with pytest.raises(DataFormatError) as info:
-        FeatureStore.open(path)
+        FeatureStore(path)
     assert (info.value.reason, info.value.user) == ("no_target", "u3")
-    assert FeatureStore.open(path, strict=False).report.counts == {"no_target": 1}
+    assert FeatureStore(path, strict=False).report.counts == {"no_target": 1}
 
 
 FILE_CASES = {
@@ -163,7 +163,7 @@ def test_file_level_problems_raise_in_both_modes(store_path: Path, case: str, st
     edit, reason = FILE_CASES[case]
     _edit(store_path, edit)
     with pytest.raises(DataFormatError) as info:
-        FeatureStore.open(store_path, strict=strict)
+        FeatureStore(store_path, strict=strict)
     assert info.value.reason == reason
 
 
@@ -171,9 +171,9 @@ def test_not_hdf5_and_unknown_ids(tmp_path: Path, store_path: Path):
     bad = tmp_path / "x.h5"
     bad.write_text("hello")
     with pytest.raises(DataFormatError) as info:
-        FeatureStore.open(bad)
+        FeatureStore(bad)
     assert info.value.reason == "not_hdf5"
-    store = FeatureStore.open(store_path)
+    store = FeatureStore(store_path)
     with pytest.raises(DataFormatError, match="no_split|no split"):
         store.users("val")
     with pytest.raises(DataFormatError) as info:
@@ -182,22 +182,22 @@ def test_not_hdf5_and_unknown_ids(tmp_path: Path, store_path: Path):
 
 
 def test_nan_scan_reads_in_chunks(store_path: Path, monkeypatch):
-    import highlightzoo.data.store as store_mod
+    import highlightzoo.data.store_reader as store_mod
 
     monkeypatch.setattr(store_mod, "SCAN_CHUNK_STEPS", 7)
     x = np.zeros((40, D), np.float32)
     x[33, 2] = np.nan  # only in the 5th chunk
     _edit(store_path, lambda f: _replace_video(f, "a%2F1", x))
     with pytest.raises(DataFormatError) as info:
-        FeatureStore.open(store_path)
+        FeatureStore(store_path)
     assert (info.value.reason, info.value.video) == ("nan_features", "a/1")
-    FeatureStore.open(store_path, strict=False, check_features=False)  # trusted: no scan
+    FeatureStore(store_path, strict=False, check_features=False)  # trusted: no scan
 
 
 def test_store_pickles_without_its_handle(store_path: Path):
     import pickle
 
-    store = FeatureStore.open(store_path)
+    store = FeatureStore(store_path)
     store.video_features("b")  # opens a handle
     clone = pickle.loads(pickle.dumps(store))
     np.testing.assert_array_equal(clone.video_features("b"), store.video_features("b"))

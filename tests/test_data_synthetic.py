@@ -1,4 +1,4 @@
-"""The synthetic world: determinism, DATA.md properties, statistics, bounded memory, replay."""
+"""The synthetic world: determinism, docs/synthetic-world.md properties, statistics, bounded memory, replay."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pytest
 from highlightzoo.data import FeatureStore, HighlightDataset
 from highlightzoo.data.stats import store_statistics
 from highlightzoo.data.synthetic import (
-    PRESETS,
-    Segment,
-    World,
+    WORLD_PRESETS,
+    PlannedHighlight,
     WorldConfig,
-    get_preset,
+    WorldRenderer,
+    get_world_config,
     synthesize,
     synthesize_replay,
 )
@@ -39,15 +39,15 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path):
     synthesize("tiny", 8, c, progress=False)
     assert sha(a) == sha(b)
     assert sha(a) != sha(c)
-    meta = FeatureStore.open(a).metadata
+    meta = FeatureStore(a).metadata
     assert meta["generator_config"]["seed"] == 7
-    assert meta["generator_config"]["n_topics"] == PRESETS["tiny"].n_topics
+    assert meta["generator_config"]["n_topics"] == WORLD_PRESETS["tiny"].n_topics
 
 
 def test_tiny_preset_is_a_valid_trainable_store(tmp_path: Path):
     path = tmp_path / "t.h5"
     report = synthesize("tiny", 0, path, progress=False)
-    store = FeatureStore.open(path)
+    store = FeatureStore(path)
     assert {s: len(store.users(s)) for s in store.splits} == {"train": 8, "val": 2, "test": 2}
     assert report.videos == len(store.videos) and report.users == 12
     ds = HighlightDataset(store, "train", mode="train", clip_len=64, sampling="last_video")
@@ -58,26 +58,26 @@ def test_tiny_preset_is_a_valid_trainable_store(tmp_path: Path):
 
 
 def test_presets_have_the_documented_sizes():
-    q, s, p = get_preset("quick"), get_preset("standard"), get_preset("paper")
+    q, s, p = get_world_config("quick"), get_world_config("standard"), get_world_config("paper")
     assert (q.n_train, q.n_val, q.n_test, q.feature_dim, q.rate) == (400, 100, 150, 64, 1.875)
     assert (s.n_train, s.n_val, s.n_test, s.feature_dim) == (3000, 300, 400, 256)
     assert (p.n_train, p.n_val, p.n_test, p.max_videos_per_user) == (9478, 750, 675, 20)
     assert q.max_video_s is None and s.max_video_s is None  # real history-video durations
     with pytest.raises(ConfigError):
-        get_preset("huge")
+        get_world_config("huge")
     with pytest.raises(ConfigError):
-        get_preset(WorldConfig(interest_probs=(0.5, 0.2)))
+        get_world_config(WorldConfig(interest_probs=(0.5, 0.2)))
 
 
 def test_world_properties_shots_topics_and_interest_profile():
-    cfg = dataclasses.replace(PRESETS["tiny"], feature_dim=32)
-    world = World(cfg, seed=0)
+    cfg = dataclasses.replace(WORLD_PRESETS["tiny"], feature_dim=32)
+    world = WorldRenderer(cfg, seed=0)
     assert (world.prototypes >= 0).all() and (world.prototypes.sum(1) > 0).all()
     assert world.popularity[0] > world.popularity[-1]  # popular topics more common
     rng = np.random.default_rng(0)
     repeats, peak_gain = 0, []
     for _ in range(40):
-        seg = Segment(60.0, 63.0, topic=int(rng.integers(cfg.n_topics)))
+        seg = PlannedHighlight(60.0, 63.0, topic=int(rng.integers(cfg.n_topics)))
         shots = world.shots(180.0, [seg], rng)
         assert shots[0, 0] == 0 and shots[-1, 1] == pytest.approx(180.0)
         np.testing.assert_allclose(shots[1:, 0], shots[:-1, 1])  # shots tile the video
@@ -97,7 +97,7 @@ def test_world_properties_shots_topics_and_interest_profile():
 
 
 def test_users_interests_are_one_to_four_topics():
-    world = World(PRESETS["tiny"], seed=1)
+    world = WorldRenderer(WORLD_PRESETS["tiny"], seed=1)
     rng = np.random.default_rng(0)
     sizes = collections.Counter(len(world.interests(rng)) for _ in range(400))
     assert set(sizes) <= {1, 2, 3, 4} and sizes[1] > sizes[4] > 0
@@ -105,10 +105,10 @@ def test_users_interests_are_one_to_four_topics():
 
 def test_quick_like_statistics_match_the_real_data(tmp_path: Path):
     """quick's generator at fewer users and dims (the full preset is measured in benchmarks)."""
-    cfg = dataclasses.replace(PRESETS["quick"], n_train=150, n_val=0, n_test=0, feature_dim=2)
+    cfg = dataclasses.replace(WORLD_PRESETS["quick"], n_train=150, n_val=0, n_test=0, feature_dim=2)
     path = tmp_path / "q.h5"
     synthesize(cfg, 0, path, progress=False)
-    st = store_statistics(FeatureStore.open(path, check_features=False))
+    st = store_statistics(FeatureStore(path, check_features=False))
     assert 5 <= st["history_segments_per_user"]["median"] <= 20  # real median 10, factor 2
     assert 1.5 <= st["segment_duration_s"]["median"] <= 6.2  # real median 3.1 s
     assert st["segment_duration_s"]["max"] <= 26.7 + 1e-6
@@ -129,7 +129,7 @@ def _peak_traced(cfg: WorldConfig, path: Path) -> int:
 
 def test_generation_memory_does_not_grow_with_users(tmp_path: Path):
     """The paper preset streams users to disk: 4x the users must not need ~4x the memory."""
-    base = dataclasses.replace(PRESETS["paper"], n_train=15, n_val=0, n_test=0, feature_dim=8)
+    base = dataclasses.replace(WORLD_PRESETS["paper"], n_train=15, n_val=0, n_test=0, feature_dim=8)
     small = _peak_traced(base, tmp_path / "s.h5")
     large = _peak_traced(dataclasses.replace(base, n_train=60), tmp_path / "l.h5")
     assert (tmp_path / "l.h5").stat().st_size > 2.5 * (tmp_path / "s.h5").stat().st_size
@@ -141,9 +141,9 @@ def replay(tmp_path_factory):
     if not CSV.is_file():
         pytest.skip("testing.csv not available")
     path = tmp_path_factory.mktemp("replay") / "r.h5"
-    cfg = dataclasses.replace(PRESETS["tiny"], feature_dim=2, dtype="float16")
+    cfg = dataclasses.replace(WORLD_PRESETS["tiny"], feature_dim=2, dtype="float16")
     report = synthesize_replay(CSV, 0, path, config=cfg, progress=False)
-    return report, FeatureStore.open(path)
+    return report, FeatureStore(path)
 
 
 def test_replay_keeps_the_csv_structure(replay):

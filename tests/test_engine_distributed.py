@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_training_support import write_tiny_store
+from training_support import write_tiny_store
 
 from highlightzoo.cli import main
 

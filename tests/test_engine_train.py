@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training_support import SMALL, write_tiny_store
+from training_support import SMALL, write_tiny_store
 
 import highlightzoo as hz
 from highlightzoo.cli import main
@@ -157,3 +157,11 @@ def test_a_paused_call_never_tests_even_when_the_rule_fires_inside_it(store, tmp
     done = train(None, quiet=True, resume=tmp_path / "r")
     assert done.test is not None and done.selection.steps_run == first.selection.steps_run == 6
     assert (tmp_path / "r" / "results.json").exists()
+
+
+def test_a_convolutional_model_reruns_bit_for_bit_on_one_machine(store, tmp_path):
+    """Same seed, same machine, same threads: identical weights, tensor by tensor (FCSN)."""
+    runs = [train(_config(store, "fcsn", tmp_path / f"f{i}", max_steps=3, eval_every=3, batch_size=3),
+                  quiet=True).run_dir for i in range(2)]  # fmt: skip
+    a, b = (torch.load(r / "checkpoints/last.pt", weights_only=True)["model_state"] for r in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

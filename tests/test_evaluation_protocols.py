@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_training_support import write_tiny_store
 from torch import nn
+from training_support import write_tiny_store
 
 from highlightzoo import metrics
 from highlightzoo.batch import Batch, ModelOutput

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_training_support import write_tiny_store
+from training_support import write_tiny_store
 
 import highlightzoo as hz
 from highlightzoo.data import HighlightDataset, collate

@@ -125,13 +125,13 @@ def test_csv_and_markdown_agree_and_files_are_written(tmp_path):
 
 
 def test_history_counts_come_from_the_store_for_old_results(tmp_path):
-    from test_training_support import write_tiny_store
+    from training_support import write_tiny_store
 
     from highlightzoo.bench.history_value import store_history_counts
     from highlightzoo.data.store import FeatureStore
 
     path = write_tiny_store(tmp_path / "tiny.h5")
-    with FeatureStore.open(path) as store:
+    with FeatureStore(path) as store:
         users = store.users("test")
         keys = [f"{u}/{store.user(u).target_video}" for u in users]
         want = {k: len(store.user(k.split("/")[0]).history) for k in keys}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_training_support import SMALL, write_fresh_checkpoint, write_tiny_store
+from training_support import SMALL, write_fresh_checkpoint, write_tiny_store
 
 import highlightzoo as hz
 from highlightzoo.data import HighlightDataset, collate

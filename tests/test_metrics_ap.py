@@ -1,7 +1,7 @@
 """Average precision (3 modes), its batched form and mAP, against hand answers, a slow
 reference written here, and scikit-learn.
 
-``reference_ap`` below follows EVALUATION.md steps 1-5 literally, one Python loop per
+``reference_ap`` below follows the interpolated AP of docs/evaluation.md literally, one Python loop per
 curve point; ``benchmarks/bench_metrics.py`` times the batched form against it.
 """
 
@@ -40,7 +40,7 @@ def reference_curve(labels, scores) -> list[tuple[int, int]]:
 
 
 def reference_ap(labels, scores, mode: str = "interpolated") -> float:
-    """EVALUATION.md steps 1-5, literally (plus the exact and 11-point variants)."""
+    """The interpolated AP of docs/evaluation.md, literally (plus the exact and 11-point variants)."""
     y = [int(v) for v in labels]
     s = [float(v) for v in scores]
     n_pos = sum(y)
@@ -73,7 +73,7 @@ def reference_ap(labels, scores, mode: str = "interpolated") -> float:
 
 
 def sklearn_interpolated_ap(labels, scores) -> float:
-    """The interpolated AP computed from sklearn's precision_recall_curve (EVALUATION.md 3-5)."""
+    """The interpolated AP computed from sklearn's precision_recall_curve (docs/evaluation.md)."""
     from sklearn.metrics import precision_recall_curve
 
     labels = np.asarray(labels)

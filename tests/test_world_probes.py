@@ -17,8 +17,8 @@ from highlightzoo.bench.world_probes import (
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.data.synthetic import (
     StepLatents,
-    World,
-    get_preset,
+    WorldRenderer,
+    get_world_config,
     synthesize,
     target_latents,
 )
@@ -33,7 +33,7 @@ def tiny(tmp_path_factory):
 
 
 def test_render_with_latents_keeps_the_features_and_the_draws():
-    world = World(get_preset("tiny"), 0)
+    world = WorldRenderer(get_world_config("tiny"), 0)
     a, b = np.random.default_rng(5), np.random.default_rng(5)
     plain = world.render(30.0, [], a)
     feats, latents = world.render_with_latents(30.0, [], b)
@@ -44,9 +44,9 @@ def test_render_with_latents_keeps_the_features_and_the_draws():
 
 
 def test_redrawn_targets_equal_the_stored_ones(tiny):
-    cfg = get_preset("tiny")
-    world = World(cfg, 3)
-    with FeatureStore.open(tiny) as store:
+    cfg = get_world_config("tiny")
+    world = WorldRenderer(cfg, 3)
+    with FeatureStore(tiny) as store:
         for index in range(cfg.n_users):
             rec = store.user(f"u{index:06d}")
             latent = target_latents(world, 3, index)
@@ -64,7 +64,7 @@ def test_probe_rules_known_answer():
 
 
 def test_split_indices_follow_the_generation_order():
-    cfg = dataclasses.replace(get_preset("tiny"), n_train=5, n_val=2, n_test=3)
+    cfg = dataclasses.replace(get_world_config("tiny"), n_train=5, n_val=2, n_test=3)
     assert list(split_user_indices(cfg, "test")) == [7, 8, 9]
     assert list(split_user_indices(cfg, "val")) == [5, 6]
     with pytest.raises(ConfigError, match="unknown split"):
@@ -75,7 +75,7 @@ def test_probes_on_the_tiny_world_from_store_and_from_config_agree(tiny, tmp_pat
     from_store = world_probes(tiny)
     from_config = world_probes(world_config="tiny", seed=3)
     assert from_store["probes"] == from_config["probes"]
-    assert from_store["n_videos"] + from_store["n_skipped"] == get_preset("tiny").n_test
+    assert from_store["n_videos"] + from_store["n_skipped"] == get_world_config("tiny").n_test
     for name in ("generic", "interest", "both"):
         assert 0.0 < from_store["probes"][name]["map"] <= 100.0
     assert from_store["records"][0]["video"] is not None
@@ -87,7 +87,7 @@ def test_probes_on_the_tiny_world_from_store_and_from_config_agree(tiny, tmp_pat
 def test_a_store_of_another_world_is_refused(tiny):
     with pytest.raises(ConfigError, match="seed 3, not 4"):
         world_probes(tiny, seed=4)
-    other = dataclasses.replace(get_preset("tiny"), noise=0.4)
+    other = dataclasses.replace(get_world_config("tiny"), noise=0.4)
     with pytest.raises(DataFormatError, match="differs from the stored one"):
         world_probes(tiny, world_config=other)
     with pytest.raises(ConfigError, match="needs a store_path"):

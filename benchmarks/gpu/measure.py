@@ -10,6 +10,8 @@ Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]
   against the measured peak -> ``models.json``.
 - ``fcsn8192``: FCSN at the reference width on 8192-d features, bf16, batch 128 x 256
   (issue target: >= 10 M clip-steps/s on one H100) -> ``fcsn8192.json``.
+- ``prnet``: PR-Net training at batch 16 x 256 at 64-d, 512-d, 4,096-d, fp32 and bf16, with
+  peak memory -> ``prnet.json`` (not in run.sh's default list; run it alone).
 - ``bench``: the standard preset (the converged rules) for a few models and one seed, timed
   per run, with the extrapolation to the whole preset -> ``bench/`` + ``bench.json``.
 
@@ -94,8 +96,8 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
                       device: torch.device, repeats: int) -> dict:
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
+    from highlightzoo.device import autocast
     from highlightzoo.losses import get_loss
-    from highlightzoo.training.evaluation import autocast
     from highlightzoo.training.trainer import zero_tie
 
     torch.manual_seed(0)
@@ -151,6 +153,22 @@ def part_fcsn8192(out: Path, smoke: bool) -> None:
     _write(out, "fcsn8192.json", row)
 
 
+def part_prnet(out: Path, smoke: bool) -> None:
+    """PR-Net training at batch 16 x 256 at 64-d, 512-d and 4,096-d (width = feature dim),
+    fp32 and bf16, with peak memory -> ``prnet.json`` (issue 14, item 2)."""
+    device = _device()
+    b, t = (2, 32) if smoke else (16, 256)
+    dims = (8, 16) if smoke else (64, 512, 4096)
+    precisions = ["fp32"] + (["bf16"] if device.type == "cuda" else [])
+    rows = []
+    for d in dims:
+        for precision in precisions:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            rows.append(_train_step_stats("prnet", {}, b, t, d, precision, device, 2 if smoke else 5))
+    _write(out, "prnet.json", {"device": str(device), "rows": rows})
+
+
 def part_bench(out: Path, smoke: bool) -> None:
     """A sample of the standard preset (converged rules) timed per run, and the extrapolation."""
     import dataclasses
@@ -184,7 +202,8 @@ def part_bench(out: Path, smoke: bool) -> None:
                                "extrapolated_full_preset_s": mean_run * n_runs})
 
 
-PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192, "bench": part_bench}
+PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192, "prnet": part_prnet,
+         "bench": part_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """The real benchmark backend: the data part's synthetic world and the shared trainer.
 
 - Worlds are cached by (world preset, world seed, resolved world config, replay
-  CSV digest): ``<cache>/<preset>-s<seed>-<key>.h5``, written to a temp name
-  and renamed, so an interrupted build never leaves a half store behind.
+  CSV digest): ``<cache>/<preset>-s<seed>-<key>.h5``, written atomically by the
+  store writer, so an interrupted build never leaves a half store behind.
 - Each run is one :func:`highlightzoo.training.train` call under the preset's
   rules; the trainer selects the best validation step and (unless it is a
   sweep run) tests it once on the test users. The returned
@@ -15,13 +15,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
+import math
 from pathlib import Path
 from typing import Any
 
 from highlightzoo.bench.presets import BenchPreset
 from highlightzoo.bench.protocol import RunOutcome, World
+from highlightzoo.bench.world_probes import world_probes
+from highlightzoo.data.dataset import HighlightDataset
+from highlightzoo.data.synthetic import get_world_config, synthesize, synthesize_replay
 from highlightzoo.errors import DataFormatError
+from highlightzoo.training import train
+from highlightzoo.training.config import TrainConfig
 from highlightzoo.training.evaluation import EvalResult
 from highlightzoo.training.results import TrainResult
 
@@ -46,9 +51,7 @@ def _plain(value: Any) -> Any:
 
 def world_config(name: str) -> dict[str, Any]:
     """The data part's resolved world config of preset ``name``, as plain data."""
-    from highlightzoo.data import synthetic
-
-    return _plain(synthetic.get_preset(name).to_dict())
+    return _plain(get_world_config(name).to_dict())
 
 
 def world_description(preset: BenchPreset, replay: Path | None) -> dict[str, Any]:
@@ -74,25 +77,16 @@ class TrainerBackend:
     def build_world(
         self, preset: BenchPreset, *, replay: Path | None, cache_dir: Path, quiet: bool
     ) -> World:
-        from highlightzoo.data import synthetic
-
         info = world_description(preset, replay)
         key = world_key(info)
         tag = "replay" if replay else preset.world
         path = Path(cache_dir) / f"{tag}-s{preset.world_seed}-{key}.h5"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            try:
-                if replay is None:
-                    synthetic.synthesize(preset.world, preset.world_seed, tmp, progress=not quiet)
-                else:
-                    synthetic.synthesize_replay(
-                        replay, preset.world_seed, tmp, config=preset.world, progress=not quiet
-                    )
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+        # the store writer writes a temp file and renames it on success (highlightzoo.io), so
+        # an interrupted build never leaves a half store under the cached name
+        if replay is None and not path.exists():
+            synthesize(preset.world, preset.world_seed, path, progress=not quiet)
+        elif not path.exists():
+            synthesize_replay(replay, preset.world_seed, path, config=preset.world, progress=not quiet)
         return World(path=path, key=key, info={**info, "file": path.name})
 
     def probes(self, world: World, replay: Path | None) -> dict[str, Any] | None:
@@ -100,8 +94,6 @@ class TrainerBackend:
         variables, with per-video APs; None for a replayed world (its latents are not kept)."""
         if replay is not None:
             return None
-        from highlightzoo.bench.world_probes import world_probes
-
         return world_probes(store_path=world.path)
 
     def trace_targets(self, world: World, count: int) -> dict[str, Any]:
@@ -110,8 +102,6 @@ class TrainerBackend:
         The trainer keeps per-step test scores of the first ``trace_videos``
         items of the test split in the same order, so the pairs line up.
         """
-        from highlightzoo.data.dataset import HighlightDataset
-
         data = HighlightDataset(world.path, "test", mode="eval")
         pairs, labels, rate = [], {}, {}
         for i in range(min(count, len(data))):
@@ -127,8 +117,6 @@ class TrainerBackend:
         lr: float | None = None,
     ):
         """The trainer config of one run: the preset's rules, identical for every model."""
-        from highlightzoo.training.config import TrainConfig
-
         return TrainConfig(
             model=model,
             data=str(world.path),
@@ -166,8 +154,6 @@ class TrainerBackend:
         lr: float | None = None,
         stop_after: int | None = None,
     ) -> RunOutcome:
-        from highlightzoo.training import train
-
         config = self.train_config(preset, model, seed, world, run_dir, device, lr)
         result = train(config, quiet=True, stop_after=stop_after)
         return split_train_result(result, world, run_dir, trace_pairs)
@@ -184,8 +170,6 @@ class TrainerBackend:
         trace_pairs: list[str],
     ) -> RunOutcome:
         """Continue the paused (sweep) run in ``run_dir`` to its stop, then test it."""
-        from highlightzoo.training import train
-
         if not (Path(run_dir) / "checkpoints" / "last.pt").exists():
             raise DataFormatError(
                 "the chosen sweep run has no checkpoint to resume; delete its sweep record from "
@@ -196,13 +180,29 @@ class TrainerBackend:
 
 
 def test_record(test: EvalResult) -> dict[str, Any]:
-    """The deterministic test fields of a run record (headline numbers + per-video records)."""
+    """The deterministic test fields of a run record (headline numbers + per-video records).
+
+    A value that does not exist (e.g. the per-step AP of a video whose highlight covers no
+    whole step, or its nMSD) is NaN in the evaluation and ``null`` here: results.json is
+    strict JSON.
+    """
     data = test.to_dict()
-    return {
+    return _json_safe({
         **{k: v for k, v in data.items() if k not in ("records", "scores", "map_ci95")},
         "hit": test.hit,
         "videos": data["records"],
-    }
+    })
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (recursively)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _traces(test: EvalResult, run_dir: Path, trace_pairs: list[str]) -> dict[str, list[float]]:

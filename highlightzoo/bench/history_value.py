@@ -143,7 +143,7 @@ def store_history_counts(store_path: str | Path, keys: Sequence[str]) -> dict[st
     """
     from highlightzoo.data.store import FeatureStore
 
-    store = FeatureStore.open(store_path, strict=False, check_features=False)
+    store = FeatureStore(store_path, strict=False, check_features=False)
     counts = {}
     try:
         known = set(store.users())

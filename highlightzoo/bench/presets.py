@@ -17,7 +17,7 @@ from highlightzoo.errors import ConfigError
 @dataclass(frozen=True)
 class EvalSettings:
     """Evaluation settings of a preset (the AP itself is the trainer's default,
-    the interpolated PHD-GIFs/Video2GIF AP of spec EVALUATION.md).
+    the interpolated PHD-GIFs/Video2GIF AP of docs/evaluation.md).
 
     ``hit_k``: k of hit@k; ``trace_videos``: how many test videos keep their
     per-step scores in results.json for the score-over-time figure.
@@ -155,7 +155,9 @@ PRESETS: dict[str, BenchPreset] = {
         target="15 models x 3 seeds + lr sweep, every final run stopped by patience; "
                "<= 90 min on a 2-core CPU (--jobs 2)",
     ),
-    # The converged rules on one GPU, same world (so CPU and GPU tables are comparable).
+    # The converged rules on one GPU. world="quick" on purpose, not the bigger synthetic
+    # world preset also called "standard": the same world as the CPU presets keeps CPU and
+    # GPU tables comparable (docs/benchmark.md).
     "standard": BenchPreset(
         name="standard",
         world="quick",

@@ -2,7 +2,8 @@
 
 The estimate of the time left is the sum, over the runs still to do, of the
 mean duration of the same model's finished runs (earlier seeds, also from a
-resumed folder), or of all finished runs when that model has none yet.
+resumed folder), or of all finished runs when that model has none yet, divided
+by the number of runs going at once.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class Progress:
         quiet: bool = False,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        jobs: int = 1,
     ) -> None:
         self.plan = list(plan)
+        self.jobs = max(1, jobs)
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.clock = clock
@@ -65,7 +68,7 @@ class Progress:
                 continue
             mine = self.durations.get(model)
             left += sum(mine) / len(mine) if mine else overall
-        return left
+        return left / self.jobs  # runs go to ``jobs`` processes at once
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -80,7 +83,8 @@ class Progress:
         eta = "estimating" if left is None else format_seconds(left)
         elapsed = format_seconds(self.clock() - self.started_at)
         self._say(
-            f"{self._counter(model, seed)} training {model} {_label(seed)}"
+            f"{self._counter(model, seed)} {'queued' if self.jobs > 1 else 'training'} {model} "
+            f"{_label(seed)}"
             f" | elapsed {elapsed} | time left ~{eta}"
         )
 

@@ -70,8 +70,6 @@ def provenance(device: str, threads: int | None = None) -> dict[str, Any]:
 
 def default_cache_dir() -> Path:
     """``$HIGHLIGHTZOO_CACHE/worlds`` or ``~/.cache/highlightzoo/worlds``."""
-    import os
-
     base = os.environ.get("HIGHLIGHTZOO_CACHE")
     return Path(base) / "worlds" if base else Path.home() / ".cache" / "highlightzoo" / "worlds"
 
@@ -129,6 +127,12 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _timed_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[Any, float]:
+    """``fn(*args, **kwargs)`` and its own wall seconds (in the worker: queue time excluded)."""
+    start = time.monotonic()
+    return fn(*args, **kwargs), time.monotonic() - start
+
+
 def _execute(
     tasks: list[tuple[Any, Callable[..., Any], tuple, dict]], jobs: int, threads: int | None
 ) -> Iterator[tuple[Any, Any, float]]:
@@ -136,24 +140,20 @@ def _execute(
     yield ``(key, result, seconds)`` as each finishes."""
     if jobs <= 1:
         for key, fn, args, kwargs in tasks:
-            start = time.monotonic()
-            result = fn(*args, **kwargs)
-            yield key, result, time.monotonic() - start
+            yield key, *_timed_call(fn, args, kwargs)
         return
     pool = ProcessPoolExecutor(
         max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
         initargs=(threads or 1,),
     )
     try:
-        started: dict[Any, tuple[Any, float]] = {}
-        for key, fn, args, kwargs in tasks:
-            started[pool.submit(fn, *args, **kwargs)] = (key, time.monotonic())
-        pending = set(started)
+        keys = {pool.submit(_timed_call, fn, args, kwargs): key for key, fn, args, kwargs in tasks}
+        order = list(keys)
+        pending = set(keys)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: list(started).index(f)):
-                key, t0 = started[future]
-                yield key, future.result(), time.monotonic() - t0
+            for future in sorted(done, key=order.index):
+                yield keys[future], *future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -203,7 +203,7 @@ def run_tables(
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     swept = [m for m in chosen if preset.lr_grid and get_model_card(m).trainable]
     sweep_plan = [(m, _lr_tag(lr)) for m in swept for lr in preset.lr_grid]
-    progress = Progress(sweep_plan + plan_runs(chosen, seed_list), quiet=quiet)
+    progress = Progress(sweep_plan + plan_runs(chosen, seed_list), quiet=quiet, jobs=jobs)
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / ".gitignore", "# trainer run folders (checkpoints): not results\nruns/\n")

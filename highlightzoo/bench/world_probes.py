@@ -30,11 +30,11 @@ import numpy as np
 
 from highlightzoo.data.labels import segments_to_step_labels
 from highlightzoo.data.synthetic import (
-    PRESETS,
+    WORLD_PRESETS,
     StepLatents,
-    World,
     WorldConfig,
-    get_preset,
+    WorldRenderer,
+    get_world_config,
     target_latents,
 )
 from highlightzoo.errors import ConfigError, DataFormatError
@@ -93,19 +93,19 @@ def world_probes(
     if store_path is not None:
         from highlightzoo.data.store import FeatureStore
 
-        store = FeatureStore.open(store_path, check_features=False)
+        store = FeatureStore(store_path, check_features=False)
         stored_cfg, stored_seed = config_from_store(
             store.metadata.get("generator_config"), str(store_path)
         )
         if seed is not None and seed != stored_seed:
             raise ConfigError(f"{store_path} was generated with seed {stored_seed}, not {seed}")
-        config = stored_cfg if world_config is None else get_preset(world_config)
+        config = stored_cfg if world_config is None else get_world_config(world_config)
         seed = stored_seed
     elif world_config is None or seed is None:
         raise ConfigError("world_probes needs a store_path, or both world_config and seed")
     else:
-        config = get_preset(world_config)
-    world = World(config, seed)
+        config = get_world_config(world_config)
+    world = WorldRenderer(config, seed)
     records, skipped = [], []
     try:
         for index in split_user_indices(config, split):
@@ -166,7 +166,7 @@ def _check_against_store(store, user: str, latent, config: WorldConfig) -> str:
 
 def all_preset_probes(seed: int = 0, presets: tuple[str, ...] | None = None) -> dict[str, Any]:
     """:func:`world_probes` of every synthetic preset (no store needed), by preset name."""
-    return {name: world_probes(world_config=name, seed=seed) for name in presets or tuple(PRESETS)}
+    return {name: world_probes(world_config=name, seed=seed) for name in presets or tuple(WORLD_PRESETS)}
 
 
 def probes_markdown(results: dict[str, dict[str, Any]]) -> str:

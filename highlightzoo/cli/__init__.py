@@ -16,7 +16,7 @@ from highlightzoo import __version__
 from highlightzoo.errors import HighlightZooError
 
 # Modules under highlightzoo.cli that contribute subcommands.
-COMMAND_MODULES = ("data", "models", "engine", "bench")
+COMMAND_MODULES = ("data", "features", "models", "engine", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"highlightzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"highlightzoo.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"highlightzoo.cli.{name}":
-                continue  # command group not present in this build
-            raise
-        module.register(sub)
+        importlib.import_module(f"highlightzoo.cli.{name}").register(sub)
     return parser
 
 

@@ -33,11 +33,21 @@ def _tables(args: argparse.Namespace) -> int:
         device=args.device,
         cache_dir=Path(args.cache) if args.cache else None,
         quiet=args.quiet,
+        backend=_store_backend(args.data),
         report=not args.no_report,
         jobs=args.jobs,
     )
     print(path)
     return 0
+
+
+def _store_backend(data: str | None):
+    """The backend of ``--data STORE`` (None: the preset's synthetic world)."""
+    if data is None:
+        return None
+    from highlightzoo.bench.store_backend import StoreBackend
+
+    return StoreBackend(data)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -47,6 +57,21 @@ def _report(args: argparse.Namespace) -> int:
         print(path)
     if args.readme:
         print(embed_table(Path(args.readme), Path(args.dir)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from highlightzoo.bench.compare import compare_markdown
+    from highlightzoo.bench.results import load_results
+    from highlightzoo.io import atomic_write_text
+
+    a, b = Path(args.a), Path(args.b)
+    text = compare_markdown(load_results(a), load_results(b), a.name, b.name, args.protocol)
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+        print(args.out)
+    else:
+        print(text, end="")
     return 0
 
 
@@ -88,6 +113,10 @@ def register(subparsers) -> None:
                         help="only these models (default: every model of both tables)")
     tables.add_argument("--replay", default=None, metavar="CSV",
                         help="replay the user/segment structure of a PHD-GIFs CSV (synthetic features)")
+    tables.add_argument("--data", default=None, metavar="STORE",
+                        help="run on this feature store (train/val/test splits, e.g. from `data "
+                             "import-phdgifs`) instead of the preset's world; the preset gives the "
+                             "training rules, the tables name the store")  # fmt: skip
     tables.add_argument("--out", required=True, metavar="DIR", help="benchmark folder (resumable)")
     tables.add_argument("--device", default=None, help="override the preset's device (cpu, cuda)")
     tables.add_argument("--epochs", type=int, default=None,
@@ -110,6 +139,18 @@ def register(subparsers) -> None:
     report.add_argument("--readme", default=None, metavar="MD",
                         help="also copy DIR/table1.md into this file's generated-table block")
     report.set_defaults(func=_report)
+
+    comp = sub.add_parser(
+        "compare", help="which model orderings held or flipped between two results folders",
+        description="Compare two benchmark folders tested on the same videos: each model's mAP "
+        "shift and every pair's ordering in each, with paired Wilcoxon tests (one AP protocol).",
+    )
+    comp.add_argument("a", metavar="DIR_A")
+    comp.add_argument("b", metavar="DIR_B")
+    comp.add_argument("--protocol", choices=("steps", "avhd"), default="steps",
+                      help="AP protocol to compare under (both folders must have it; default steps)")
+    comp.add_argument("--out", default=None, metavar="MD", help="write the markdown here")
+    comp.set_defaults(func=_compare)
 
     presets = sub.add_parser("presets", help="list the benchmark presets")
     presets.add_argument("--verbose", "-v", action="store_true", help="print every field")

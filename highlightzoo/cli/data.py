@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from highlightzoo.data.synthetic import PRESETS
+from highlightzoo.data.synthetic import WORLD_PRESETS
 
 
 def register(subparsers) -> None:
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     data.set_defaults(func=lambda args: data.print_help() or 1)
 
     p = sub.add_parser("synth", help="generate a synthetic world into a feature store")
-    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
+    p.add_argument("--preset", default="tiny", choices=sorted(WORLD_PRESETS),
                    help="world size: tiny (tests), quick (CPU benchmark), standard (GPU "
                         "benchmark), paper (the paper's 9,478/750/675 users); default tiny")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("replay", help="PHD-GIFs CSV structure with synthetic features")
     p.add_argument("csv", help="PHD-GIFs CSV (e.g. testing.csv)")
-    p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+    p.add_argument("--preset", default="quick", choices=sorted(WORLD_PRESETS),
                    help="preset whose feature parameters to use (its user counts are "
                         "ignored); default quick")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed of the features and split")
@@ -41,8 +41,17 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("import-phdgifs", help="import a PHD-GIFs CSV with your own features")
     p.add_argument(
-        "csv", help="PHD-GIFs CSV (youtubeId,start,duration,user_id,video_duration,is_last)"
-    )
+        "csv", nargs="?", default=None,
+        help="one PHD-GIFs CSV (youtubeId,start,duration,user_id,video_duration,is_last), its "
+             "users split 80/10/10; or give --train and --test instead",
+    )  # fmt: skip
+    p.add_argument("--train", metavar="CSV", help="the official training CSV (training.csv)")
+    p.add_argument("--test", metavar="CSV",
+                   help="the official test CSV (testing.csv): its users are exactly the test split")
+    p.add_argument("--val-users", type=float, default=0.1, metavar="N_OR_FRACTION",
+                   help="with --train/--test: validation users drawn from the training users, a "
+                        "count (e.g. 750, the paper's) or a fraction (default 0.1), seeded by "
+                        "--split-seed")  # fmt: skip
     p.add_argument("--features", required=True,
                    help="HDF5 file with one (T, D) dataset per video id (at the root or under "
                         "/features), or one group per video with 'features' (the eccv16 "
@@ -51,8 +60,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--rate",
         type=float,
-        default=1.875,
-        help="feature steps per second (default 1.875: C3D every 16 frames at 30 fps)",
+        default=None,
+        help="feature steps per second (default: the rate a `features extract` file states, "
+             "else 1.875: C3D every 16 frames at 30 fps)",
     )
     p.add_argument("--out", required=True, help="output .h5 path (written atomically)")
     p.add_argument(
@@ -113,9 +123,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from highlightzoo.data.phdgifs import import_phdgifs
+    from highlightzoo.errors import ConfigError
 
+    if args.csv and (args.train or args.test):
+        raise ConfigError("give one CSV, or --train and --test, not both")
+    if not args.csv and not (args.train and args.test):
+        raise ConfigError("import-phdgifs needs a CSV, or both --train CSV and --test CSV")
     report = import_phdgifs(
-        args.csv, args.features, args.rate, args.out, split_seed=args.split_seed,
+        args.csv or args.train, args.features, args.rate, args.out, split_seed=args.split_seed,
+        test_csv=args.test, val_users=args.val_users,
         dtype="float16" if args.float16 else "float32", strict=not args.lenient,
         progress=not args.quiet,
     )  # fmt: skip
@@ -157,7 +173,7 @@ def _info(args: argparse.Namespace) -> int:
 
     notes = _temp_file_notes(args.store)
     try:
-        store = FeatureStore.open(
+        store = FeatureStore(
             args.store, strict=not args.lenient, check_features=not args.no_feature_check
         )
     except DataFormatError as err:

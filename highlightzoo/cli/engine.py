@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError
+from highlightzoo.errors import ConfigError, DataFormatError
 
 
 class _LazyChoices:
@@ -126,14 +126,15 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from highlightzoo.training import TrainConfig, train
+    from highlightzoo.training import TrainConfig, train  # the trainer only when training
+    from highlightzoo.training.resume import resume_overrides
     from highlightzoo.training.runs import read_json
 
     given = _given(args)
     if args.resume:
         if args.config:
             raise ConfigError("--resume uses the run's own config; drop --config")
-        result = train(None, args.quiet, resume=args.resume, overrides=_resume_overrides(given, args.resume))
+        result = train(None, args.quiet, resume=args.resume, overrides=resume_overrides(given, args.resume))
     else:
         base: dict[str, Any] = {}
         if args.config:
@@ -156,29 +157,6 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"{tested}; best step {sel.best_step} of {sel.steps_run}, stopped by {sel.stop_reason}; "
           f"run folder: {result.run_dir}")
     return 0
-
-
-def _resume_overrides(given: dict[str, Any], run: str) -> dict[str, Any]:
-    """Flags allowed with --resume; a flag that would change the run is an error.
-
-    ``--data`` is allowed: the run then trains on that store (and says so),
-    where without it the run's own store must be unchanged (docs/reliability.md).
-    """
-    from highlightzoo.training import RESUMABLE_FIELDS, TrainConfig
-    from highlightzoo.training.runs import CONFIG_FILE, read_json
-
-    if not Path(run).is_dir():
-        raise RunFolderError(f"cannot resume {run!r}: no such run folder")
-    saved = TrainConfig.from_dict(read_json(Path(run) / CONFIG_FILE, "run config")).to_dict()
-    changed = sorted(
-        k for k, v in given.items() if k not in (*RESUMABLE_FIELDS, "data") and saved.get(k) != v
-    )
-    if changed:
-        raise ConfigError(
-            f"--resume cannot change {', '.join(changed)} of run {run!r}; only "
-            f"{', '.join(RESUMABLE_FIELDS)} and --data may be given"
-        )
-    return {k: v for k, v in given.items() if k in (*RESUMABLE_FIELDS, "data")}
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -228,16 +206,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         print(
             f"{model} ({payload['path']}) {args.split}, protocol {result.protocol}: "
-            f"mAP {result.map:.3f} (95% CI {_fmt_ci(result.ci)}), "
+            f"mAP {result.map:.3f} (95% CI {result.ci_text()}), "
             f"user mAP {result.user_map:.3f}, nMSD {result.nmsd:.4f}, hit@{result.hit_k} "
             f"{result.hit:.3f}; {result.n_pairs} videos, {result.n_skipped} skipped; "
             + ", ".join(f"mAP[{p}] {v:.3f}" for p, v in result.map_by_protocol.items())
         )
     return 0
-
-
-def _fmt_ci(ci: tuple[float | None, float | None]) -> str:
-    return "n/a" if ci[0] is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
 
 
 # --------------------------------------------------------------------------- predict
@@ -248,15 +222,30 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="top-k highlights of one video for one user's history",
         description=(
-            "Score a video (T x D .npy) for a user history (.npz, one (L_j x D) array per history "
+            "Score a video for a user history and print the top-k segments in seconds with "
+            "explanations. Either a video file (--video; needs the [video] extra: features are "
+            "extracted with the run's backbone) with history clips as files (--history a.mp4 ...) "
+            "or as a CSV of video,start,end rows (--history-csv), or precomputed features: a "
+            "(T x D) .npy (--video-features) with a history .npz (one (L_j x D) array per history "
             "segment, in saved order; optional int array 'history_video' giving each segment's "
-            "history-video index) and print the top-k segments in seconds with explanations."
+            "history-video index)."
         ),
     )
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run folder")
-    p.add_argument("--video-features", required=True, type=Path, help="(T, D) float array, .npy")
-    p.add_argument("--history", type=Path, help="history segments, .npz (omit: empty history)")
-    p.add_argument("--rate", required=True, type=float, help="feature steps per second of the video")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", type=Path, help="a video file (see docs/your-own-data.md)")
+    source.add_argument("--video-features", type=Path, help="(T, D) float array, .npy")
+    p.add_argument("--history", type=Path, nargs="+",
+                   help="history: video files (with --video), or one .npz of segment features "
+                        "(with --video-features); omit: empty history")  # fmt: skip
+    p.add_argument("--history-csv", type=Path,
+                   help="with --video: history segments as video,start,end rows (seconds; paths "
+                        "relative to the CSV)")  # fmt: skip
+    p.add_argument("--rate", type=float,
+                   help="feature steps per second of --video-features (with --video: the run's)")
+    p.add_argument("--backbone", help="backbone of the features (default: the run's; another one is refused)")
+    p.add_argument("--weights", help="backbone weights for --video (default: the run's; a file if "
+                                     "the run used one)")  # fmt: skip
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--explain-top", type=int, default=3, help="history segments listed per chosen segment")
     p.add_argument("--device", default="cpu")
@@ -296,14 +285,66 @@ def load_history(path: Path | None) -> tuple[list[np.ndarray], list[int] | None]
     return segments, owners
 
 
+def _run_features(checkpoint: str) -> dict[str, Any] | None:
+    """How the run's store features were made (its checkpoint's ``features``), or None."""
+    from highlightzoo.training.checkpoint import load_checkpoint, resolve_checkpoint_path
+
+    return load_checkpoint(resolve_checkpoint_path(checkpoint)).get("features")
+
+
+def _check_declared_backbone(args: argparse.Namespace) -> None:
+    """``--backbone`` with ``--video-features`` says where the .npy came from: it must be the run's."""
+    if args.backbone is None:
+        return
+    from highlightzoo.features.backbones import get_backbone_spec
+    from highlightzoo.features.extract import features_mismatch
+
+    spec = get_backbone_spec(args.backbone)
+    declared = {"backbone": spec.name, "feature_dim": spec.feature_dim, "rate": args.rate}
+    problem = features_mismatch(_run_features(args.checkpoint), declared)
+    if problem:
+        raise ConfigError(f"refused: {problem}")
+
+
+def _features_from_videos(args: argparse.Namespace) -> tuple[np.ndarray, list, list[int], float]:
+    """``--video`` (+ ``--history`` files / ``--history-csv``) -> features with the run's backbone."""
+    from highlightzoo.features.for_run import (
+        extractor_for_run,
+        history_from_csv,
+        history_from_files,
+    )
+
+    if args.history and args.history_csv:
+        raise ConfigError("give history clips with --history or --history-csv, not both")
+    extractor = extractor_for_run(
+        _run_features(args.checkpoint), backbone=args.backbone, weights=args.weights, device=args.device
+    )
+    if args.rate is not None and not np.isclose(args.rate, extractor.rate):
+        raise ConfigError(f"--rate {args.rate:g} differs from the backbone's {extractor.rate:g} steps/s; drop it")
+    video, _ = extractor.extract(args.video)
+    if args.history_csv is not None:
+        segments, owners = history_from_csv(extractor, args.history_csv)
+    else:
+        segments, owners = history_from_files(extractor, list(args.history or []))
+    return video, segments, owners, extractor.rate
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from highlightzoo.inference import Detector
 
     detector = Detector.from_checkpoint(
         args.checkpoint, device=args.device, window_steps=args.window_steps or None
     )
-    video = load_video_features(args.video_features)
-    segments, owners = load_history(args.history)
+    if args.video is not None:
+        video, segments, owners, args.rate = _features_from_videos(args)
+    else:
+        if args.history_csv is not None or (args.history and len(args.history) > 1):
+            raise ConfigError("--video-features takes one history .npz; video files need --video")
+        if args.rate is None:
+            raise ConfigError("--video-features needs --rate (feature steps per second)")
+        _check_declared_backbone(args)
+        video = load_video_features(args.video_features)
+        segments, owners = load_history(args.history[0] if args.history else None)
     prediction = detector.predict(
         video, segments, args.rate, args.top_k, history_video=owners, explain_top=args.explain_top
     )

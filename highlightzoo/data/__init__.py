@@ -21,7 +21,7 @@ from highlightzoo.data.store import (
     UserRecord,
 )
 from highlightzoo.data.synthetic import (
-    PRESETS,
+    WORLD_PRESETS,
     SynthReport,
     WorldConfig,
     synthesize,
@@ -33,7 +33,7 @@ __all__ = [
     "DatasetReport",
     "FeatureStore",
     "ImportReport",
-    "PRESETS",
+    "WORLD_PRESETS",
     "SynthReport",
     "WorldConfig",
     "HighlightDataset",

@@ -151,7 +151,7 @@ class HighlightDataset(Dataset):
         if clip_len < 1:
             raise ConfigError(f"clip_len must be >= 1, got {clip_len}")
         self.store = (
-            store_or_path if isinstance(store_or_path, FeatureStore) else FeatureStore.open(store_or_path)
+            store_or_path if isinstance(store_or_path, FeatureStore) else FeatureStore(store_or_path)
         )
         self.split, self.mode = split, mode
         self.sampling = sampling if mode == "train" else "last_video"

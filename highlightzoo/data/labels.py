@@ -4,7 +4,7 @@ Annotations live in seconds; models see feature *steps* at a feature rate
 (steps per second). Step ``i`` spans the half-open time interval
 ``[i / rate, (i + 1) / rate)``.
 
-Label rule (EVALUATION.md, "Frames, seconds and segments"): a step is positive
+Label rule (docs/data.md, "Labels"): a step is positive
 when the *union* of the highlight segments covers at least ``min_fraction`` of
 its span (default one half). Overlapping segments are merged first, so two
 segments covering the same second never count twice; a segment shorter than

@@ -237,6 +237,14 @@ class FeatureSource:
         array = self._from_h5(video_id)
         return None if array is None else _numeric(array, str(self.path), video_id)
 
+    def duration(self, video_id: str) -> float | None:
+        """The ``duration`` attribute (s) of a video's HDF5 dataset (``features extract`` writes it)."""
+        if self._h5 is None or video_id not in self._root:
+            return None
+        value = self._root[video_id].attrs.get("duration")
+        ok = isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value) > 0
+        return float(value) if ok else None
+
     def _from_h5(self, video_id: str) -> np.ndarray | None:
         key = video_id if video_id in self._root else self._names.get(video_id)
         if key is None:
@@ -301,11 +309,13 @@ def _numeric(array: np.ndarray, path: str, video_id: str) -> np.ndarray:
 def import_phdgifs(
     csv_path: str | os.PathLike,
     features: str | os.PathLike,
-    rate: float,
+    rate: float | None,
     out_path: str | os.PathLike,
     *,
     split_seed: int = 0,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    test_csv: str | os.PathLike | None = None,
+    val_users: float = 0.1,
     dtype: str = "float32",
     strict: bool = True,
     progress: bool = True,
@@ -313,17 +323,25 @@ def import_phdgifs(
     """Build a feature store from a PHD-GIFs CSV and a feature file/folder.
 
     ``rate`` is the features' steps per second (C3D every 16 frames at 30 fps:
-    1.875). Users are split with :func:`split_users`. Rows whose video has no
-    features, or whose span lies outside the video or is empty, are always
+    1.875); None takes the rate a ``features extract`` file states, else
+    1.875 (a stated rate that differs from ``rate`` is an error). With one CSV
+    users are split with :func:`split_users`; with ``test_csv`` (the official
+    ``training.csv`` + ``testing.csv``) ``csv_path`` gives the training users,
+    ``test_csv`` exactly the test users, and :func:`official_splits` draws
+    ``val_users`` of the training users for validation. Rows whose video has
+    no features, or whose span lies outside the video or is empty, are always
     dropped and reported; ``strict`` only governs malformed CSV lines (raise,
     or skip and report with ``strict=False``). Returns the report.
     """
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (
-        math.isfinite(rate) and rate > 0
-    ):
-        raise ConfigError(f"--rate must be a finite number of feature steps per second > 0, got {rate!r}")
-    rate = float(rate)
+    info = _features_info(features)
+    rate = _resolve_rate(rate, info, features)
     table = read_phdgifs_csv(csv_path, strict=strict)
+    test_ids: set[str] | None = None
+    if test_csv is not None:
+        test_table = read_phdgifs_csv(test_csv, strict=strict)
+        _check_disjoint(table, test_table, csv_path, test_csv)
+        test_ids = {u.user_id for u in test_table.users}
+        table = CsvAnnotations(table.users + test_table.users, table.bad_rows + test_table.bad_rows)
     users = table.users
     if table.n_rows + len(table.bad_rows) == 0:
         raise DataFormatError(
@@ -354,13 +372,20 @@ def import_phdgifs(
         unused = len({v for v in videos if v not in used})
         if unused:  # had features, but every row using them was dropped
             report.videos_lost["unused_after_filtering"] += unused
-        splits = split_users([u.user_id for u in kept], fractions, split_seed)
+        if test_ids is None:
+            splits = split_users([u.user_id for u in kept], fractions, split_seed)
+            how = f"split_seed {split_seed}, fractions {list(fractions)}"
+        else:
+            splits = official_splits(
+                [u.user_id for u in kept if u.user_id not in test_ids],
+                [u.user_id for u in kept if u.user_id in test_ids], val_users, split_seed,
+            )  # fmt: skip
+            how = f"test users of {Path(test_csv).name}, val_users {val_users:g}, split_seed {split_seed}"
         report.splits = {k: len(v) for k, v in splits.items()}
-        source_text = (
-            f"phd-gifs import of {Path(csv_path).name} (rate {rate} steps/s, "
-            f"split_seed {split_seed}, fractions {list(fractions)})"
-        )
-        with StoreWriter(out_path, dim, source=source_text, dtype=dtype) as w:
+        source_text = f"phd-gifs import of {Path(csv_path).name} (rate {rate} steps/s, {how})"
+        if info is not None and info.get("feature_dim") not in (None, dim):
+            info = None  # the file's own description does not fit the features kept
+        with StoreWriter(out_path, dim, source=source_text, dtype=dtype, features_info=info) as w:
             for vid in sorted(used):
                 feats, dur = videos[vid]
                 w.add_video(vid, feats, rate, dur)
@@ -374,6 +399,75 @@ def import_phdgifs(
     finally:
         source.close()
     return report
+
+
+def official_splits(
+    train_ids: Sequence[str], test_ids: Sequence[str], val_users: float = 0.1, seed: int = 0
+) -> dict[str, list[str]]:
+    """Splits of the official CSVs: ``test`` = ``test_ids``; ``val`` drawn from ``train_ids``.
+
+    ``val_users``: a count (an integer >= 1) or a fraction of the training
+    users (0 <= x < 1, rounded to the nearest count). The draw depends only on
+    the *set* of training ids and ``seed`` (sorted, then permuted); each split
+    keeps the input order. The paper: 9,478 train / 750 val / 675 test users.
+    """
+    train = list(dict.fromkeys(str(u) for u in train_ids))
+    n = len(train)
+    value = float(val_users)
+    if not math.isfinite(value) or value < 0 or (value >= 1 and value != int(value)):
+        raise ConfigError(f"--val-users must be a count (an integer >= 1) or a fraction in [0, 1), got {val_users!r}")
+    count = int(value) if value >= 1 else int(round(value * n))
+    if count >= n:
+        raise ConfigError(f"--val-users {val_users:g} leaves no training user ({n} users in the training CSV)")
+    order = np.random.default_rng(seed).permutation(n)
+    chosen = {sorted(train)[i] for i in order[:count]}
+    return {
+        "train": [u for u in train if u not in chosen],
+        "val": [u for u in train if u in chosen],
+        "test": list(dict.fromkeys(str(u) for u in test_ids)),
+    }
+
+
+def _check_disjoint(train: CsvAnnotations, test: CsvAnnotations, train_path, test_path) -> None:
+    """Users in both CSVs would leak test users into training: an error naming them."""
+    test_ids = {u.user_id for u in test.users}
+    both = [u.user_id for u in train.users if u.user_id in test_ids]
+    if both:
+        shown = ", ".join(repr(u) for u in both[:5]) + (f" and {len(both) - 5} more" if len(both) > 5 else "")
+        raise DataFormatError(
+            f"{len(both)} user(s) are in both the training CSV and the test CSV "
+            f"{str(test_path)!r}: {shown}", path=str(train_path), user=both[0], reason="overlapping_users",
+        )  # fmt: skip
+
+
+#: the features' steps per second when neither ``--rate`` nor the features file says
+DEFAULT_RATE = 1.875
+
+
+def _features_info(features: str | os.PathLike) -> dict | None:
+    """How an HDF5 features file was made (``features extract`` writes it), or None."""
+    if not Path(features).is_file():
+        return None
+    from highlightzoo.features.extract import read_features_info
+
+    return read_features_info(features)
+
+
+def _resolve_rate(rate: float | None, info: dict | None, features) -> float:
+    """``rate``, else the features file's stated rate, else :data:`DEFAULT_RATE`; checked."""
+    stated = None if info is None else info.get("rate")
+    if rate is None:
+        rate = stated if stated is not None else DEFAULT_RATE
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (
+        math.isfinite(rate) and rate > 0
+    ):
+        raise ConfigError(f"--rate must be a finite number of feature steps per second > 0, got {rate!r}")
+    if stated is not None and not math.isclose(float(rate), float(stated), rel_tol=1e-6):
+        raise ConfigError(
+            f"--rate {rate:g} contradicts the rate {stated:g} steps/s that features file "
+            f"{str(features)!r} states ({info.get('backbone')}); drop --rate"
+        )
+    return float(rate)
 
 
 def _load_videos(
@@ -429,7 +523,7 @@ def _load_videos(
         elif not np.isfinite(feats).all():
             lose(vid, "nan_features")
         else:
-            out[vid] = (feats, durations[vid] or feats.shape[0] / rate)
+            out[vid] = (feats, durations[vid] or source.duration(vid) or feats.shape[0] / rate)
     return out
 
 

@@ -1,4 +1,4 @@
-"""A synthetic world with the properties the paper relies on (DATA.md, "A synthetic world").
+"""A synthetic world with the properties the paper relies on (docs/synthetic-world.md).
 
 No real video features exist here, so the benchmark runs on generated data.
 Every parameter of :class:`WorldConfig` says where its value comes from: a
@@ -103,9 +103,9 @@ class WorldConfig:
     n_train: int = 8
     n_val: int = 2
     n_test: int = 2
-    #: feature size; C3D is 8192-d (DATA.md), smaller here to fit CPU/disk budgets
+    #: feature size; C3D is 8192-d (docs/synthetic-world.md), smaller here to fit CPU/disk budgets
     feature_dim: int = 16
-    #: steps per second: C3D, one feature per 16 frames at ~30 fps (DATA.md) = 1.875
+    #: steps per second: C3D, one feature per 16 frames at ~30 fps (docs/synthetic-world.md) = 1.875
     rate: float = 1.875
     #: on-disk dtype of features (float16 halves disk use; reading gives float32)
     dtype: str = "float32"
@@ -114,23 +114,23 @@ class WorldConfig:
     max_video_s: float | None = None
     #: at most this many annotated videos per user, target included (paper Sec. 4.1: 20)
     max_videos_per_user: int = 20
-    #: number of latent topics: "dozens of topics" (DATA.md); paper lists cartoons, pets, music...
+    #: number of latent topics: "dozens of topics" (docs/synthetic-world.md); paper lists cartoons, pets, music...
     n_topics: int = 40
-    #: topic popularity ~ rank^-zipf: "popular topics more common" (DATA.md); exponent: assumption
+    #: topic popularity ~ rank^-zipf: "popular topics more common" (docs/synthetic-world.md); exponent: assumption
     topic_zipf: float = 1.0
     #: fraction of feature dims active in a topic prototype / generic direction (sparse,
-    #: non-negative like ReLU features, DATA.md); value: assumption
+    #: non-negative like ReLU features, docs/synthetic-world.md); value: assumption
     support: float = 0.25
-    #: probabilities of a user having 1, 2, 3, 4 interest topics ("1 to 4", DATA.md); assumption
+    #: probabilities of a user having 1, 2, 3, 4 interest topics ("1 to 4", docs/synthetic-world.md); assumption
     interest_probs: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1)
-    #: share of highlights off the user's interests ("subjective noise", DATA.md); assumption
+    #: share of highlights off the user's interests ("subjective noise", docs/synthetic-world.md); assumption
     off_interest: float = 0.15
     #: chance that a user's further highlight in a video overlaps an earlier one (users make
     #: several GIFs of one moment): measured on testing.csv, 49 % of extra target segments
     #: and 22 % of extra history segments overlap an earlier segment of the same video
     overlap_target: float = 0.49
     overlap_history: float = 0.22
-    #: shot duration: lognormal median / log-sd / bounds, "a few seconds each" (DATA.md); assumption
+    #: shot duration: lognormal median / log-sd / bounds, "a few seconds each" (docs/synthetic-world.md); assumption
     shot_median_s: float = 5.0
     shot_log_sd: float = 0.5
     shot_min_s: float = 1.5
@@ -139,12 +139,12 @@ class WorldConfig:
     #: shots in a video", paper Sec. 4.1); assumption
     topics_per_video: tuple[int, int] = (2, 4)
     #: appeal of unlabelled shots ~ Beta(a, b): mostly dull, a few generically interesting
-    #: (the generic component, DATA.md); assumption
+    #: (the generic component, docs/synthetic-world.md); assumption
     appeal_beta: tuple[float, float] = (1.5, 4.0)
     #: appeal of a highlighted shot ~ U(lo, hi): highlights sit in interesting shots; assumption
     highlight_appeal: tuple[float, float] = (0.7, 1.0)
     #: feature mixture gains and per-dim noise sd (chosen so one step's appeal is ambiguous
-    #: and temporal context helps, DATA.md); assumption
+    #: and temporal context helps, docs/synthetic-world.md); assumption
     topic_gain: float = 1.0
     shot_jitter: float = 0.3
     generic_gain: float = 1.0
@@ -172,7 +172,7 @@ class WorldConfig:
         return self
 
 
-PRESETS: dict[str, WorldConfig] = {
+WORLD_PRESETS: dict[str, WorldConfig] = {
     # unit tests: a few users, generated and loaded in well under a second
     "tiny": WorldConfig("tiny", 8, 2, 2, feature_dim=16, max_video_s=240.0, max_videos_per_user=4),
     # CPU benchmark: 45 training runs on 2 cores must fit ~20 min
@@ -184,17 +184,17 @@ PRESETS: dict[str, WorldConfig] = {
 }
 
 
-def get_preset(name_or_config: str | WorldConfig) -> WorldConfig:
+def get_world_config(name_or_config: str | WorldConfig) -> WorldConfig:
     """A preset by name (``tiny``, ``quick``, ``standard``, ``paper``) or the config itself."""
     if isinstance(name_or_config, WorldConfig):
         return name_or_config.validate()
-    if name_or_config not in PRESETS:
-        raise ConfigError(f"unknown preset {name_or_config!r}; choose from {sorted(PRESETS)}")
-    return PRESETS[name_or_config].validate()
+    if name_or_config not in WORLD_PRESETS:
+        raise ConfigError(f"unknown preset {name_or_config!r}; choose from {sorted(WORLD_PRESETS)}")
+    return WORLD_PRESETS[name_or_config].validate()
 
 
 @dataclass(frozen=True)
-class Segment:
+class PlannedHighlight:
     """A highlight to place: span in seconds and the topic of the shot around it."""
 
     start: float
@@ -215,7 +215,7 @@ class StepLatents:
     appeal: np.ndarray
 
 
-class World:
+class WorldRenderer:
     """Topic prototypes and the renderer of one video's features."""
 
     def __init__(self, config: WorldConfig, seed: int) -> None:
@@ -255,7 +255,7 @@ class World:
         appeal = rng.beta(*c.appeal_beta, size=len(ends))
         return np.stack([starts, ends, topic, appeal, rng.uniform(starts, ends)], axis=1)
 
-    def shots(self, duration: float, segments: list[Segment], rng: np.random.Generator):
+    def shots(self, duration: float, segments: list[PlannedHighlight], rng: np.random.Generator):
         """Shot boundaries, topics, appeal and peak times covering ``[0, duration)``.
 
         Each highlight gets an anchor shot around it (its topic, high appeal,
@@ -288,12 +288,12 @@ class World:
                 t = a[1]
         return np.concatenate(parts).reshape(-1, 5)
 
-    def render(self, duration: float, segments: list[Segment], rng: np.random.Generator):
+    def render(self, duration: float, segments: list[PlannedHighlight], rng: np.random.Generator):
         """(T, D) float32 features of a video of ``duration`` s with these highlights."""
         return self.render_with_latents(duration, segments, rng)[0]
 
     def render_with_latents(
-        self, duration: float, segments: list[Segment], rng: np.random.Generator
+        self, duration: float, segments: list[PlannedHighlight], rng: np.random.Generator
     ) -> tuple[np.ndarray, StepLatents]:
         """:meth:`render` plus the hidden variables of each step (same draws, same features)."""
         c = self.cfg
@@ -332,28 +332,28 @@ class SynthReport:
         )
 
 
-def _user_plan(world: World, rng: np.random.Generator):
+def _user_plan(world: WorldRenderer, rng: np.random.Generator):
     """A user's target (duration, segments) and history videos, drawn (interests first)."""
     return _plan_videos(world, world.interests(rng), rng)
 
 
-def _plan_videos(world: World, interests: np.ndarray, rng: np.random.Generator):
+def _plan_videos(world: WorldRenderer, interests: np.ndarray, rng: np.random.Generator):
     """A user's target (duration, segments) and history videos, given the interests."""
     c = world.cfg
 
-    def video(table: tuple, n_segments: int, overlap: float) -> tuple[float, list[Segment]]:
+    def video(table: tuple, n_segments: int, overlap: float) -> tuple[float, list[PlannedHighlight]]:
         cap = c.max_video_s if table is VIDEO_S else None
         duration = _draw(table, rng, hi=cap)
-        segs: list[Segment] = []
+        segs: list[PlannedHighlight] = []
         for _ in range(n_segments):
             d = min(_draw(SEGMENT_S, rng), 0.9 * duration)
             if segs and rng.random() < overlap:  # another GIF of an earlier moment
                 prev = segs[int(rng.integers(len(segs)))]
                 s = float(np.clip(rng.uniform(prev.start - 0.9 * d, prev.end), 0.0, duration - d))
-                segs.append(Segment(s, s + d, prev.topic))
+                segs.append(PlannedHighlight(s, s + d, prev.topic))
                 continue
             s = rng.uniform(0.0, duration - d)
-            segs.append(Segment(s, s + d, world.segment_topic(interests, rng)))
+            segs.append(PlannedHighlight(s, s + d, world.segment_topic(interests, rng)))
         return duration, segs
 
     target = video(TARGET_VIDEO_S, _draw_count(TARGET_SEGMENTS, rng), c.overlap_target)
@@ -374,8 +374,8 @@ def synthesize(
     Users are generated and written one at a time (memory does not grow with
     the number of videos); the same ``(config, seed)`` gives the same bytes.
     """
-    cfg = get_preset(config)
-    world = World(cfg, seed)
+    cfg = get_world_config(config)
+    world = WorldRenderer(cfg, seed)
     report = SynthReport()
     meta = {"mode": "synthetic", "seed": seed, **cfg.to_dict()}
     split_of = ["train"] * cfg.n_train + ["val"] * cfg.n_val + ["test"] * cfg.n_test
@@ -421,15 +421,15 @@ class TargetLatents:
     user_index: int
     interests: np.ndarray
     duration: float
-    segments: list[Segment]
+    segments: list[PlannedHighlight]
     features: np.ndarray
     steps: StepLatents
 
 
-def target_latents(world: World, seed: int, user_index: int) -> TargetLatents:
+def target_latents(world: WorldRenderer, seed: int, user_index: int) -> TargetLatents:
     """Redraw user ``user_index``'s interests and target video exactly as :func:`synthesize` does.
 
-    ``world`` must be ``World(config, seed)`` of the same config and seed. The
+    ``world`` must be ``WorldRenderer(config, seed)`` of the same config and seed. The
     same random stream is replayed (interests, plan, then the target is the
     first video rendered), so ``features`` equal the stored ones; history
     videos are planned but not rendered.
@@ -466,11 +466,11 @@ def synthesize_replay(
     listed with their reason. Users are split with
     :func:`~highlightzoo.data.phdgifs.split_users` (``split_seed`` defaults to ``seed``).
     """
-    cfg = get_preset(config)
-    world = World(cfg, seed)
+    cfg = get_world_config(config)
+    world = WorldRenderer(cfg, seed)
     users = read_phdgifs_csv(csv_path).users
     report = SynthReport()
-    per_video: dict[str, list[Segment]] = {}
+    per_video: dict[str, list[PlannedHighlight]] = {}
     stated: dict[str, float | None] = {}
     kept_users = []
     for user in users:
@@ -482,7 +482,7 @@ def synthesize_replay(
                 report.dropped_rows.append((r.line, "nonpositive_duration"))
                 continue
             rows.append(r)
-            seg = Segment(max(r.start, 0.0), r.end, world.segment_topic(interests, rng))
+            seg = PlannedHighlight(max(r.start, 0.0), r.end, world.segment_topic(interests, rng))
             per_video.setdefault(r.video_id, []).append(seg)
             if stated.get(r.video_id) is None:
                 stated[r.video_id] = r.video_duration

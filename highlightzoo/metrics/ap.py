@@ -1,7 +1,7 @@
 """Average precision per video, as the personalized-highlight literature computes it, and mAP.
 
 The PHD-GIFs / Video2GIF evaluation (reused by A-VHD and PR-Net) scores one
-video at a time (docs/evaluation.md; ``EVALUATION.md`` steps 1-5):
+video at a time (docs/evaluation.md, "Average precision"):
 
 1. labels ``y`` (T,) in {0, 1} and scores ``s`` (T,), same length;
 2. every label 1 -> AP = 1; no label 1 -> no AP (:class:`NoPositiveLabelError`);

@@ -21,6 +21,9 @@ from einops import rearrange
 from torch import Tensor
 
 from highlightzoo.errors import MetricInputError
+from highlightzoo.models.components.pooling import (
+    broadcast_segment_scores as segment_scores_to_steps,
+)
 
 _EPS = 1e-9  # slack for window boundaries that fall exactly on a step
 
@@ -88,7 +91,10 @@ def broadcast_segment_scores(segment_scores: Any, segment_index: Any, fill: floa
     """Per-step scores from per-segment scores: ``out[..., t] = segment_scores[..., segment_index[..., t]]``.
 
     ``segment_scores`` (S,) or (B, S); ``segment_index`` (T,) or (B, T) integer,
-    the segment of each step, -1 on padding (those steps get ``fill``).
+    the segment of each step, -1 on padding (those steps get ``fill``). The
+    inputs are checked here; the gather is
+    :func:`highlightzoo.models.components.pooling.broadcast_segment_scores`, the
+    one the segment models use, so evaluation and models cannot disagree.
     """
     seg = _as_tensor(segment_scores, "segment_scores")
     idx = _as_tensor(segment_index, "segment_index").to(seg.device)
@@ -109,6 +115,6 @@ def broadcast_segment_scores(segment_scores: Any, segment_index: Any, fill: floa
             f"segment_index[{row}, {col}] = {int(idx[row, col])} is not a segment "
             f"(there are {seg.shape[1]}; -1 marks padding)"
         )
-    picked = torch.gather(seg, 1, idx.clamp_min(0).long())
+    picked = segment_scores_to_steps(seg, idx.long())  # the models' own kernel
     out = torch.where(idx >= 0, picked, torch.full_like(picked, fill))
     return _back(out[0] if single else out, segment_scores)

@@ -18,7 +18,6 @@ from highlightzoo.models.components.fcsn import FCSN, run_by_length
 from highlightzoo.models.components.norm import (
     TAINHistoryNet,
     TemporalAdaptiveInstanceNorm,
-    l2_normalize_steps,
 )
 from highlightzoo.models.components.sizing import check_width_mult
 from highlightzoo.models.fcsn import logits_to_output
@@ -31,7 +30,8 @@ class AVHD(nn.Module):
     def __init__(self, feature_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
         self.net = FCSN(
-            feature_dim, width_mult, norm=TemporalAdaptiveInstanceNorm, dropout=dropout
+            feature_dim, width_mult, norm=TemporalAdaptiveInstanceNorm, dropout=dropout,
+            l2_normalize=True,
         )
         ch = self.net.encoder.channels
         self.history_net = TAINHistoryNet(feature_dim, ch.fc, ch.pool4)
@@ -40,12 +40,11 @@ class AVHD(nn.Module):
         fc7_params, pool4_params = self.history_net(
             batch.history, batch.history_mask, batch.history_video, batch.user_ids
         )
-        video = l2_normalize_steps(batch.video)
 
         def run(x, rows):
             return self.net(x, (fc7_params.select(rows), pool4_params.select(rows)))
 
-        logits = run_by_length(run, video, batch.video_mask, 2, batch.video_ids)
+        logits = run_by_length(run, batch.video, batch.video_mask, 2, batch.video_ids)
         return logits_to_output(logits, batch.video_mask)
 
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.models.components.fcsn import FCSN, run_by_length
 from highlightzoo.models.components.heads import full_precision
-from highlightzoo.models.components.norm import TemporalInstanceNorm, l2_normalize_steps
+from highlightzoo.models.components.norm import TemporalInstanceNorm
 from highlightzoo.models.components.sizing import check_width_mult
 from highlightzoo.models.registry import ModelCard, register_model
 
@@ -38,12 +38,12 @@ class FCSNDetector(nn.Module):
 
     def __init__(self, feature_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
-        self.net = FCSN(feature_dim, width_mult, norm=TemporalInstanceNorm, dropout=dropout)
+        self.net = FCSN(feature_dim, width_mult, norm=TemporalInstanceNorm, dropout=dropout,
+                        l2_normalize=True)
 
     def forward(self, batch: Batch) -> ModelOutput:
-        video = l2_normalize_steps(batch.video)
-        logits = run_by_length(
-            lambda x, rows: self.net(x), video, batch.video_mask, 2, batch.video_ids
+        logits = run_by_length(  # steps L2-normalised inside the net's first conv
+            lambda x, rows: self.net(x), batch.video, batch.video_mask, 2, batch.video_ids
         )
         return logits_to_output(logits, batch.video_mask)
 

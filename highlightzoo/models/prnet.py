@@ -8,7 +8,7 @@ Read top to bottom, the forward pass is the paper's Sec. 3:
     p^u_i = sum_j softmax_j(lambda cos(s_i, h~_j)) h~_j (Eq. 2-3)
     p^c_i = 2-way softmax mix of p^u_i and g           (Eq. 4-5)
     l_i = s_i . p^c_i,   b_i = s_i . u                 (Eq. 6-7)
-    score_i = l_i - b_i                                (inference, MODELS.md item 7)
+    score_i = l_i - b_i                                (inference; docs/models.md, ``prnet``)
 
 and the default loss is the bi-directional contrastive loss (Eq. 8-9,
 ``highlightzoo.losses``). The ablations switch one part each; see
@@ -192,7 +192,7 @@ def highlight_probability(
     """(B, T) float32 highlight probability of each step; 0.5 on padding.
 
     ``"ratio"``: ``l~_i / (l~_i + b~_i)``, ``l~``/``b~`` the softmax of ``l``/``b``
-    over the real steps of the video (Eq. 8; MODELS.md items 6-7), computed as
+    over the real steps of the video (Eq. 8 as corrected in docs/models.md, ``prnet``), computed as
     ``sigmoid(log l~_i - log b~_i)``. ``"two_class"``: ``softmax([b_i, l_i])[1]
     = sigmoid(l_i - b_i)`` (PR-Net_CE's cross-entropy classes).
     """

@@ -10,6 +10,7 @@ naming the file.
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 import zipfile
@@ -22,6 +23,8 @@ from torch import nn
 
 from highlightzoo.errors import CheckpointError, HighlightZooError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+from highlightzoo.models.registry import create_model
+from highlightzoo.training.config import CARD_CAP, resolve_history_cap
 
 FORMAT = "highlightzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -104,6 +107,18 @@ def resolve_checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Pat
     return path
 
 
+def checkpoint_history_cap(payload: dict[str, Any]) -> int | None:
+    """The history cap a checkpoint's model was trained with, for evaluation and inference.
+
+    Recorded in the payload since checkpoints carry it; for older ones, the
+    cap its config resolves to (:func:`~highlightzoo.training.config.resolve_history_cap`).
+    """
+    if "history_cap" in payload:
+        return payload["history_cap"]
+    config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    return resolve_history_cap(config.get("history_cap", CARD_CAP), payload["model_card"].get("history_cap"))
+
+
 def check_run_checkpoint(payload: dict[str, Any]) -> None:
     """A checkpoint holds the model its run trains, built with the run's arguments.
 
@@ -112,8 +127,6 @@ def check_run_checkpoint(payload: dict[str, Any]) -> None:
     (model name and ``model_overrides``), so a file copied from another run is a
     :class:`CheckpointError`, never evaluated as if it were this run's.
     """
-    import json
-
     where = payload.get("path", "<checkpoint>")
     name = payload["model_card"].get("name")
     own = payload.get("config") if isinstance(payload.get("config"), dict) else {}
@@ -157,8 +170,6 @@ def model_from_checkpoint(
     against the checkpoint first, so a mismatch is a one-line error, not a
     shape error from deep inside torch.
     """
-    from highlightzoo.models.registry import create_model
-
     where = payload.get("path", "<checkpoint>")
     name = payload["model_card"].get("name")
     build_args = dict(payload["build_args"])

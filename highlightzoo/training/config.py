@@ -13,6 +13,7 @@ users only.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,8 @@ class TrainConfig:
     #: set by ``train()``: the content fingerprint of ``data`` (made absolute) when the run
     #: started, so resume and evaluate refuse another store (docs/reliability.md)
     data_fingerprint: dict[str, Any] | None = None
+    #: ``torch.compile`` the training forward (off: not yet measured to help; docs/performance.md)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list back
@@ -99,6 +102,8 @@ class TrainConfig:
         """Raise :class:`ConfigError` naming the first bad field."""
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
         if isinstance(self.history_cap, str) and self.history_cap != CARD_CAP:
             raise ConfigError(f"history_cap must be 'card', null or an int >= 0, got {self.history_cap!r}")
         if isinstance(self.history_cap, int) and (isinstance(self.history_cap, bool) or self.history_cap < 0):
@@ -143,8 +148,8 @@ class TrainConfig:
             raise ConfigError(f"min_fraction must be in (0, 1], got {self.min_fraction!r}")
 
     def resolved_history_cap(self, card_cap: int | None) -> int | None:
-        """The cap the data pipeline applies: the card's when ``history_cap == "card"``."""
-        return card_cap if self.history_cap == CARD_CAP else self.history_cap  # type: ignore[return-value]
+        """The cap the data pipeline applies (:func:`resolve_history_cap`)."""
+        return resolve_history_cap(self.history_cap, card_cap)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (tuples become lists)."""
@@ -175,8 +180,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     ``width=64`` gives an int, ``dropout=0.1`` a float, ``variant=attn`` the
     string ``"attn"``, ``dims=[1,2]`` a list.
     """
-    import json
-
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"model override {text!r} must look like key=value")
@@ -185,3 +188,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         parsed = value
     return key.strip(), parsed
+
+
+def resolve_history_cap(setting: int | str | None, card_cap: int | None) -> int | None:
+    """The one rule for a run's history cap: the model card's when ``setting`` is ``"card"``,
+    else ``setting`` (an int, or None for no cap)."""
+    return card_cap if setting == CARD_CAP else setting  # type: ignore[return-value]

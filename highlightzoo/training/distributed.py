@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError
 
 
@@ -102,19 +103,6 @@ def setup(device: str) -> tuple[DistContext, torch.device]:
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
         initialized_here = True
     return DistContext(rank, world, local, initialized_here), wanted
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; anything else as given, checked."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"unknown device {device!r}: {err}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for but CUDA is not available here")
-    return resolved
 
 
 class ShardedBatchSampler(Sampler[list[int]]):

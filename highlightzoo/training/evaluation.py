@@ -21,9 +21,22 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from highlightzoo import metrics
 from highlightzoo.batch import Batch
-from highlightzoo.errors import ConfigError
+from highlightzoo.data.dataset import HighlightDataset, collate
+from highlightzoo.data.store import FeatureStore
+from highlightzoo.device import autocast, resolve_device
+from highlightzoo.errors import CheckpointError, ConfigError, NoPositiveLabelError
+from highlightzoo.training.checkpoint import (
+    check_run_checkpoint,
+    checkpoint_history_cap,
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_checkpoint_path,
+)
+from highlightzoo.training.config import TrainConfig
 from highlightzoo.training.distributed import DistContext, ShardedBatchSampler
+from highlightzoo.training.runs import pinned_store
 
 
 @dataclass
@@ -76,6 +89,11 @@ class EvalResult:
     map_by_protocol: dict[str, float] = field(default_factory=dict)
     n_pairs_by_protocol: dict[str, int] = field(default_factory=dict)
 
+    def ci_text(self) -> str:
+        """``ci`` as ``"low-high"`` with two decimals, or ``"n/a"`` when there is none."""
+        low, high = self.ci
+        return "n/a" if low is None else f"{low:.2f}-{high:.2f}"
+
     def summary(self) -> dict[str, Any]:
         """The headline numbers only (no per-video lists); ``map`` is ``protocol``'s mAP."""
         return {
@@ -102,21 +120,18 @@ class EvalResult:
         }
 
 
-def video_metrics(
+def video_ranking_metrics(
     scores: np.ndarray, labels: np.ndarray, rate: float, hit_k: int
-) -> tuple[float, float, float]:
-    """(AP, nMSD, hit@k) of one video whose labels have at least one positive step.
+) -> tuple[float, float]:
+    """(nMSD, hit@k) of one video whose labels have at least one positive step.
 
-    AP: the field's interpolated AP; nMSD: mean over ground-truth segments;
-    hit@k: a ground-truth segment's centre inside one of the top-k segments
-    (defaults of :mod:`highlightzoo.metrics`).
+    nMSD: mean over ground-truth segments; hit@k: a ground-truth segment's
+    centre inside one of the top-k segments (defaults of :mod:`highlightzoo.metrics`).
+    The step AP is computed per batch (:func:`~highlightzoo.metrics.batched_average_precision`).
     """
-    from highlightzoo import metrics
-
-    ap = float(metrics.average_precision(labels, scores))
     nmsd = float(metrics.nmsd(labels, scores))
     hit = float(metrics.hit_at_k(labels, scores, rate, k=hit_k))
-    return ap, nmsd, hit
+    return nmsd, hit
 
 
 def summarise(
@@ -133,8 +148,6 @@ def summarise(
     ``records[i].ap`` is ``protocol``'s AP; ``map_by_protocol`` also holds the other
     protocol's mAP over the records where it is defined (``n_pairs_by_protocol``).
     """
-    from highlightzoo import metrics
-
     records = sorted(records, key=lambda r: (r.user, r.video))
     skipped = sorted(skipped, key=lambda s: (s["user"], s["video"]))
     aps = np.array([r.ap for r in records], dtype=np.float64)
@@ -175,8 +188,6 @@ def _nanmean(values: list[float]) -> float:
 
 def _by_protocol(records: list[VideoRecord], protocol: str, map_: float) -> dict[str, dict]:
     """mAP (%) and pair count of each protocol: the selected one's is ``map_``."""
-    from highlightzoo import metrics
-
     maps, counts = {}, {}
     for name in metrics.PROTOCOLS:
         if name == protocol:
@@ -195,8 +206,6 @@ def _by_protocol(records: list[VideoRecord], protocol: str, map_: float) -> dict
 
 def _ci(aps: np.ndarray) -> tuple[float, float]:
     """95 % bootstrap interval of the mean AP, in percent (fixed seed: reproducible)."""
-    from highlightzoo import metrics
-
     low, high = metrics.bootstrap_ci(aps * 100.0, confidence=0.95, seed=0)
     return float(low), float(high)
 
@@ -232,9 +241,6 @@ def evaluate_model(
     equals a one-process evaluation. Memory: one batch of ``batch_size`` whole
     videos on ``device`` at a time; scores go to the CPU right away.
     """
-    from highlightzoo import metrics
-    from highlightzoo.data.dataset import collate
-
     metrics.protocols.check_protocol(protocol)
     if protocol == "avhd" and not hasattr(dataset, "ground_truth"):
         raise ConfigError(
@@ -272,12 +278,17 @@ def evaluate_model(
                     "forward (docs/evaluation.md) or evaluate with protocol 'steps'"
                 )
             probs = None if out.probs is None else out.probs.float().cpu().numpy()
-            for row, (s, y, rate, user, video) in enumerate(_rows(batch, out.scores)):
+            rows = list(_rows(batch, out.scores))
+            # every row's step AP in one vectorised call (bit-identical to average_precision)
+            aps = metrics.batched_average_precision([r[1] for r in rows], [r[0] for r in rows]).values
+            for row, (s, y, rate, user, video) in enumerate(rows):
                 index = items[row]
                 if keep_scores and index < keep_scores:  # the first items in dataset order
                     traces[f"{user}/{video}"] = s.tolist()
                 p = None if probs is None else probs[row, : len(s)].astype(np.float64)
-                rec = _pair_record(dataset, index, s, y, p, rate, user, video, hit_k, protocol)
+                rec = _pair_record(
+                    dataset, index, s, y, p, rate, user, video, hit_k, protocol, float(aps[row])
+                )
                 if isinstance(rec, str):
                     skipped.append({"user": user, "video": video, "reason": rec})
                 else:
@@ -310,14 +321,16 @@ def _pair_record(
     video: str,
     hit_k: int,
     protocol: str,
+    ap_steps: float,
 ) -> VideoRecord | str:
-    """The pair's record with both protocols' AP, or the skip reason under ``protocol``."""
-    from highlightzoo import metrics
-    from highlightzoo.errors import NoPositiveLabelError
+    """The pair's record with both protocols' AP, or the skip reason under ``protocol``.
 
-    ap_steps = nmsd = hit = math.nan
+    ``ap_steps``: the pair's step AP (NaN without a positive step), computed for
+    its whole batch by :func:`~highlightzoo.metrics.batched_average_precision`.
+    """
+    nmsd = hit = math.nan
     if labels.sum() > 0:
-        ap_steps, nmsd, hit = video_metrics(scores, labels, rate, hit_k)
+        nmsd, hit = video_ranking_metrics(scores, labels, rate, hit_k)
     ap_avhd = math.nan
     if probs is not None and hasattr(dataset, "ground_truth"):
         duration, segments = dataset.ground_truth(index)
@@ -354,13 +367,6 @@ def _check_unique(records: list[VideoRecord], skipped: list[dict[str, str]]) -> 
         raise RuntimeError("evaluation scored a (user, video) pair twice; sharding is broken")
 
 
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on CUDA when ``precision == "bf16"``; a no-op context otherwise."""
-    return torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
-    )
-
-
 def evaluate_checkpoint(
     checkpoint: str | dict[str, Any],
     *,
@@ -384,19 +390,6 @@ def evaluate_checkpoint(
     a store other than the run's is used and a note is logged
     (docs/reliability.md). A checkpoint that is not its run folder's model is refused.
     """
-    from highlightzoo.data.dataset import HighlightDataset
-    from highlightzoo.data.store import FeatureStore
-    from highlightzoo.errors import CheckpointError, ConfigError
-    from highlightzoo.training.checkpoint import (
-        check_run_checkpoint,
-        load_checkpoint,
-        model_from_checkpoint,
-        resolve_checkpoint_path,
-    )
-    from highlightzoo.training.config import TrainConfig
-    from highlightzoo.training.distributed import resolve_device
-    from highlightzoo.training.runs import pinned_store
-
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
         raise ConfigError(f"--batch-size must be an int >= 1 (whole videos per batch), got {batch_size!r}")
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(resolve_checkpoint_path(checkpoint))
@@ -412,7 +405,7 @@ def evaluate_checkpoint(
     if not store.users(split):
         raise ConfigError(f"split {split!r} of {path!r} has no valid users: nothing to evaluate")
     model = model_from_checkpoint(payload, feature_dim=int(store.feature_dim))
-    cap = payload.get("history_cap", config.resolved_history_cap(payload["model_card"].get("history_cap")))
+    cap = checkpoint_history_cap(payload)
     dataset = HighlightDataset(
         store, split, mode="eval", history_cap=cap, clip_len=config.clip_len,
         min_fraction=config.min_fraction, seed=config.seed,

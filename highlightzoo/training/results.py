@@ -71,6 +71,8 @@ class TrainResult:
     training_time_s: float
     test_time_s: float | None
     provenance: dict[str, Any]
+    #: how the store's features were made (backbone, weights, rate; None when it does not say)
+    features: dict[str, Any] | None = None
 
     @property
     def model(self) -> str:
@@ -101,4 +103,5 @@ class TrainResult:
             "build_args": dict(self.build_args),
             "config": self.config.to_dict(),
             "provenance": dict(self.provenance),
+            "features": self.features,
         }

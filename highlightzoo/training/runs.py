@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from highlightzoo.errors import RunFolderError
+from highlightzoo.data.store import fingerprint_difference, store_fingerprint
+from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError
 from highlightzoo.io import atomic_write_text
 from highlightzoo.provenance import environment
 
@@ -121,11 +123,6 @@ def pinned_store(
     ``note`` saying so when it is not the recorded content. ``what`` names the run
     or checkpoint in messages. See docs/reliability.md.
     """
-    import os
-
-    from highlightzoo.data.store import fingerprint_difference, store_fingerprint
-    from highlightzoo.errors import ConfigError, DataFormatError
-
     if explicit is not None:
         path = os.path.abspath(explicit)
         now = store_fingerprint(path)

@@ -24,7 +24,6 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,51 +38,25 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm import tqdm
 
 from highlightzoo.batch import Batch
-from highlightzoo.errors import CheckpointError, ConfigError, RunFolderError, TrainingError
+from highlightzoo.data.dataset import HighlightDataset, collate
+from highlightzoo.data.store import FeatureStore
+from highlightzoo.device import autocast
+from highlightzoo.errors import ConfigError, RunFolderError, TrainingError
+from highlightzoo.losses import get_loss
+from highlightzoo.models.registry import create_model, get_model_card
 from highlightzoo.training import runs
-from highlightzoo.training.checkpoint import (
-    capture_rng_state,
-    load_checkpoint,
-    load_weights,
-    restore_rng_state,
-    save_checkpoint,
-)
+from highlightzoo.training.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
 from highlightzoo.training.config import TrainConfig
 from highlightzoo.training.distributed import DistContext, setup
-from highlightzoo.training.evaluation import EvalResult, autocast, evaluate_model
+from highlightzoo.training.evaluation import EvalResult, evaluate_model
+from highlightzoo.training.optim import make_adam
 from highlightzoo.training.results import Selection, TrainResult
-from highlightzoo.training.stopping import StoppingRule, StopState, observe
-
-# Fields a resumed run may change; everything else must stay as the run started.
-RESUMABLE_FIELDS = (
-    "epochs", "max_steps", "patience", "min_steps", "device", "num_workers", "eval_batch_size",
+from highlightzoo.training.resume import (
+    TrainerState,
+    load_resume_point,
+    resolve_run_config,
 )
-
-
-@dataclass
-class TrainerState:
-    """Where training stands after ``step`` optimiser steps (saved in every checkpoint).
-
-    ``epoch``: the pass over the training samples in progress; ``batch_in_epoch``:
-    how many of its batches are done (a resume skips them); ``stop``: the
-    stopping rule's state; ``curve``: one entry per validation.
-    """
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    stop: StopState = field(default_factory=StopState)
-    train_time_s: float = 0.0
-    curve: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stop"] = self.stop.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainerState:
-        return cls(**{**data, "stop": StopState.from_dict(data["stop"])})
+from highlightzoo.training.stopping import StoppingRule, StopState, observe
 
 
 class _SkipSampler(Sampler):
@@ -109,10 +82,6 @@ def seed_everything(seed: int) -> None:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of epoch ``epoch``'s shuffling: a function of (seed, epoch) only."""
     return (seed * 1_000_003 + epoch * 7_919) % 2**63
-
-
-def _fmt_ci(ci: tuple[float | None, float | None]) -> str:
-    return "n/a" if ci[0] is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
 
 
 def zero_tie(model: nn.Module) -> torch.Tensor:
@@ -148,7 +117,8 @@ def train(
 
     ``resume``: a run folder to continue from its ``checkpoints/last.pt``; its
     saved config is used (``config`` may be None, or must match it), with
-    ``overrides`` of :data:`RESUMABLE_FIELDS` (e.g. a higher ``max_steps``).
+    ``overrides`` of :data:`~highlightzoo.training.resume.RESUMABLE_FIELDS` (e.g. a higher
+    ``max_steps``; the rules are in :mod:`highlightzoo.training.resume`).
     ``stop_after``: pause after that many validations in this call, leaving a
     resumable run without ``results.json`` (learning-rate sweeps, time-sliced
     clusters, tests); the result then has ``selection.stop_reason == "paused"``
@@ -156,7 +126,7 @@ def train(
     stopping rule fires within it, the stop is kept and the resume tests. ``quiet`` turns off progress bars and console messages; the log
     file ``train.log`` is always written.
     """
-    config, resume_dir = _resolve_config(config, resume, overrides or {})
+    config, resume_dir = resolve_run_config(config, resume, overrides or {})
     ctx, device = setup(config.device)
     try:
         if config.precision == "bf16" and device.type != "cuda":
@@ -176,62 +146,6 @@ def train(
     finally:
         runs.close_logger(logging.getLogger("highlightzoo.training"))
         ctx.close()
-
-
-def _resolve_config(
-    config: TrainConfig | None, resume: str | Path | None, overrides: dict[str, Any]
-) -> tuple[TrainConfig, Path | None]:
-    """The config to run: the given one, or the resumed run's with allowed overrides.
-
-    The store is pinned (docs/reliability.md): a new run records ``data`` as an
-    absolute path with its content fingerprint; a resume reopens that path and
-    refuses a store whose fingerprint changed, unless ``overrides`` has ``data``
-    (an explicit ``--data``), which the run then uses and records.
-    """
-    import os
-
-    from highlightzoo.data.store import store_fingerprint
-
-    def pinned(cfg: TrainConfig, data: str) -> TrainConfig:
-        for name in ("lr", "weight_decay"):  # Adam takes inf; NaN fails only inside its step
-            value = getattr(cfg, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
-        path = os.path.abspath(data)
-        return cfg.replace(data=path, data_fingerprint=store_fingerprint(path))
-
-    if resume is None:
-        if config is None:
-            raise ConfigError("train() needs a TrainConfig or a run folder to resume")
-        config = config.replace(**overrides) if overrides else config
-        return pinned(config, config.data), None
-    run_dir = Path(resume)
-    if not run_dir.is_dir():
-        raise RunFolderError(f"cannot resume {str(run_dir)!r}: no such run folder")
-    if (run_dir / runs.RESULTS_FILE).exists():
-        raise RunFolderError(
-            f"run {str(run_dir)!r} already finished (it has {runs.RESULTS_FILE}); start a new run"
-        )
-    saved = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, "run config"))
-    bad = sorted(set(overrides) - set(RESUMABLE_FIELDS) - {"data"})
-    if bad:
-        raise ConfigError(f"a resumed run cannot change {bad}; only {list(RESUMABLE_FIELDS)} (and data)")
-    if config is not None:
-        given = {**config.to_dict(), "data": os.path.abspath(config.data)}
-        differ = sorted(
-            k
-            for k, v in given.items()
-            if k not in (*RESUMABLE_FIELDS, "out", "data", "data_fingerprint") and saved.to_dict()[k] != v
-        )
-        if differ:
-            raise ConfigError(f"cannot resume {str(run_dir)!r} with a different config: {differ}")
-        if "data" not in overrides and given["data"] != os.path.abspath(saved.data):
-            overrides = {**overrides, "data": config.data}  # a config naming another store: explicit
-    resumed = saved.replace(**{k: v for k, v in overrides.items() if k != "data"})
-    if "data" in overrides:  # explicit: train on it, and record it (the trainer says so in train.log)
-        return pinned(resumed, overrides["data"]), run_dir
-    runs.pinned_store(saved.data, saved.data_fingerprint, None, f"run {str(run_dir)!r}")
-    return resumed, run_dir
 
 
 def _new_run_folder(ctx: DistContext, config: TrainConfig, root: Path) -> Path:
@@ -271,10 +185,6 @@ class _Trainer:
         ``run_dir`` None: a new run (folder created once everything else worked,
         so a typo in the data path leaves no run folder behind); else a resume.
         """
-        from highlightzoo.data.store import FeatureStore
-        from highlightzoo.losses import get_loss
-        from highlightzoo.models.registry import create_model, get_model_card
-
         self.config, self.ctx, self.device = config, ctx, device
         self.quiet, self.resumed = quiet, run_dir is not None
         self.show = ctx.is_main and not quiet
@@ -297,8 +207,8 @@ class _Trainer:
 
         self.loss_fn = get_loss(self.card.default_loss)
         self.trainable = any(p.requires_grad for p in self.model.parameters())
-        self.optimizer = torch.optim.Adam(  # a floor without parameters gets a dummy one
-            [p for p in self.model.parameters() if p.requires_grad] or [torch.zeros(1, requires_grad=True)],
+        self.optimizer = make_adam(  # fused where possible; a floor gets a dummy parameter
+            [p for p in self.model.parameters() if p.requires_grad],
             lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
         )
         self.steps_per_epoch = len(self._train_loader(0))
@@ -331,12 +241,12 @@ class _Trainer:
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=False,
             )
+        if config.compile:  # the training forward only; checkpoints keep self.model's keys
+            self.ddp = torch.compile(self.ddp)
 
     # ------------------------------------------------------------------ data
 
     def _train_dataset(self) -> tuple[Dataset, Any]:
-        from highlightzoo.data.dataset import HighlightDataset
-
         base = HighlightDataset(
             self.store,
             self.config.train_split,
@@ -356,8 +266,6 @@ class _Trainer:
         return dataset, base
 
     def _eval_dataset(self, split: str) -> Dataset:
-        from highlightzoo.data.dataset import HighlightDataset
-
         return HighlightDataset(
             self.store,
             split,
@@ -373,8 +281,6 @@ class _Trainer:
     def _train_loader(self, epoch: int, skip: int = 0) -> DataLoader:
         """Pass ``epoch``'s loader, less its first ``skip`` batches: order and worker seeds
         depend on (seed, epoch) only."""
-        from highlightzoo.data.dataset import collate
-
         self.train_base.set_epoch(epoch)
         # Two generators: the loader's draws worker seeds (how many depends on
         # num_workers), the sampler's draws only the order, so the order is the
@@ -410,61 +316,15 @@ class _Trainer:
 
     def _load_resume_point(self) -> None:
         """Weights, optimiser, trainer state and this rank's RNG state from ``last.pt``."""
-        ckpt_dir = self.run_dir / runs.CHECKPOINT_DIR
-        last = load_checkpoint(ckpt_dir / "last.pt")
-        self._check_same_model(last)
-        load_weights(self.model, last["model_state"], where=last["path"])
-        self.optimizer.load_state_dict(last["optimizer_state"])
-        if "step" not in last["trainer_state"]:
-            raise CheckpointError(
-                f"checkpoint {last['path']!r} was written by an epoch-based trainer (before "
-                "highlightzoo counted budgets in steps); start a new run"
-            )
-        self.state = TrainerState.from_dict(last["trainer_state"])
-        rng = last["rng"]
-        if len(rng) != self.ctx.world_size:
-            raise ConfigError(
-                f"run {str(self.run_dir)!r} was trained with {len(rng)} process(es); resume it "
-                f"with the same number (now {self.ctx.world_size}) to continue exactly"
-            )
-        restore_rng_state(rng[self.ctx.rank])
-        if self.state.stop.best_step or self.state.curve:
-            best = load_checkpoint(ckpt_dir / "best.pt")
-            self._check_same_model(best)
-            self.best_state = best["model_state"]
+        point = load_resume_point(
+            self.run_dir, self.model, self.optimizer, self.config, self.feature_dim,
+            self.ctx.world_size, self.ctx.rank,
+        )  # fmt: skip
+        for note in point.notes:
+            self._say(note)
+        self.state, self.best_state = point.state, point.best_state
+        restore_rng_state(point.rng)
         self._say(f"resumed {self.run_dir} after step {self.state.step}")
-
-    def _check_same_model(self, payload: dict[str, Any]) -> None:
-        """The checkpoint holds this run's model, built the same way; say so if its store differs."""
-        from highlightzoo.data.store import fingerprint_difference
-
-        if payload["model_card"].get("name") != self.config.model:
-            raise CheckpointError(
-                f"checkpoint {payload['path']!r} holds model {payload['model_card'].get('name')!r}, "
-                f"but the run trains {self.config.model!r}"
-            )
-        if payload["build_args"].get("feature_dim") != self.feature_dim:
-            raise CheckpointError(
-                f"checkpoint {payload['path']!r} was trained on "
-                f"{payload['build_args'].get('feature_dim')}-d features but {self.config.data!r} "
-                f"has {self.feature_dim}-d features"
-            )
-        built = dict(self.model.build_args)
-        if dict(payload["build_args"]) != built:
-            keys = sorted(k for k in {*built, *payload["build_args"]} if payload["build_args"].get(k) != built.get(k))
-            raise CheckpointError(
-                f"checkpoint {payload['path']!r} was built with other arguments than run "
-                f"{str(self.run_dir)!r} builds: " + ", ".join(
-                    f"{k}={payload['build_args'].get(k)!r} (run: {built.get(k)!r})" for k in keys
-                )
-            )  # fmt: skip
-        then = (payload.get("config") or {}).get("data_fingerprint")
-        if then is not None and then != self.config.data_fingerprint:
-            self._say(
-                f"note: checkpoint {payload['path']!r} was trained on store "
-                f"{payload['config'].get('data')!r}; this resume trains on {self.config.data!r} as "
-                f"--data asks ({fingerprint_difference(then, self.config.data_fingerprint or {})})"
-            )
 
     # ------------------------------------------------------------------ loop
 
@@ -609,6 +469,7 @@ class _Trainer:
             "step": self.state.step,
             "trainer_state": self.state.to_dict(),
             "history_cap": self.history_cap,
+            "features": self.store.metadata.get("features"),  # how the store's features were made
         }
         if with_optimizer:
             payload["optimizer_state"] = self.optimizer.state_dict()
@@ -645,7 +506,7 @@ class _Trainer:
         if self.ctx.is_main:
             runs.write_json(self.run_dir / runs.RESULTS_FILE, result.to_dict())
         tested = (
-            f"test mAP {test.map:.3f} (95% CI {_fmt_ci(test.ci)}, {test.n_pairs} videos, "
+            f"test mAP {test.map:.3f} (95% CI {test.ci_text()}, {test.n_pairs} videos, "
             f"{test.n_skipped} skipped)" if test is not None else "no test split read"
         )
         self._say(
@@ -677,6 +538,7 @@ class _Trainer:
             training_time_s=self.state.train_time_s,
             test_time_s=test_s,
             provenance=runs.provenance(self.device, cfg.seed, self.ctx.world_size),
+            features=self.store.metadata.get("features"),
         )
 
     def _say(self, message: str) -> None:

@@ -75,7 +75,7 @@ def comprehensive_preference(
     ``p^c_i = (q^c1 p^u_i + q^c2 g) / (q^c1 + q^c2)``. ``frames``, ``user``
     (B, T, w) (``user`` may also be (B, 1, w) for a holistic preference),
     ``generic`` (w,), ``has_history`` (B,) bool: a user without history gets
-    weight 0 on the user branch, so ``p^c = g`` (cold start, MODELS.md item 9).
+    weight 0 on the user branch, so ``p^c = g`` (cold start; docs/models.md, "Choices where the paper is silent").
 
     Returns ``p^c`` (B, T, w) and the normalised weights (B, T, 2) ordered
     (user, generic).

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from highlightzoo.errors import ConfigError
+
 
 def _masked(x: Tensor, mask: Tensor) -> Tensor:
     """Zero the padded steps of ``x`` (B, C, T) given ``mask`` (B, T)."""
@@ -136,7 +138,5 @@ def build_encoder(
         "residual": lambda: ResidualFrameEncoder(in_dim, width, blocks=depth + 1),
     }
     if kind not in builders:
-        from highlightzoo.errors import ConfigError
-
         raise ConfigError(f"unknown encoder {kind!r}; choose one of {sorted(builders)}")
     return builders[kind]()

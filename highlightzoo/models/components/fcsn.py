@@ -32,12 +32,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.heads import full_precision
-from highlightzoo.models.components.norm import AffineParams, TemporalInstanceNorm
+from highlightzoo.models.components.norm import (
+    AffineParams,
+    TemporalInstanceNorm,
+    inverse_l2_norms,
+)
 from highlightzoo.models.components.sizing import check_width_mult
 
 REFERENCE_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
@@ -81,8 +86,40 @@ def conv_block(in_channels: int, channels: int, convs: int, first_pad: int) -> n
     return nn.Sequential(*layers)
 
 
+def time_major_conv1d(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = None) -> Tensor:
+    """``conv(rearrange(x * step_scale, "b t d -> b d t"))`` as one matmul over the real steps.
+
+    ``x`` (B, T, D) time-major, ``step_scale`` (B, T) or None; returns
+    (B, C, T + 2p - k + 1) like the zero-padded conv. Why: at 8192-d the first
+    FCSN conv dominates the network, and running it as a conv costs a full
+    transposed copy of the input plus convolving ``p = 100`` steps of padding
+    on each side. Here ``Y = x W`` (all ``k`` taps at once) is shifted and
+    summed; an output whose window sees only padding is the bias. A per-step
+    scale (e.g. ``1/||x_t||`` for L2-normalised steps) commutes with the conv,
+    so it is applied to ``Y`` (width ``k*C``) instead of ``x`` (width ``D``).
+    Equal to the conv up to float rounding; other conv settings fall back to it.
+    """
+    (k,), (pad,) = conv.kernel_size, conv.padding
+    plain = (conv.stride, conv.dilation, conv.groups) == ((1,), (1,), 1)
+    if not plain or not isinstance(pad, int) or pad < k - 1 or conv.padding_mode != "zeros":
+        scaled_x = x if step_scale is None else x * step_scale[..., None].to(x.dtype)
+        return conv(rearrange(scaled_x, "b t d -> b d t"))
+    b, t, _ = x.shape
+    taps = torch.matmul(x, rearrange(conv.weight, "c d k -> d (k c)"))  # (B, T, k*C)
+    if step_scale is not None:
+        taps = taps * step_scale[..., None].to(taps.dtype)
+    taps = F.pad(rearrange(taps, "b t (k c) -> b t k c", k=k), (0, 0, 0, 0, k - 1, k - 1))
+    inner = taps[:, 0 : t + k - 1, 0]
+    for j in range(1, k):  # out[m] = sum_j W_j x[m - k + 1 + j] over the windows touching x
+        inner = inner + taps[:, j : j + t + k - 1, j]
+    bias = (conv.bias if conv.bias is not None else taps.new_zeros(taps.shape[-1])).to(inner.dtype)
+    edge = bias.expand(b, pad - k + 1, bias.shape[0])
+    out = torch.cat([edge, inner + bias, edge], dim=1)  # (B, T + 2p - k + 1, C)
+    return rearrange(out, "b t c -> b c t").contiguous()
+
+
 class FCSNEncoder(nn.Module):
-    """VGG-style 1-D encoder: ``(B, D, T)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``."""
+    """VGG-style 1-D encoder: ``(B, T, D)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``."""
 
     def __init__(self, in_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
@@ -99,8 +136,19 @@ class FCSNEncoder(nn.Module):
         self.fc7 = nn.Sequential(nn.Conv1d(ch.fc, ch.fc, 1), nn.ReLU(inplace=True),
                                  nn.Dropout1d(dropout))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        pool4 = self.to_pool4(x)
+    def forward(self, x: Tensor, step_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` time-major ``(B, T, D)``; ``step_scale`` (B, T) multiplies each input step.
+
+        The first conv runs as :func:`time_major_conv1d` (no transpose of the
+        input, no work on its 100-step padding); the rest is channels-first.
+        """
+        first = self.to_pool4[0]
+        h = time_major_conv1d(x, first[0], step_scale)
+        for layer in first[1:]:
+            h = layer(h)
+        for block in self.to_pool4[1:]:
+            h = block(h)
+        pool4 = h
         fc7 = self.fc7(self.fc6(self.pool5(pool4)))
         return pool4, fc7
 
@@ -156,17 +204,22 @@ class FCSN(nn.Module):
         norm: NormFactory = TemporalInstanceNorm,
         dropout: float = 0.5,
         num_classes: int = 2,
+        l2_normalize: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = FCSNEncoder(in_dim, width_mult, dropout)
         ch = self.encoder.channels
         self.decoder = FCSNDecoder(ch.pool4, ch.fc, norm, num_classes)
+        self.l2_normalize = l2_normalize
 
     def forward(
         self, x: Tensor, params: tuple[AffineParams, AffineParams] | None = None
     ) -> Tensor:
+        """``l2_normalize``: each input step scaled to unit L2 norm (as ``F.normalize``),
+        folded into the first conv as a per-step scale (no normalised copy of ``x``)."""
         length = x.shape[1]
-        pool4, fc7 = self.encoder(rearrange(x, "b t d -> b d t"))
+        scale = inverse_l2_norms(x) if self.l2_normalize else None
+        pool4, fc7 = self.encoder(x, scale)
         with torch.autocast(x.device.type, enabled=False):  # float32 logits under bf16 autocast
             logits = self.decoder(full_precision(pool4), full_precision(fc7), length, params)
         return rearrange(logits, "b k t -> b t k")
@@ -201,14 +254,22 @@ def run_by_length(
     The results are re-padded into (B, T, out_dim) with zeros; empty rows
     stay zero. A video's output therefore does not depend on its batch.
     """
-    lengths = check_prefix_mask(video_mask, video_ids)
     b, t, _ = video.shape
+    lengths = video_mask.sum(dim=1)
+    prefix = torch.arange(t, device=video_mask.device)[None, :] < lengths[:, None]
+    # lengths and the "has a hole" flag reach the host in one copy (one device sync)
+    host = torch.cat([lengths, (prefix != video_mask).any()[None].long()]).tolist()
+    if host[-1]:
+        check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
     out: Tensor | None = None
-    for length in sorted(set(lengths.tolist())):
+    for length in sorted(set(host[:-1])):
         if length == 0:
             continue
         rows = (lengths == length).nonzero().flatten()
-        part = fn(video[rows, :length], rows)
+        whole = len(rows) == b  # one group: a view of the batch, no gathered copy
+        part = fn(video[:, :length] if whole else video[rows, :length], rows)
+        if whole and length == t:
+            return part
         if out is None:
             out = part.new_zeros(b, t, out_dim)
         out = out.index_put((rows[:, None], torch.arange(length, device=video.device)), part)

@@ -125,6 +125,15 @@ def l2_normalize_steps(x: Tensor, eps: float = 1e-12) -> Tensor:
     return F.normalize(x, p=2.0, dim=-1, eps=eps)
 
 
+def inverse_l2_norms(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """``1 / max(||x_t||, eps)`` per step (``x`` without its last dim), in float32.
+
+    ``x * inverse_l2_norms(x)[..., None]`` is :func:`l2_normalize_steps`; a model
+    whose first layer is linear applies the scale to that layer's (narrower) output.
+    """
+    return torch.linalg.vector_norm(x, dim=-1, dtype=torch.float32).clamp_min(eps).reciprocal()
+
+
 def history_video_items(
     history: Tensor,
     history_mask: Tensor,
@@ -142,14 +151,17 @@ def history_video_items(
     b, n, _, d = history.shape
     seg_valid = history_mask.any(dim=-1)
     stray = seg_valid & (history_video < 0)
-    if bool(stray.any()):
+    # the error flag and the largest video index reach the host in one copy (one sync)
+    flags = torch.stack([stray.any().long(), history_video.max() if history_video.numel()
+                         else history_video.new_tensor(-1)]).tolist()
+    if flags[0]:
         row = int(stray.any(dim=1).nonzero()[0])
         user = user_ids[row] if user_ids and row < len(user_ids) else str(row)
         raise DataFormatError(
             "a history segment has real steps but history_video -1", user=user,
             reason="history_video",
         )
-    v = int(history_video.max()) + 1 if history_video.numel() else 0
+    v = int(flags[1]) + 1
     v = max(v, 0)
     feats = l2_normalize_steps(history) * history_mask[..., None]
     seg_sum = reduce(feats, "b n l d -> b n d", "sum")

@@ -1,0 +1,216 @@
+"""Speed against the reference code, as ratios measured side by side in one process.
+
+1. FCSN and A-VHD at the A-VHD reference's configuration (8192-d, batch 1,
+   T = 1,024, 8 history items for A-VHD): forward (eval, no grad) and training
+   step (forward + cross-entropy + backward + Adam), the zoo against
+   :mod:`reference_nets` (the reference's layer list, run its way). Target:
+   reference time / zoo time >= 1.5 on a CPU.
+2. PR-Net training-step throughput at batch 16 x 256 at 64-d, 512-d and 4,096-d,
+   with its memory (training state + tensors saved for backward).
+3. Evaluation of variable-length videos: one padded batch against one forward
+   per distinct length, for the models whose scores do not depend on padding.
+
+Times are medians of interleaved repeats after a warm-up, in process CPU
+seconds on a CPU (wall seconds on CUDA); only ratios are comparable across
+runs on a shared machine. Run (one thread, as in
+docs/performance.md):
+
+    OMP_NUM_THREADS=1 python -m pytest benchmarks/bench_reference.py -s --benchmark-json=ref.json
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from reference_nets import RefAVHD, RefFCSN, reference_input
+
+import highlightzoo as hz
+from highlightzoo.batch import Batch, random_batch
+from highlightzoo.losses import get_loss
+from highlightzoo.training.optim import make_adam
+
+REFERENCE_DIM, REFERENCE_STEPS, HISTORY_ITEMS = 8192, 1024, 8
+PARAMS = {"fcsn": 37_954_836, "avhd": 197_357_844}
+REPEATS = 5
+LARGE = "HIGHLIGHTZOO_BENCH_LARGE"  # also run the CPU-heavy PR-Net 4,096-d case
+
+
+def clock() -> float:
+    """This process's CPU seconds on a CPU-only machine (a shared box's other jobs then
+    cannot tilt a ratio; with one torch thread it is the compute time); wall seconds on CUDA."""
+    return time.perf_counter() if torch.cuda.is_available() else time.process_time()
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) -> dict[str, float]:
+    """Median seconds (:func:`clock`) of each function, run in turn (a, b, a, b, ...)
+    after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = clock()
+            fn()
+            times[name].append(clock() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def reference_batch() -> Batch:
+    """One 1,024-step video at 8192-d and 8 history videos of one segment each."""
+    batch = random_batch(1, REFERENCE_STEPS, REFERENCE_DIM, HISTORY_ITEMS, 1, seed=0)
+    batch.history_video[:] = torch.arange(HISTORY_ITEMS)
+    return batch
+
+
+def _steps(model: str, mode: str) -> dict[str, Callable[[], object]]:
+    torch.manual_seed(0)
+    zoo = hz.create_model(model, feature_dim=REFERENCE_DIM)
+    ref = RefFCSN(REFERENCE_DIM) if model == "fcsn" else RefAVHD(REFERENCE_DIM)
+    for net in (zoo, ref):
+        assert sum(p.numel() for p in net.parameters()) == PARAMS[model]
+    batch = reference_batch()
+    video = reference_input(batch.video)
+    history = [batch.history[0, i, :1] for i in range(HISTORY_ITEMS)]  # the reference's list
+
+    def ref_forward() -> torch.Tensor:
+        return ref(video) if model == "fcsn" else ref(video, history)
+
+    if mode == "forward":
+        zoo.eval(), ref.eval()
+
+        def zoo_fwd() -> object:
+            with torch.no_grad():
+                return zoo(batch).scores
+
+        def ref_fwd() -> object:
+            with torch.no_grad():
+                return ref_forward()
+
+        return {"reference": ref_fwd, "zoo": zoo_fwd}
+    zoo.train(), ref.train()
+    zoo_opt = make_adam(zoo.parameters(), lr=1e-4)  # what the trainer builds
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-4)  # what the reference builds
+    loss_fn = get_loss(zoo.card.default_loss)
+    target = batch.labels.long()
+
+    def zoo_step() -> None:
+        zoo_opt.zero_grad(set_to_none=True)
+        loss_fn(zoo(batch), batch).backward()
+        zoo_opt.step()
+
+    def ref_step() -> None:
+        ref_opt.zero_grad()
+        F.cross_entropy(ref_forward()[:, :, 0], target).backward()
+        ref_opt.step()
+
+    return {"reference": ref_step, "zoo": zoo_step}
+
+
+@pytest.mark.parametrize("mode", ["forward", "train"])
+@pytest.mark.parametrize("model", ["fcsn", "avhd"])
+def test_zoo_against_reference(benchmark, model: str, mode: str) -> None:
+    """Reference time / zoo time at the reference configuration (target >= 1.5)."""
+    fns = _steps(model, mode)
+    repeats = REPEATS if mode == "forward" or model == "fcsn" else 3
+    times = benchmark.pedantic(lambda: interleaved(fns, repeats), rounds=1, iterations=1)
+    ratio = times["reference"] / times["zoo"]
+    benchmark.extra_info.update(
+        {"model": model, "mode": mode, "ratio": ratio, "threads": torch.get_num_threads(),
+         "reference_s": times["reference"], "zoo_s": times["zoo"]}
+    )
+    print(f"\n{model} {mode}: zoo/reference speed ratio {ratio:.2f}x "
+          f"({torch.get_num_threads()} thread(s), median of {repeats} interleaved)")
+
+
+def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes of the distinct tensors autograd saves for backward while ``fn()`` runs."""
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("feature_dim", [64, 512, 4096])
+def test_prnet_training_throughput(benchmark, feature_dim: int) -> None:
+    """PR-Net training steps/s at batch 16 x 256 and its memory (state + saved activations)."""
+    torch.manual_seed(0)
+    model = hz.create_model("prnet", feature_dim=feature_dim).train()
+    if feature_dim >= 4096 and not torch.cuda.is_available() and not os.environ.get(LARGE):
+        n_params = sum(p.numel() for p in model.parameters())
+        pytest.skip(f"{n_params / 1e6:.0f} M params, state {16 * n_params / 2**30:.1f} GiB: "
+                    f"minutes per step on a CPU; set {LARGE}=1 to run it anyway")
+    batch = random_batch(16, 256, feature_dim, 10, 8, seed=0)
+    optimizer = make_adam(model.parameters(), lr=1e-4)
+    loss_fn = get_loss(model.card.default_loss)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(batch), batch).backward()
+        optimizer.step()
+
+    step()
+    seconds = interleaved({"step": step}, 3)["step"]
+    benchmark.pedantic(step, rounds=1, iterations=1)
+    n_params = sum(p.numel() for p in model.parameters())
+    activations = saved_tensor_bytes(lambda: loss_fn(model(batch), batch))
+    state = 16 * n_params  # fp32 parameters, gradients and Adam's two moments
+    benchmark.extra_info.update(
+        {"feature_dim": feature_dim, "steps_per_s": 1 / seconds, "params": n_params,
+         "state_bytes": state, "saved_activation_bytes": activations}
+    )
+    print(f"\nprnet {feature_dim}-d: {1 / seconds:.2f} training steps/s at 16 x 256, "
+          f"{n_params / 1e6:.2f} M params, state {state / 2**20:.0f} MiB + saved activations "
+          f"{activations / 2**20:.0f} MiB")
+
+
+VARIABLE_LENGTHS = [1024, 960, 900, 850, 777, 700, 640, 600, 512, 480, 400, 333, 300, 256, 200, 128]
+
+
+@pytest.mark.parametrize("model", ["prnet", "video2gif", "phdgifs"])
+def test_variable_length_eval_batched_vs_per_length(benchmark, model: str) -> None:
+    """One padded forward over 16 videos of 16 lengths vs one forward per length; same scores."""
+    torch.manual_seed(0)
+    net = hz.create_model(model, feature_dim=64).eval()
+    batch = random_batch(len(VARIABLE_LENGTHS), max(VARIABLE_LENGTHS), 64, 10, 8, seed=0,
+                         lengths=VARIABLE_LENGTHS)
+
+    def batched() -> torch.Tensor:
+        with torch.no_grad():
+            return net(batch).scores
+
+    def per_length() -> torch.Tensor:
+        out = torch.zeros(len(VARIABLE_LENGTHS), max(VARIABLE_LENGTHS))
+        with torch.no_grad():
+            for i, n in enumerate(VARIABLE_LENGTHS):
+                row = Batch(**{**vars(batch), "video": batch.video[i : i + 1, :n],
+                               "video_mask": batch.video_mask[i : i + 1, :n],
+                               "labels": batch.labels[i : i + 1, :n],
+                               "history": batch.history[i : i + 1],
+                               "history_mask": batch.history_mask[i : i + 1],
+                               "history_video": batch.history_video[i : i + 1],
+                               "rate": batch.rate[i : i + 1], "offsets": batch.offsets[i : i + 1],
+                               "user_ids": batch.user_ids[i : i + 1],
+                               "video_ids": batch.video_ids[i : i + 1]})
+                out[i, :n] = net(row).scores[0]
+        return out
+
+    mask = batch.video_mask
+    assert torch.allclose(batched()[mask], per_length()[mask], atol=1e-4, rtol=1e-4)
+    times = benchmark.pedantic(lambda: interleaved({"per_length": per_length, "batched": batched}, 3),
+                               rounds=1, iterations=1)
+    speedup = times["per_length"] / times["batched"]
+    benchmark.extra_info.update({"model": model, "speedup": speedup, **times})
+    print(f"\n{model}: batched evaluation {speedup:.2f}x one forward per length "
+          f"({len(VARIABLE_LENGTHS)} videos, 64-d)")

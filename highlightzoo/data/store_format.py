@@ -1,0 +1,84 @@
+"""The feature store's format (version 1): names, limits and the record types shared by
+:mod:`highlightzoo.data.store_reader` and :mod:`highlightzoo.data.store_writer`.
+
+Layout (described in ``docs/data-format.md``)::
+
+    /                     attrs: format, format_version, feature_dim, source,
+                                 generator_config (JSON, "" when not synthetic),
+                                 created_with
+    /videos/<quoted id>   (T, D) float32|float16, chunked, one per video (stored once)
+    /video_index/         ids, dataset (name under /videos), rate, duration, n_steps
+    /users/               ids, target_video, target_ptr (U+1), target_segments (S, 2),
+                          history_ptr (U+1), history_video (H,), history_segments (H, 2)
+    /splits/<name>        user ids of the split (train, val, test, ...)
+
+Segments are ``(start, end)`` in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+import h5py
+import numpy as np
+
+FORMAT_NAME = "highlightzoo-features"
+FORMAT_VERSION = 1
+#: A segment may end this many seconds after its video's stated duration
+#: (PHD-GIFs rounds video durations to whole seconds; 9 of 20,488 rows of
+#: testing.csv end up to 1 s past the rounded duration).
+DURATION_TOLERANCE_S = 1.0
+#: HDF5 groups every store has
+REQUIRED_GROUPS = ("videos", "video_index", "users", "splits")
+#: no user may be in two of these splits (that would leak test users into training)
+STANDARD_SPLITS = ("train", "val", "test")
+#: root attributes that say what a store holds (``created_with`` is left out: same data, same id)
+FINGERPRINT_ATTRS = ("format", "format_version", "feature_dim", "source", "generator_config")
+#: HDF5 type of id tables and string attributes
+STR_DTYPE = h5py.string_dtype("utf-8")
+
+
+class HistorySegment(NamedTuple):
+    """One history highlight: the video it is in and its span in seconds."""
+
+    video_id: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """One user's annotations: a target video with its highlights, and the history."""
+
+    user_id: str
+    target_video: str
+    target_segments: np.ndarray  # (K, 2) float64 seconds
+    history: list[HistorySegment]
+
+    @property
+    def history_videos(self) -> list[str]:
+        """Distinct history video ids in order of first appearance."""
+        return list(dict.fromkeys(h.video_id for h in self.history))
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """Where a video's features are and what they are: HDF5 name, rate, duration, length."""
+
+    dataset: str
+    rate: float
+    duration: float
+    n_steps: int
+
+
+def video_dataset_name(video_id: str) -> str:
+    """The HDF5 name of a video's features: the id, percent-quoted (no '/' or leading '.')."""
+    name = quote(video_id, safe="-_~")
+    return name if not name.startswith(".") else "%2E" + name[1:]
+
+
+def text_of(value: Any) -> str:
+    """An HDF5 string attribute or table value as ``str`` (bytes decoded as UTF-8)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

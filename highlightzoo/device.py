@@ -1,0 +1,32 @@
+"""Where a model runs and in which precision: device names and the bf16 autocast switch.
+
+Shared by training, evaluation and inference (:class:`~highlightzoo.inference.Detector`),
+so a device string or a ``precision`` means the same everywhere
+(docs/training.md, docs/inference.md).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from highlightzoo.errors import ConfigError
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; anything else as given, checked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {device!r}: {err}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for but CUDA is not available here")
+    return resolved
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on CUDA when ``precision == "bf16"``; a no-op context otherwise."""
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+    )

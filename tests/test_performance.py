@@ -1,0 +1,184 @@
+"""Fast paths stay exact, and the GPU-ready paths work (docs/performance.md).
+
+- the FCSN first conv as a time-major matmul equals the zero-padded conv;
+- the FCSN encoder equals its plain conv stack on L2-normalised steps;
+- every registered model runs forward + backward under bf16 autocast (on CPU) with
+  float32 scores;
+- a training step's loss, backward and Adam step never copy a tensor to the host, and the
+  PR-Net family's forward does not either (counted by wrapping the Tensor methods that do);
+- ``TrainConfig.compile`` wraps the training forward in ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import collections
+from unittest import mock
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from training_support import SMALL, write_tiny_store
+
+import highlightzoo as hz
+from highlightzoo.batch import random_batch
+from highlightzoo.errors import ConfigError
+from highlightzoo.losses import get_loss
+from highlightzoo.models.components.fcsn import FCSNEncoder, time_major_conv1d
+from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_steps
+from highlightzoo.training import TrainConfig, train
+from highlightzoo.training.optim import make_adam
+
+NARROW = {"fcsn": {"width_mult": 1 / 16}, "avhd": {"width_mult": 1 / 16},
+          "video2gif": {"width_mult": 0.25}}
+
+
+@pytest.mark.parametrize(("kernel", "padding", "bias"), [(3, 100, True), (3, 2, True),
+                                                           (7, 6, False), (1, 0, True)])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_time_major_conv_equals_the_padded_conv(kernel, padding, bias, scaled):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(5, 4, kernel, padding=padding, bias=bias)
+    x = torch.randn(3, 9, 5)
+    x[1, 6:] = 0  # padded tail, as in a batch
+    scale = torch.rand(3, 9) + 0.5 if scaled else None
+    want = conv(rearrange(x * (scale[..., None] if scaled else 1), "b t d -> b d t"))
+    got = time_major_conv1d(x, conv, scale)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-6)
+    # the edges far from the real steps are the bias alone
+    if padding > kernel:
+        edge = conv.bias if bias else torch.zeros(4)
+        assert torch.allclose(got[:, :, 0], edge.expand(3, 4))
+
+
+def test_strided_conv_falls_back_to_the_conv():
+    conv = torch.nn.Conv1d(5, 4, 3, stride=2, padding=1)
+    x = torch.randn(2, 8, 5)
+    assert torch.allclose(time_major_conv1d(x, conv), conv(rearrange(x, "b t d -> b d t")))
+
+
+def test_inverse_l2_norms_rescale_like_l2_normalize():
+    x = torch.randn(2, 5, 7)
+    x[0, 1] = 0  # a zero step stays zero
+    assert torch.allclose(x * inverse_l2_norms(x)[..., None], l2_normalize_steps(x))
+
+
+def test_fcsn_encoder_equals_its_plain_conv_stack_on_normalised_steps():
+    torch.manual_seed(1)
+    encoder = FCSNEncoder(24, width_mult=1 / 8).eval()
+    x = torch.randn(2, 40, 24)
+    pool4, fc7 = encoder(x, inverse_l2_norms(x))
+    want4 = encoder.to_pool4(rearrange(l2_normalize_steps(x), "b t d -> b d t"))
+    want7 = encoder.fc7(encoder.fc6(encoder.pool5(want4)))
+    assert torch.allclose(pool4, want4, atol=1e-5) and torch.allclose(fc7, want7, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", hz.list_models())
+def test_bf16_autocast_forward_and_backward(name):
+    """Every model runs under CPU bf16 autocast; scores stay float32 and gradients finite."""
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=16, **NARROW.get(name, {})).train()
+    batch = random_batch(2, 40, 16, 4, 4, seed=0, lengths=[40, 29])
+    loss_fn = get_loss(model.card.default_loss)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(batch)
+        loss = loss_fn(output, batch)
+    assert output.scores.dtype == torch.float32
+    assert torch.isfinite(output.scores[batch.video_mask]).all()
+    if loss.requires_grad:
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+HOST_COPIES = ("item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__")
+
+
+def count_host_copies(fn) -> collections.Counter:
+    """Calls of the Tensor methods that copy to the host (a device sync on a GPU) in ``fn()``."""
+    counts: collections.Counter = collections.Counter()
+
+    def counted(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            counts[name] += 1
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    with mock.patch.multiple(torch.Tensor, **{n: counted(n) for n in HOST_COPIES}):
+        fn()
+    return counts
+
+
+def test_the_counter_sees_host_copies():
+    t = torch.ones(3)
+    assert count_host_copies(lambda: (t.sum().item(), bool(t.any()), t.tolist()))["item"] == 1
+    assert sum(count_host_copies(lambda: (bool(t.any()), t.tolist())).values()) == 2
+
+
+@pytest.mark.parametrize("name", hz.list_models())
+def test_training_step_copies_to_the_host_only_in_the_model_forward(name):
+    """Loss, backward and Adam add no host copy; the PR-Net family's forward has none either."""
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=16, **NARROW.get(name, {})).train()
+    batch = random_batch(2, 32, 16, 4, 4, seed=0)
+    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loss_fn = get_loss(model.card.default_loss)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(batch), batch)
+        if loss.requires_grad:
+            loss.backward()
+            optimizer.step()
+
+    step()  # first step: Adam allocates its state
+    forward = sum(count_host_copies(lambda: model(batch)).values())
+    whole = sum(count_host_copies(step).values())
+    assert whole == forward
+    if name.startswith("prnet"):
+        assert forward == 0
+
+
+def test_fcsn_groups_lengths_with_one_host_copy():
+    model = hz.create_model("fcsn", feature_dim=16, width_mult=1 / 16).eval()
+    batch = random_batch(3, 40, 16, seed=0, lengths=[40, 33, 40])
+    assert sum(count_host_copies(lambda: model(batch)).values()) == 1
+
+
+def test_compile_option_wraps_the_training_forward(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="compile"):
+        TrainConfig(model="prnet", data="x.h5", compile="yes")
+    assert TrainConfig(model="prnet", data="x.h5").compile is False
+    store = write_tiny_store(tmp_path / "tiny.h5")
+    compiled = []
+
+    def fake_compile(module, *args, **kwargs):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    config = TrainConfig(model="prnet", data=str(store), out=str(tmp_path / "run"), epochs=1,
+                         batch_size=4, eval_batch_size=3, protocol="steps", compile=True,
+                         model_overrides=SMALL.get("prnet", {}))
+    result = train(config, quiet=True)
+    assert len(compiled) == 1 and isinstance(compiled[0], torch.nn.Module)
+    assert result.run_dir.exists()
+
+
+def test_fused_adam_matches_the_default_adam():
+    torch.manual_seed(0)
+    a = [torch.randn(5, 3, requires_grad=True), torch.randn(7, requires_grad=True)]
+    b = [p.detach().clone().requires_grad_() for p in a]
+    fused, plain = make_adam(a, lr=1e-2, weight_decay=0.1), torch.optim.Adam(b, lr=1e-2,
+                                                                            weight_decay=0.1)
+    assert fused.defaults["fused"] is True
+    for _ in range(3):
+        for params, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            sum(F.softplus(p).sum() for p in params).backward()
+            opt.step()
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a, b, strict=True))
