@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -196,13 +197,29 @@ class TrainerBackend:
 
 
 def test_record(test: EvalResult) -> dict[str, Any]:
-    """The deterministic test fields of a run record (headline numbers + per-video records)."""
+    """The deterministic test fields of a run record (headline numbers + per-video records).
+
+    A value that does not exist (e.g. the per-step AP of a video whose highlight covers no
+    whole step, or its nMSD) is NaN in the evaluation and ``null`` here: results.json is
+    strict JSON.
+    """
     data = test.to_dict()
-    return {
+    return _json_safe({
         **{k: v for k, v in data.items() if k not in ("records", "scores", "map_ci95")},
         "hit": test.hit,
         "videos": data["records"],
-    }
+    })
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (recursively)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _traces(test: EvalResult, run_dir: Path, trace_pairs: list[str]) -> dict[str, list[float]]:
