@@ -18,7 +18,7 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     parts = (out / "parts.txt").read_text().split("\n")
-    assert [p.split()[0] for p in parts if p] == ["env", "fcsn8192", "models", "bench"]
+    assert [p.split()[0] for p in parts if p] == ["env", "fcsn8192", "models", "prnet", "bench"]
     assert all("exit=0" in p for p in parts if p), parts
     env = json.loads((out / "env.json").read_text())
     assert env["smoke"] is True and env["matmul_peak_tflops"] > 0 and "threads" in env

@@ -18,5 +18,6 @@ run_part() {  # name, time limit in seconds
 run_part env 60
 run_part fcsn8192 90
 run_part models 120
-run_part bench 200
+run_part prnet 60
+run_part bench 170
 cat "$OUT/parts.txt"
