@@ -126,7 +126,10 @@ CSV_COLUMNS = (
 
 
 def _lrs(s: ModelSummary | None) -> str:
-    return "" if s is None else "/".join(f"{lr:g}" for lr in s.lrs)
+    """The final runs' learning rate(s); none for a floor (nothing is trained)."""
+    if s is None or not get_model_card(s.model).trainable:
+        return ""
+    return "/".join(f"{lr:g}" for lr in s.lrs)
 
 
 def _num(value: float | None, digits: int = 2) -> str:
