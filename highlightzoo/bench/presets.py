@@ -9,7 +9,7 @@ paper's protocol, Sec. 3.4) and never tuned to make one model win.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from highlightzoo.errors import ConfigError
 
@@ -113,6 +113,31 @@ _NARROW_FCN = {m: {"width_mult": 0.25} for m in ("fcsn", "avhd", "video2gif")}
 # the linear scaling rule puts that at ~1.6e-3, inside the grid (docs/training.md).
 LR_GRID = (3e-4, 1e-3, 3e-3)
 
+# The fair comparison: every model trained to convergence under the same rules, at a
+# learning rate chosen per model on the validation users (seed 0, first 500 steps) from
+# LR_GRID. min_steps: on measured learning curves (docs/training.md) the slowest learner,
+# FCSN, leaves its initial plateau after 150-250 steps at lr 1e-3; 500 leaves room for 3e-4.
+CONVERGED = BenchPreset(
+    name="converged",
+    world="quick",
+    world_seed=0,
+    batch_size=16,
+    lr=1e-3,
+    lr_grid=LR_GRID,
+    sweep_steps=500,
+    patience=4,
+    min_steps=500,
+    min_delta=0.1,
+    max_steps=3000,
+    eval_every=50,
+    clip_len=256,
+    seeds=3,
+    device="cpu",
+    model_overrides=_NARROW_FCN,
+    target="15 models x 3 seeds + lr sweep, every final run stopped by patience; about "
+           "1 h 55 min on a 2-core CPU with --jobs 2 (extrapolated from two seeds, docs/benchmark.md)",
+)
+
 PRESETS: dict[str, BenchPreset] = {
     # A <= 20 min CPU demonstration: one learning rate and a short cap, so rows may not
     # converge; the tables say which (column "converged").
@@ -131,51 +156,12 @@ PRESETS: dict[str, BenchPreset] = {
         model_overrides=_NARROW_FCN,
         target="15 models x 3 seeds (+2 floors) in <= 20 min on a 2-core CPU (--jobs 2)",
     ),
-    # The fair comparison: every model trained to convergence under the same rules, at a
-    # learning rate chosen per model on the validation users (seed 0, first 500 steps) from
-    # LR_GRID. min_steps: on measured learning curves (docs/training.md) the slowest learner,
-    # FCSN, leaves its initial plateau after 150-250 steps at lr 1e-3; 500 leaves room for 3e-4.
-    "converged": BenchPreset(
-        name="converged",
-        world="quick",
-        world_seed=0,
-        batch_size=16,
-        lr=1e-3,
-        lr_grid=LR_GRID,
-        sweep_steps=500,
-        patience=4,
-        min_steps=500,
-        min_delta=0.1,
-        max_steps=3000,
-        eval_every=50,
-        clip_len=256,
-        seeds=3,
-        device="cpu",
-        model_overrides=_NARROW_FCN,
-        target="15 models x 3 seeds + lr sweep, every final run stopped by patience; "
-               "<= 90 min on a 2-core CPU (--jobs 2)",
-    ),
+    "converged": CONVERGED,
     # The converged rules on one GPU. world="quick" on purpose, not the bigger synthetic
     # world preset also called "standard": the same world as the CPU presets keeps CPU and
     # GPU tables comparable (docs/benchmark.md).
-    "standard": BenchPreset(
-        name="standard",
-        world="quick",
-        world_seed=0,
-        batch_size=16,
-        lr=1e-3,
-        lr_grid=LR_GRID,
-        sweep_steps=500,
-        patience=4,
-        min_steps=500,
-        min_delta=0.1,
-        max_steps=3000,
-        eval_every=50,
-        clip_len=256,
-        seeds=3,
-        device="cuda",
-        num_workers=4,
-        model_overrides=_NARROW_FCN,
+    "standard": replace(
+        CONVERGED, name="standard", device="cuda", num_workers=4,
         target="the converged preset on one H100/H200 (time: benchmarks/gpu/run.sh)",
     ),
     # The paper's protocol (Sec. 3.4): 150 passes, 32 clips per batch, Adam with default

@@ -98,7 +98,14 @@ def _open_results(
     if not path.exists():
         return fresh
     old = load_results(path)
-    for key in ("preset", "world"):
+    # a preset's ``target`` is its description, not one of its rules
+    old_preset = {k: v for k, v in old["preset"].items() if k != "target"}
+    if old_preset != {k: v for k, v in fresh["preset"].items() if k != "target"}:
+        raise RunFolderError(
+            f"{path} holds results of another preset (preset differs); "
+            "use a new --out folder or the same preset, world and replay"
+        )
+    for key in ("world",):
         if old[key] != fresh[key]:
             raise RunFolderError(
                 f"{path} holds results of another {key} ({key} differs); "
