@@ -82,7 +82,8 @@ def test_markdown_and_csv_have_every_row_ci_paper_and_paired_test(folder):
         md = (folder / f"{table}.md").read_text()
         for r in rows:
             card = get_model_card(r["model"])
-            assert r["lr"] == "0.001" and r["converged"] == "2" and r["n_seeds"] == "2"
+            assert r["lr"] == ("0.001" if card.trainable else "")  # a floor trains nothing
+            assert r["converged"] == "2" and r["n_seeds"] == "2"
             if card.paper_map is None:  # a floor
                 continue
             assert float(r["paper_map"]) == pytest.approx(card.paper_map)
