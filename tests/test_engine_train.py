@@ -165,3 +165,17 @@ def test_a_convolutional_model_reruns_bit_for_bit_on_one_machine(store, tmp_path
                   quiet=True).run_dir for i in range(2)]  # fmt: skip
     a, b = (torch.load(r / "checkpoints/last.pt", weights_only=True)["model_state"] for r in runs)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_benchmark_resumes_a_chosen_run_finished_but_not_recorded(store, tmp_path):
+    """A crash between a run's end and its record: resume_run tests it again, same numbers."""
+    from highlightzoo.bench.backend import TrainerBackend
+    from highlightzoo.bench.presets import get_preset
+    from highlightzoo.bench.protocol import World
+
+    cfg = _config(store, "video2gif", tmp_path / "r", max_steps=6, eval_every=2, batch_size=2)
+    train(cfg, quiet=True, stop_after=1)
+    finished = train(None, quiet=True, resume=tmp_path / "r")  # writes results.json
+    outcome = TrainerBackend().resume_run(get_preset("quick"), "video2gif", 0, World(store, "k", {}),
+                                          tmp_path / "r", device="cpu", trace_pairs=[])
+    assert outcome.record["test"]["map"] == finished.test.map

@@ -175,6 +175,9 @@ class TrainerBackend:
                 "the chosen sweep run has no checkpoint to resume; delete its sweep record from "
                 "results.json to rerun it", path=str(run_dir),
             )
+        # A results.json here means an earlier benchmark process finished this run but died
+        # before recording it: the saved stop state makes the resume test it again, bit for bit.
+        (Path(run_dir) / "results.json").unlink(missing_ok=True)
         result = train(None, quiet=True, resume=run_dir, overrides={"device": device})
         return split_train_result(result, world, run_dir, trace_pairs)
 
