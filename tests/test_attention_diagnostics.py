@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from highlightzoo.bench.attention import (
     user_share,
     write_attention_diagnostics,
 )
+from highlightzoo.cli import main
 from highlightzoo.errors import ConfigError
 
 
@@ -66,3 +68,20 @@ def test_diagnostics_need_a_prnet(store, tmp_path):
     ckpt = write_fresh_checkpoint(tmp_path / "fcsn.pt", "fcsn", store)
     with pytest.raises(ConfigError, match="need a PR-Net"):
         attention_diagnostics(ckpt)
+
+
+def test_cli_bench_attention_writes_the_report(store, tmp_path, capsys):
+    ckpt = write_fresh_checkpoint(tmp_path / "prnet.pt", "prnet", store)
+    out = tmp_path / "report"
+    assert main(["bench", "attention", str(ckpt), "--out", str(out), "--split", "train",
+                 "--no-plots"]) == 0
+    written = capsys.readouterr().out.split()
+    assert written == [str(out / "attention_prnet.json"), str(out / "attention_prnet.md")]
+    assert json.loads((out / "attention_prnet.json").read_text())["split"] == "train"
+
+
+def test_cli_bench_attention_refuses_another_model_in_one_line(store, tmp_path, capsys):
+    ckpt = write_fresh_checkpoint(tmp_path / "fcsn.pt", "fcsn", store)
+    assert main(["bench", "attention", str(ckpt), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "need a PR-Net" in err and not (tmp_path / "r").exists()

@@ -15,7 +15,7 @@ from highlightzoo.bench.presets import get_preset
 from highlightzoo.bench.progress import Progress, format_seconds
 from highlightzoo.bench.results import RESULTS_FILE, load_results, strip_timing
 from highlightzoo.bench.runner import RunOutcome, World, run_tables
-from highlightzoo.errors import ConfigError, RunFolderError
+from highlightzoo.errors import ConfigError, ModelNotFoundError, RunFolderError
 
 MODELS = ["video2gif", "prnet", "prnet_h0"]
 
@@ -231,3 +231,30 @@ def test_a_run_record_is_strict_json_with_missing_values_as_null():
     record = test_record(summarise(records, [], 5, protocol="avhd"))
     assert record["videos"][0]["ap_steps"] is None and record["videos"][0]["nmsd"] is None
     dumps({"runs": [record]})  # allow_nan=False: would raise on a NaN
+
+
+def test_model_overrides_from_the_command_line_are_part_of_the_preset(tmp_path):
+    base = get_preset("quick")
+    preset = base.with_model_overrides(["prnet.history_context=video:16", "fcsn.width_mult=0.5"])
+    assert preset.overrides_for("prnet") == {"history_context": "video:16"}
+    assert preset.overrides_for("fcsn") == {"width_mult": 0.5}  # JSON value, replaces the preset's
+    assert preset.overrides_for("avhd") == base.overrides_for("avhd")
+    assert base.overrides_for("prnet") == {}  # the registered preset is not changed
+    out = tmp_path / "b"
+    bench(out, FakeBackend(), seeds=1)
+    with pytest.raises(RunFolderError, match="another preset"):  # resume with other overrides
+        run_tables(preset, out, backend=FakeBackend(), models=MODELS, seeds=1,
+                   cache_dir=tmp_path / "cache", quiet=True, report=False)
+
+
+@pytest.mark.parametrize("item", ["prnet=3", "prnet.=3", ".width=3", "prnet.width"])
+def test_malformed_model_override_is_a_config_error(item):
+    with pytest.raises(ConfigError, match="MODEL.KEY=VALUE"):
+        get_preset("quick").with_model_overrides([item])
+
+
+def test_model_override_of_an_unknown_model_or_option_is_refused():
+    with pytest.raises(ModelNotFoundError, match="unknown model 'nope'"):
+        get_preset("quick").with_model_overrides(["nope.width=3"])
+    with pytest.raises(ConfigError, match="has no option 'width'"):
+        get_preset("quick").with_model_overrides(["fcsn.width=3"])

@@ -182,3 +182,14 @@ def test_readme_block_is_filled_from_the_generated_table(folder, tmp_path):
     assert "| prnet | 18.66 |" in text and "# Table 1" not in text
     with pytest.raises(ConfigError, match="no '<!-- BEGIN"):
         report.embed_table(folder / "table2.md", folder)
+
+
+def test_footnote_names_the_model_overrides_of_the_preset(tmp_path):
+    results = make_results(["prnet", "fcsn"])
+    preset = get_preset("quick").with_model_overrides(["prnet.history_context=video:16"])
+    results["preset"] = preset.to_dict()
+    save_results(tmp_path / RESULTS_FILE, results)
+    report.write_report(tmp_path, plots=False)
+    md = (tmp_path / "table1.md").read_text()
+    assert ("model overrides (create_model arguments): avhd width_mult=0.25, fcsn width_mult=0.25, "
+            "prnet history_context=video:16, video2gif width_mult=0.25;") in md

@@ -28,11 +28,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 from torch import nn
 
+from highlightzoo import metrics
 from highlightzoo.batch import Batch
+from highlightzoo.bench.plots import _pyplot, _save, matplotlib_available
+from highlightzoo.data.dataset import HighlightDataset, collate
+from highlightzoo.data.store import FeatureStore
 from highlightzoo.errors import ConfigError
 from highlightzoo.io import atomic_write_text
+from highlightzoo.training.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_checkpoint_path,
+)
+from highlightzoo.training.config import TrainConfig
 
 DIAGNOSTICS = ("entropy", "user_share")
 
@@ -99,8 +110,6 @@ def _mean(values: list[float | None]) -> float | None:
 
 def spearman(x: list[float | None], y: list[float]) -> dict[str, float | int | None]:
     """Spearman rho and two-sided p of ``x`` vs ``y`` over the pairs where ``x`` is defined."""
-    from scipy import stats
-
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and not math.isnan(a)]
     if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
         return {"rho": None, "p": None, "n": len(pairs)}
@@ -118,9 +127,6 @@ def diagnose(
     ``trace_videos`` videos with at least 2 history segments keep their
     per-step traces for :func:`attention_figure`.
     """
-    from highlightzoo import metrics
-    from highlightzoo.data.dataset import collate
-
     model.eval()
     name = getattr(getattr(model, "card", None), "name", type(model).__name__)
     report = AttentionReport(model=name)
@@ -182,15 +188,6 @@ def attention_diagnostics(
     ``data``: the feature store (default: the one the run recorded). The
     history cap and label rule are the run's, as in ``highlightzoo evaluate``.
     """
-    from highlightzoo.data.dataset import HighlightDataset
-    from highlightzoo.data.store import FeatureStore
-    from highlightzoo.training.checkpoint import (
-        load_checkpoint,
-        model_from_checkpoint,
-        resolve_checkpoint_path,
-    )
-    from highlightzoo.training.config import TrainConfig
-
     payload = load_checkpoint(resolve_checkpoint_path(checkpoint))
     config = TrainConfig.from_dict(payload["config"])
     store = FeatureStore(data or config.data)
@@ -246,8 +243,6 @@ def attention_markdown(report: AttentionReport) -> str:
 def attention_figure(report: AttentionReport, path: Path) -> Path | None:
     """Fig. 7 style: per traced video, attention over history segments by step, then
     ``l``, ``b``, the user weight and the ground truth. None when nothing was traced."""
-    from highlightzoo.bench.plots import _pyplot, _save
-
     if not report.traces:
         return None
     plt = _pyplot()
@@ -289,8 +284,6 @@ def write_attention_diagnostics(
     folder: str | Path, report: AttentionReport, *, plots: bool = True
 ) -> list[Path]:
     """Write ``attention_<model>.json``/``.md`` (and ``.png`` with matplotlib) into ``folder``."""
-    from highlightzoo.bench.plots import matplotlib_available
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"attention_{report.model}"

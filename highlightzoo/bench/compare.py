@@ -25,6 +25,7 @@ from highlightzoo.bench.results import final_runs
 from highlightzoo.bench.stats import pair_id
 from highlightzoo.bench.tables import TABLES, table_rows
 from highlightzoo.errors import DataFormatError
+from highlightzoo.metrics import paired_test
 
 
 def per_video_ap(results: dict[str, Any], protocol: str) -> dict[str, dict[str, float]]:
@@ -85,8 +86,6 @@ class Shift:
 
 
 def _paired(x: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float], float | None]:
-    from highlightzoo.metrics import paired_test
-
     if len(x) < 2:
         return float(np.mean(x - y) * 100), (float("nan"), float("nan")), None
     t = paired_test(x, y)

@@ -31,9 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from highlightzoo.bench.plots import _pyplot, _save, matplotlib_available
+from highlightzoo.bench.results import load_results
 from highlightzoo.bench.stats import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, ModelSummary
 from highlightzoo.bench.tables import summaries
+from highlightzoo.data.store import FeatureStore
 from highlightzoo.io import atomic_write_text
+from highlightzoo.metrics import paired_test
 
 #: (personalized model, history-free counterpart) pairs, compared when both ran
 COUNTERPARTS: tuple[tuple[str, str], ...] = (
@@ -103,8 +107,6 @@ class HistoryValue:
 
 def compare_aps(model: str, baseline: str, label: str, a: np.ndarray, b: np.ndarray) -> Comparison:
     """Paired comparison of per-video APs ``a`` (model) and ``b`` (baseline), both in [0, 1]."""
-    from highlightzoo.metrics import paired_test
-
     a, b = np.asarray(a, dtype=np.float64) * 100.0, np.asarray(b, dtype=np.float64) * 100.0
     low = high = p = None
     if a.size >= 2:
@@ -141,8 +143,6 @@ def store_history_counts(store_path: str | Path, keys: Sequence[str]) -> dict[st
     Segments on the evaluated video itself are not history (as in the data
     pipeline), so they are not counted.
     """
-    from highlightzoo.data.store import FeatureStore
-
     store = FeatureStore(store_path, strict=False, check_features=False)
     counts = {}
     try:
@@ -298,8 +298,6 @@ def history_value_figure(report: HistoryValue, path: Path) -> Path | None:
 
     Returns None (writes nothing) when no history sizes are known.
     """
-    from highlightzoo.bench.plots import _pyplot, _save
-
     pairs = [p for p, pts in report.points.items() if any(s is not None for s, _ in pts)]
     if not pairs:
         return None
@@ -355,9 +353,6 @@ def write_history_value(
 ) -> list[Path]:
     """Write ``history_value.md``/``.csv`` (and ``history_value.png`` with matplotlib) into
     ``folder`` from ``results`` (default: the folder's results.json); return the paths."""
-    from highlightzoo.bench.plots import matplotlib_available
-    from highlightzoo.bench.results import load_results
-
     folder = Path(folder)
     results = load_results(folder) if results is None else results
     report = history_value(results, store_path)

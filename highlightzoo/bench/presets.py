@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from highlightzoo.errors import ConfigError
+from highlightzoo.models.registry import check_model_overrides
+from highlightzoo.training.config import parse_override
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,23 @@ class BenchPreset:
     def overrides_for(self, model: str) -> dict:
         """The ``create_model`` overrides this preset gives ``model`` (often none)."""
         return dict(self.model_overrides.get(model, {}))
+
+    def with_model_overrides(self, items: list[str]) -> BenchPreset:
+        """This preset with ``MODEL.KEY=VALUE`` items (``bench tables --model-override``) added to
+        its ``model_overrides``; the value is read as JSON when it parses (as ``train --set``).
+        The overrides are part of the recorded preset, so a folder run with other overrides is
+        refused on resume and the table footnote names them."""
+        merged = {model: dict(values) for model, values in self.model_overrides.items()}
+        for item in items:
+            target, sep, _ = item.partition("=")
+            model, dot, key = target.partition(".")
+            if not sep or not dot or not model.strip() or not key.strip():
+                raise ConfigError(f"model override {item!r} must look like MODEL.KEY=VALUE")
+            name, value = parse_override(item[len(model) + 1 :])
+            model = model.strip()
+            check_model_overrides(model, {name: value})
+            merged.setdefault(model, {})[name] = value
+        return replace(self, model_overrides=merged)
 
     def rule_text(self) -> str:
         """The training rules in one line (table footnotes, progress)."""

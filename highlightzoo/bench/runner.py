@@ -36,9 +36,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from highlightzoo.bench.presets import BenchPreset, get_preset
 from highlightzoo.bench.progress import Progress
 from highlightzoo.bench.protocol import Backend, RunOutcome, World
+from highlightzoo.bench.report import write_report
 from highlightzoo.bench.results import (
     RESULTS_FILE,
     TIMING_KEY,
@@ -129,8 +132,6 @@ def _lr_tag(lr: float) -> str:
 
 
 def _worker_init(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 
@@ -290,8 +291,6 @@ def run_tables(
                           f"({run.get('selection', {}).get('stop_reason', '?')})")
 
     if report:
-        from highlightzoo.bench.report import write_report
-
         write_report(out)
         progress.message(f"tables and plots written to {out}")
     return path
@@ -305,6 +304,8 @@ def _resumed(progress: Progress, results: dict[str, Any], model: str, label: Any
 
 def default_backend() -> Backend:
     """The real backend: the synthetic world of the data part and the shared trainer."""
+    # imported here: it loads the trainer, which `highlightzoo --help`, `bench report` and the
+    # runner's tests with a scripted backend do not need
     from highlightzoo.bench.backend import TrainerBackend
 
     return TrainerBackend()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from highlightzoo.errors import DataFormatError
+from highlightzoo.metrics import aggregate_seeds, bootstrap_ci, paired_test
 
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -130,8 +131,6 @@ def run_converged(run: dict[str, Any]) -> bool:
 
 def video_interval(values: np.ndarray) -> tuple[float, float] | None:
     """95 % percentile bootstrap interval of the mean over videos (None with one video)."""
-    from highlightzoo.metrics import bootstrap_ci
-
     if len(values) < 2:
         return None
     ci = bootstrap_ci(
@@ -142,8 +141,6 @@ def video_interval(values: np.ndarray) -> tuple[float, float] | None:
 
 def seed_interval(seed_maps: np.ndarray) -> tuple[float, float] | None:
     """95 % Student-t interval of the mean of per-seed mAPs (None with one seed)."""
-    from highlightzoo.metrics import aggregate_seeds
-
     if len(seed_maps) < 2:
         return None
     summary = aggregate_seeds(list(map(float, seed_maps)))
@@ -156,8 +153,6 @@ def paired_p_value(a: ModelSummary, b: ModelSummary) -> float | None:
     None when the two were evaluated on different videos or every
     difference is zero (the test is undefined, e.g. a model against itself).
     """
-    from highlightzoo.metrics import paired_test
-
     if sorted(a.per_video_ap) != sorted(b.per_video_ap):
         return None
     keys = sorted(a.per_video_ap)

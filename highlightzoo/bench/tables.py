@@ -214,6 +214,16 @@ def table_markdown(table: str, rows: Sequence[Row], results: dict[str, Any]) -> 
     return "\n".join(lines) + "\n"
 
 
+def _overrides_text(preset: dict[str, Any]) -> str:
+    """The preset's per-model ``create_model`` overrides as a footnote clause ("" when none)."""
+    items = [
+        f"{model} {key}={value}"
+        for model, overrides in sorted(preset.get("model_overrides", {}).items())
+        for key, value in sorted(overrides.items())
+    ]
+    return f"model overrides (create_model arguments): {', '.join(items)}; " if items else ""
+
+
 def _footnotes(results: dict[str, Any], best: str | None, summ: dict[str, ModelSummary]) -> list[str]:
     preset = results["preset"]
     n_videos = sorted({s.n_videos for s in summ.values()})
@@ -231,7 +241,7 @@ def _footnotes(results: dict[str, Any], best: str | None, summ: dict[str, ModelS
     )
     return [
         f"Preset `{preset['name']}`: {_data_text(world, preset)}; {_rules(preset)}; "
-        f"training seeds {seeds}; test videos per model {n_videos}; "
+        f"{_overrides_text(preset)}training seeds {seeds}; test videos per model {n_videos}; "
         f"device `{prov.get('device')}` ({prov.get('device_name', '?')}, "
         f"{prov.get('threads', '?')} threads per run).{partial}",
         "",

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from highlightzoo import metrics
 from highlightzoo.data.labels import segments_to_step_labels
+from highlightzoo.data.store import FeatureStore
 from highlightzoo.data.synthetic import (
     WORLD_PRESETS,
     StepLatents,
@@ -87,12 +89,8 @@ def world_probes(
     user). Without a store, ``world_config`` (a preset name or config) and
     ``seed`` are required and nothing is read from disk.
     """
-    from highlightzoo import metrics
-
     store = None
     if store_path is not None:
-        from highlightzoo.data.store import FeatureStore
-
         store = FeatureStore(store_path, check_features=False)
         stored_cfg, stored_seed = config_from_store(
             store.metadata.get("generator_config"), str(store_path)

@@ -9,21 +9,27 @@ presets`` lists the presets. The logic lives in :mod:`highlightzoo.bench`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
+from highlightzoo.bench.attention import attention_diagnostics, write_attention_diagnostics
+from highlightzoo.bench.compare import compare_markdown
+from highlightzoo.bench.presets import PRESETS, get_preset
+from highlightzoo.bench.report import embed_table, write_report
+from highlightzoo.bench.results import load_results
+from highlightzoo.bench.runner import run_tables
+from highlightzoo.io import atomic_write_text
+
 
 def _tables(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from highlightzoo.bench.presets import get_preset
-    from highlightzoo.bench.runner import run_tables
-
     preset = get_preset(args.preset)
     if args.epochs is not None:  # e.g. time 2 passes of `paper` and extrapolate to 150
         preset = dataclasses.replace(preset, epochs=args.epochs, max_steps=None)
     if args.max_steps is not None:
         preset = dataclasses.replace(preset, max_steps=args.max_steps)
+    if args.model_override:
+        preset = preset.with_model_overrides(args.model_override)
     path = run_tables(
         preset,
         Path(args.out),
@@ -45,14 +51,12 @@ def _store_backend(data: str | None):
     """The backend of ``--data STORE`` (None: the preset's synthetic world)."""
     if data is None:
         return None
-    from highlightzoo.bench.store_backend import StoreBackend
+    from highlightzoo.bench.store_backend import StoreBackend  # loads the trainer: only here
 
     return StoreBackend(data)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from highlightzoo.bench.report import embed_table, write_report
-
     for path in write_report(Path(args.dir), plots=not args.no_plots):
         print(path)
     if args.readme:
@@ -61,10 +65,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from highlightzoo.bench.compare import compare_markdown
-    from highlightzoo.bench.results import load_results
-    from highlightzoo.io import atomic_write_text
-
     a, b = Path(args.a), Path(args.b)
     text = compare_markdown(load_results(a), load_results(b), a.name, b.name, args.protocol)
     if args.out:
@@ -75,9 +75,16 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _presets(args: argparse.Namespace) -> int:
-    from highlightzoo.bench.presets import PRESETS
+def _attention(args: argparse.Namespace) -> int:
+    report = attention_diagnostics(
+        args.run, data=args.data, split=args.split, device=args.device, trace_videos=args.trace_videos
+    )
+    for path in write_attention_diagnostics(Path(args.out), report, plots=not args.no_plots):
+        print(path)
+    return 0
 
+
+def _presets(args: argparse.Namespace) -> int:
     for name, preset in PRESETS.items():
         print(f"{name}: {preset.target}")
         if args.verbose:
@@ -87,8 +94,6 @@ def _presets(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add ``bench tables``, ``bench report`` and ``bench presets``."""
-    from highlightzoo.bench.presets import PRESETS
-
     bench = subparsers.add_parser("bench", help="regenerate the paper's Tables 1 and 2")
     sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
 
@@ -123,6 +128,10 @@ def register(subparsers) -> None:
                         help="override the budget with N passes (recorded in results.json; for timing)")
     tables.add_argument("--max-steps", type=int, default=None,
                         help="override the preset's step cap (recorded in results.json; for timing)")
+    tables.add_argument("--model-override", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                        help="a create_model argument for one model, e.g. "
+                             "prnet.history_context=video:16 (repeatable; recorded in the preset and "
+                             "named in the table footnote)")
     tables.add_argument("--jobs", type=int, default=None,
                         help="runs at once, each in its own process with cpu_count/jobs torch "
                              "threads (default: one per core, at most 4, on CPU; 1 on CUDA). "
@@ -151,6 +160,24 @@ def register(subparsers) -> None:
                       help="AP protocol to compare under (both folders must have it; default steps)")
     comp.add_argument("--out", default=None, metavar="MD", help="write the markdown here")
     comp.set_defaults(func=_compare)
+
+    att = sub.add_parser(
+        "attention", help="attention diagnostics of a trained PR-Net run (entropy, user share, AP)",
+        description="Per test video of a trained PR-Net: the entropy of the history attention "
+        "(Eq. 3), the share of steps where the user branch outweighs the generic one (Eq. 5) and "
+        "their Spearman correlation with AP; writes attention_<model>.json/.md and a Fig. 7 style "
+        "figure (docs/history.md).",
+    )
+    att.add_argument("run", metavar="RUN", help="a run folder (its best checkpoint) or a checkpoint file")
+    att.add_argument("--out", required=True, metavar="DIR", help="folder for the report files")
+    att.add_argument("--data", default=None, metavar="STORE", help="feature store (default: the run's)")
+    att.add_argument("--split", choices=("train", "val", "test"), default="test",
+                     help="users to diagnose (default test)")
+    att.add_argument("--device", default="cpu")
+    att.add_argument("--trace-videos", type=int, default=3, metavar="N",
+                     help="videos drawn in the figure (default 3)")
+    att.add_argument("--no-plots", action="store_true")
+    att.set_defaults(func=_attention)
 
     presets = sub.add_parser("presets", help="list the benchmark presets")
     presets.add_argument("--verbose", "-v", action="store_true", help="print every field")

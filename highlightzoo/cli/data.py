@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from highlightzoo.data.synthetic import WORLD_PRESETS
+from highlightzoo.data.phdgifs import import_phdgifs
+from highlightzoo.data.stats import store_statistics
+from highlightzoo.data.store import FeatureStore
+from highlightzoo.data.synthetic import WORLD_PRESETS, synthesize, synthesize_replay
+from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.io import is_stale_temp_file, temp_files_of
 
 
 def register(subparsers) -> None:
@@ -102,16 +108,12 @@ def register(subparsers) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from highlightzoo.data.synthetic import synthesize
-
     report = synthesize(args.preset, args.seed, args.out, progress=not args.quiet)
     print(f"wrote {args.out}: {report.summary()}")
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from highlightzoo.data.synthetic import synthesize_replay
-
     report = synthesize_replay(
         args.csv, args.seed, args.out, config=args.preset, progress=not args.quiet
     )
@@ -122,9 +124,6 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from highlightzoo.data.phdgifs import import_phdgifs
-    from highlightzoo.errors import ConfigError
-
     if args.csv and (args.train or args.test):
         raise ConfigError("give one CSV, or --train and --test, not both")
     if not args.csv and not (args.train and args.test):
@@ -150,10 +149,6 @@ DROPPED_SHOWN = 20
 
 def _temp_file_notes(store: str) -> list[str]:
     """One line per temp file next to ``store`` left by a write to it (killed or running)."""
-    from pathlib import Path
-
-    from highlightzoo.io import is_stale_temp_file, temp_files_of
-
     notes = []
     for tmp in temp_files_of(Path(store)):
         size = tmp.stat().st_size / 1e6
@@ -167,10 +162,6 @@ def _temp_file_notes(store: str) -> list[str]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from highlightzoo.data.stats import store_statistics
-    from highlightzoo.data.store import FeatureStore
-    from highlightzoo.errors import DataFormatError
-
     notes = _temp_file_notes(args.store)
     try:
         store = FeatureStore(

@@ -17,6 +17,17 @@ from typing import Any
 import numpy as np
 
 from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.features.backbones import get_backbone_spec
+from highlightzoo.features.extract import features_mismatch
+from highlightzoo.features.for_run import extractor_for_run, history_from_csv, history_from_files
+from highlightzoo.inference import Detector
+from highlightzoo.models.registry import list_models
+from highlightzoo.training import TrainConfig
+from highlightzoo.training.checkpoint import load_checkpoint, resolve_checkpoint_path
+from highlightzoo.training.config import parse_override
+from highlightzoo.training.evaluation import evaluate_checkpoint
+from highlightzoo.training.resume import resume_overrides
+from highlightzoo.training.runs import read_json
 
 
 class _LazyChoices:
@@ -27,13 +38,9 @@ class _LazyChoices:
     """
 
     def __contains__(self, name: object) -> bool:
-        from highlightzoo.models.registry import list_models
-
         return name in list_models()
 
     def __iter__(self):
-        from highlightzoo.models.registry import list_models
-
         return iter(list_models())
 
 
@@ -115,8 +122,6 @@ def _history_cap(text: str) -> int | str | None:
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields set on the command line."""
-    from highlightzoo.training.config import parse_override
-
     given = {k: getattr(args, k) for k in _TRAIN_FIELDS if getattr(args, k) is not None}
     if args.history_cap is not None:
         given["history_cap"] = _history_cap(args.history_cap)
@@ -126,9 +131,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from highlightzoo.training import TrainConfig, train  # the trainer only when training
-    from highlightzoo.training.resume import resume_overrides
-    from highlightzoo.training.runs import read_json
+    from highlightzoo.training.trainer import train  # the training loop only when training
 
     given = _given(args)
     if args.resume:
@@ -187,9 +190,6 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from highlightzoo.training.checkpoint import load_checkpoint, resolve_checkpoint_path
-    from highlightzoo.training.evaluation import evaluate_checkpoint
-
     payload = load_checkpoint(resolve_checkpoint_path(args.checkpoint))
     model = payload["model_card"].get("name")
     result = evaluate_checkpoint(
@@ -287,8 +287,6 @@ def load_history(path: Path | None) -> tuple[list[np.ndarray], list[int] | None]
 
 def _run_features(checkpoint: str) -> dict[str, Any] | None:
     """How the run's store features were made (its checkpoint's ``features``), or None."""
-    from highlightzoo.training.checkpoint import load_checkpoint, resolve_checkpoint_path
-
     return load_checkpoint(resolve_checkpoint_path(checkpoint)).get("features")
 
 
@@ -296,8 +294,6 @@ def _check_declared_backbone(args: argparse.Namespace) -> None:
     """``--backbone`` with ``--video-features`` says where the .npy came from: it must be the run's."""
     if args.backbone is None:
         return
-    from highlightzoo.features.backbones import get_backbone_spec
-    from highlightzoo.features.extract import features_mismatch
 
     spec = get_backbone_spec(args.backbone)
     declared = {"backbone": spec.name, "feature_dim": spec.feature_dim, "rate": args.rate}
@@ -308,12 +304,6 @@ def _check_declared_backbone(args: argparse.Namespace) -> None:
 
 def _features_from_videos(args: argparse.Namespace) -> tuple[np.ndarray, list, list[int], float]:
     """``--video`` (+ ``--history`` files / ``--history-csv``) -> features with the run's backbone."""
-    from highlightzoo.features.for_run import (
-        extractor_for_run,
-        history_from_csv,
-        history_from_files,
-    )
-
     if args.history and args.history_csv:
         raise ConfigError("give history clips with --history or --history-csv, not both")
     extractor = extractor_for_run(
@@ -330,8 +320,6 @@ def _features_from_videos(args: argparse.Namespace) -> tuple[np.ndarray, list, l
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from highlightzoo.inference import Detector
-
     detector = Detector.from_checkpoint(
         args.checkpoint, device=args.device, window_steps=args.window_steps or None
     )

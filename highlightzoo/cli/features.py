@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from highlightzoo.features.backbones import BACKBONES
+from highlightzoo.features.extract import Extractor, extract_features
+
 
 def register(subparsers) -> None:
     """Add the ``features`` command group."""
-    from highlightzoo.features.backbones import BACKBONES
-
     group = subparsers.add_parser("features", help="extract features from video files")
     sub = group.add_subparsers(dest="features_command", metavar="SUBCOMMAND")
     group.set_defaults(func=lambda args: group.print_help() or 1)
@@ -49,8 +50,6 @@ def register(subparsers) -> None:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from highlightzoo.features.extract import Extractor, extract_features
-
     extractor = Extractor.create(
         args.backbone, args.weights, crop=args.crop, device=args.device,
         chunk_steps=args.chunk_steps, progress=not args.quiet,
@@ -64,8 +63,6 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _backbones(args: argparse.Namespace) -> int:
-    from highlightzoo.features.backbones import BACKBONES
-
     if args.json:
         print(json.dumps({n: s.to_dict() for n, s in BACKBONES.items()}, indent=2))
         return 0

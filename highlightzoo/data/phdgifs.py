@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.features.extract import read_features_info
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
 SPLIT_NAMES = ("train", "val", "test")
@@ -448,7 +449,6 @@ def _features_info(features: str | os.PathLike) -> dict | None:
     """How an HDF5 features file was made (``features extract`` writes it), or None."""
     if not Path(features).is_file():
         return None
-    from highlightzoo.features.extract import read_features_info
 
     return read_features_info(features)
 

@@ -140,6 +140,13 @@ def count_parameters_before_building(builder: Builder, feature_dim: int, overrid
     return sum(p.numel() for p in probe.parameters())
 
 
+def check_model_overrides(name: str, overrides: dict) -> None:
+    """:func:`check_overrides` for the registered model ``name`` (a :class:`ConfigError` for an
+    unknown name or option), before anything is built."""
+    get_model_card(name)
+    check_overrides(name, _REGISTRY[name][1], overrides)
+
+
 def create_model(
     name: str, feature_dim: int, allow_large: bool = False, **overrides
 ) -> nn.Module:

@@ -10,6 +10,7 @@ naming the file.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import random
@@ -57,8 +58,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Serialise ``payload`` (plain data + tensors) atomically, stamped with the format."""
-    import io
-
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, buffer)
     atomic_write_bytes(Path(path), buffer.getvalue())
