@@ -92,3 +92,14 @@ def test_a_store_of_another_world_is_refused(tiny):
         world_probes(tiny, world_config=other)
     with pytest.raises(ConfigError, match="needs a store_path"):
         world_probes(world_config="tiny")
+
+
+def test_cli_bench_probes_writes_the_chosen_worlds(tmp_path, capsys):
+    from highlightzoo.cli import main
+
+    assert main(["bench", "probes", "--out", str(tmp_path), "--worlds", "tiny", "--seed", "3"]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "world_probes.json"),
+                                               str(tmp_path / "world_probes.md")]
+    written = json.loads((tmp_path / "world_probes.json").read_text())
+    assert list(written) == ["tiny"]
+    assert written["tiny"]["probes"] == world_probes(world_config="tiny", seed=3)["probes"]

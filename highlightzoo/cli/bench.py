@@ -1,8 +1,10 @@
-"""``highlightzoo bench``: regenerate the PR-Net paper's Tables 1 and 2.
+"""``highlightzoo bench``: regenerate the PR-Net paper's Tables 1 and 2, and inspect results.
 
 ``bench tables`` trains and evaluates every model of both tables per seed
 (resumable) and writes results.json, tables and plots; ``bench report DIR``
 regenerates the tables and plots from an existing results.json; ``bench
+compare`` puts two results folders side by side; ``bench attention`` and
+``bench probes`` write the history diagnostics of docs/history.md; ``bench
 presets`` lists the presets. The logic lives in :mod:`highlightzoo.bench`.
 """
 
@@ -19,6 +21,8 @@ from highlightzoo.bench.presets import PRESETS, get_preset
 from highlightzoo.bench.report import embed_table, write_report
 from highlightzoo.bench.results import load_results
 from highlightzoo.bench.runner import run_tables
+from highlightzoo.bench.world_probes import all_preset_probes, write_world_probes
+from highlightzoo.data.synthetic import WORLD_PRESETS
 from highlightzoo.io import atomic_write_text
 
 
@@ -80,6 +84,13 @@ def _attention(args: argparse.Namespace) -> int:
         args.run, data=args.data, split=args.split, device=args.device, trace_videos=args.trace_videos
     )
     for path in write_attention_diagnostics(Path(args.out), report, plots=not args.no_plots):
+        print(path)
+    return 0
+
+
+def _probes(args: argparse.Namespace) -> int:
+    results = all_preset_probes(seed=args.seed, presets=tuple(args.worlds) if args.worlds else None)
+    for path in write_world_probes(Path(args.out), results):
         print(path)
     return 0
 
@@ -178,6 +189,19 @@ def register(subparsers) -> None:
                      help="videos drawn in the figure (default 3)")
     att.add_argument("--no-plots", action="store_true")
     att.set_defaults(func=_attention)
+
+    probes = sub.add_parser(
+        "probes", help="each synthetic world's personal signal: mAP of probes on its latent variables",
+        description="For each synthetic world preset (generated in memory, nothing read from "
+        "disk), the test users' mAP of three non-learned probes that read the generator's hidden "
+        "variables: generic appeal only, the user's interest topics only, both (docs/history.md); "
+        "writes world_probes.json/.md.",
+    )
+    probes.add_argument("--out", required=True, metavar="DIR", help="folder for the report files")
+    probes.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    probes.add_argument("--worlds", nargs="+", choices=sorted(WORLD_PRESETS), default=None,
+                        help="only these world presets (default: every one)")
+    probes.set_defaults(func=_probes)
 
     presets = sub.add_parser("presets", help="list the benchmark presets")
     presets.add_argument("--verbose", "-v", action="store_true", help="print every field")
