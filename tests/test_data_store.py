@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from highlightzoo.data import store_reader
 from highlightzoo.data.store import FORMAT_VERSION, FeatureStore, StoreWriter
 from highlightzoo.errors import DataFormatError
 
@@ -201,3 +203,56 @@ def test_store_pickles_without_its_handle(store_path: Path):
     store.video_features("b")  # opens a handle
     clone = pickle.loads(pickle.dumps(store))
     np.testing.assert_array_equal(clone.video_features("b"), store.video_features("b"))
+
+
+def _age(path: Path, seconds: float = 60.0) -> None:
+    """Set the file's modification time ``seconds`` into the past (a store written earlier)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_an_unchanged_store_is_validated_once_per_process(store_path: Path, monkeypatch):
+    store_reader.forget_validated_stores()
+    _age(store_path)
+    calls = []
+    original = FeatureStore._load_and_validate
+    monkeypatch.setattr(FeatureStore, "_load_and_validate",
+                        lambda self, check: (calls.append(check), original(self, check)))
+    first, second = FeatureStore(store_path), FeatureStore(store_path)
+    assert calls == [True]  # the second open took the first one's validation
+    assert second.users() == first.users() and second.fingerprint() == first.fingerprint()
+    assert second.user("u1") == first.user("u1") and second.feature_dim == first.feature_dim
+    np.testing.assert_array_equal(second.video_features("b"), first.video_features("b"))
+    second._users.clear()  # instances do not share tables
+    assert first.users() == ["u1", "u2", "u3"]
+    FeatureStore(store_path, strict=False)  # other options: validated on their own
+    assert calls == [True, True]
+
+
+def test_a_changed_or_just_written_store_is_validated_again(store_path: Path):
+    store_reader.forget_validated_stores()
+    FeatureStore(store_path)  # just written: not remembered (a change could keep size and time)
+    _edit(store_path, lambda f: _replace_video(f, "b", np.full((20, D), np.nan, np.float32)))
+    with pytest.raises(DataFormatError, match="b"):
+        FeatureStore(store_path)
+    other = store_path.parent / "other.h5"
+    write_store(other)
+    _age(other)
+    assert FeatureStore(other).users() == ["u1", "u2", "u3"]  # remembered now
+    _edit(other, lambda f: _replace_video(f, "c", np.full((10, D), np.inf, np.float32)))
+    _age(other, 30.0)  # even an old modification time: the identity (time, size) changed
+    with pytest.raises(DataFormatError, match="c"):
+        FeatureStore(other)
+
+
+def test_the_lenient_report_of_a_remembered_store_is_a_copy(store_path: Path, caplog):
+    store_reader.forget_validated_stores()
+    _edit(store_path, lambda f: _replace_video(f, "c", np.full((10, D), np.inf, np.float32)))
+    _age(store_path)
+    first = FeatureStore(store_path, strict=False)
+    with caplog.at_level(logging.WARNING):
+        second = FeatureStore(store_path, strict=False)
+    assert second.report.skipped == first.report.skipped == {"u1": "nan_features", "u3": "nan_features"}
+    assert "skipped 2 of 3 users" in caplog.text  # said again on every open
+    second.report.skipped.clear()
+    assert first.report.skipped

@@ -16,6 +16,7 @@ import logging
 import math
 import numbers
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,18 @@ from highlightzoo.errors import DataFormatError
 
 #: Steps read at a time when scanning features for NaN/Inf on open.
 SCAN_CHUNK_STEPS = 1 << 16
+#: what an open computes and keeps (see :func:`_validated_state`)
+_STATE_FIELDS = (
+    "metadata", "feature_dim", "_videos", "_duplicate_videos", "_splits", "_fingerprint",
+    "_users", "_all_user_ids",
+)
+#: validated opens of this process, newest last: (path, file identity, options) -> state
+_VALIDATED: dict[tuple, dict[str, Any]] = {}
+#: how many validated stores a process remembers
+VALIDATED_CACHE_SIZE = 8
+#: a file modified this recently (ns) is not remembered: a change within one filesystem
+#: timestamp tick could leave its size and modification time as they were
+RECENT_CHANGE_NS = 2_000_000_000
 log = logging.getLogger("highlightzoo.data")
 
 
@@ -93,7 +106,14 @@ class FeatureStore:
         self._datasets: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None
         self.report = StoreReport(self.path)
-        self._load_and_validate(check_features)
+        key = _open_key(self.path, strict, check_features)
+        state = _VALIDATED.get(key) if key is not None else None
+        if state is None:
+            self._load_and_validate(check_features)
+            if _trusted_unchanged(key, _open_key(self.path, strict, check_features)):
+                _remember(key, self._state())
+        else:
+            self._restore(state)
 
     # ----------------------------------------------------------------- public API
     @property
@@ -202,6 +222,28 @@ class FeatureStore:
             if u not in self.report.skipped:
                 self.report.skipped[u] = err.reason
                 self.report.problems.append(str(err))
+
+    def _state(self) -> dict[str, Any]:
+        """What validation computed, for later opens of the unchanged file in this process."""
+        state = {name: getattr(self, name) for name in _STATE_FIELDS}
+        state["report"] = (self.report.n_users, dict(self.report.skipped), list(self.report.problems))
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Take a remembered validation (copies, so no two instances share a mutable table)."""
+        for name in _STATE_FIELDS:
+            value = state[name]
+            if name == "_splits":
+                value = {split: list(users) for split, users in value.items()}
+            elif isinstance(value, dict | set):
+                value = value.copy()
+            setattr(self, name, value)
+        n_users, skipped, problems = state["report"]
+        self.report.n_users, self.report.skipped, self.report.problems = (
+            n_users, dict(skipped), list(problems)
+        )
+        if self.report.skipped:
+            log.warning("%s", self.report.summary())
 
     def _load_and_validate(self, check_features: bool) -> None:
         try:
@@ -498,6 +540,38 @@ class FeatureStore:
                     path=path, user=uid, video=vid, reason="segment_outside_video",
                 )  # fmt: skip
         return None
+
+
+def _open_key(path: str, strict: bool, check_features: bool) -> tuple | None:
+    """Identity of a file as opened (path as given, device, inode, size, modification time in
+    ns) and the open's options; None when it cannot be stat'ed (the open then reports why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, strict, check_features)
+
+
+def _trusted_unchanged(before: tuple | None, after: tuple | None) -> bool:
+    """True when the file did not change while it was validated and was last modified long
+    enough ago that a later change must show in its identity."""
+    return (
+        before is not None and before == after
+        and time.time_ns() - before[4] > RECENT_CHANGE_NS
+    )
+
+
+def _remember(key: tuple, state: dict[str, Any]) -> None:
+    _VALIDATED.pop(key, None)
+    _VALIDATED[key] = state
+    while len(_VALIDATED) > VALIDATED_CACHE_SIZE:
+        del _VALIDATED[next(iter(_VALIDATED))]
+
+
+def forget_validated_stores() -> None:
+    """Make the next open of every store validate it again (tests, or a file changed within
+    one filesystem timestamp tick)."""
+    _VALIDATED.clear()
 
 
 def store_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
