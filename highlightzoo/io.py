@@ -14,6 +14,7 @@ a new file under the process umask (``0o666 & ~umask``), not ``mkstemp``'s 0600.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -139,3 +140,12 @@ def _umask() -> int:
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomic text write (UTF-8)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

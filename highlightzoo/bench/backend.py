@@ -25,6 +25,7 @@ from highlightzoo.bench.world_probes import world_probes
 from highlightzoo.data.dataset import HighlightDataset
 from highlightzoo.data.synthetic import get_world_config, synthesize, synthesize_replay
 from highlightzoo.errors import DataFormatError
+from highlightzoo.io import file_sha256
 from highlightzoo.training import train
 from highlightzoo.training.config import TrainConfig
 from highlightzoo.training.evaluation import EvalResult
@@ -32,14 +33,6 @@ from highlightzoo.training.results import TrainResult
 
 # Per-validation curve fields that are wall-clock times (moved to the timing key).
 _CURVE_TIME_FIELDS = ("val_seconds",)
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _plain(value: Any) -> Any:
@@ -61,7 +54,7 @@ def world_description(preset: BenchPreset, replay: Path | None) -> dict[str, Any
         "seed": preset.world_seed,
         "config": world_config(preset.world),
         "replay": None if replay is None else {"file": Path(replay).name,
-                                               "sha256": _file_digest(Path(replay))},
+                                               "sha256": file_sha256(Path(replay))},
     }
 
 

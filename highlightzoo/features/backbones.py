@@ -20,7 +20,6 @@ The feature of a step is the 512-d global average pool before the classifier.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from einops import rearrange, reduce
 from torch import nn
 
 from highlightzoo.errors import CheckpointError, ConfigError
+from highlightzoo.io import file_sha256
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -229,14 +229,6 @@ def build_network(name: str) -> nn.Module:
 # ----------------------------------------------------------------------------- weights
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _load_state(net: nn.Module, state: Any, where: str) -> None:
     """Load a state dict (or ``{"state_dict": ...}``) into ``net``; a mismatch names the file."""
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -293,7 +285,7 @@ def load_backbone(name: str, weights: str = "default", *, progress: bool = True)
             ) from None
         net = build_network(name)
         _load_state(net, state, str(path))
-        ident = f"file {path.name} sha256:{_file_sha256(path)[:16]}"
+        ident = f"file {path.name} sha256:{file_sha256(path)[:16]}"
     return net.eval(), ident
 
 
