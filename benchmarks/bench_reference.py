@@ -57,6 +57,8 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) ->
         for name, fn in fns.items():
             start = clock()
             fn()
+            if torch.cuda.is_available():  # the kernels, not their launches
+                torch.cuda.synchronize()
             times[name].append(clock() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -68,13 +70,15 @@ def reference_batch() -> Batch:
     return batch
 
 
-def _steps(model: str, mode: str) -> dict[str, Callable[[], object]]:
+def _steps(model: str, mode: str, device: str = "cpu") -> dict[str, Callable[[], object]]:
+    """The zoo's and the reference's forward (``mode="forward"``) or training step
+    (``"train"``) of ``model`` at the reference configuration, on ``device``."""
     torch.manual_seed(0)
-    zoo = hz.create_model(model, feature_dim=REFERENCE_DIM)
-    ref = RefFCSN(REFERENCE_DIM) if model == "fcsn" else RefAVHD(REFERENCE_DIM)
+    zoo = hz.create_model(model, feature_dim=REFERENCE_DIM).to(device)
+    ref = (RefFCSN(REFERENCE_DIM) if model == "fcsn" else RefAVHD(REFERENCE_DIM)).to(device)
     for net in (zoo, ref):
         assert sum(p.numel() for p in net.parameters()) == PARAMS[model]
-    batch = reference_batch()
+    batch = reference_batch().to(device)
     video = reference_input(batch.video)
     history = [batch.history[0, i, :1] for i in range(HISTORY_ITEMS)]  # the reference's list
 

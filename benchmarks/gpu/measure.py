@@ -11,9 +11,13 @@ Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]
 - ``fcsn8192``: FCSN at the reference width on 8192-d features, bf16, batch 128 x 256
   (issue target: >= 10 M clip-steps/s on one H100) -> ``fcsn8192.json``.
 - ``prnet``: PR-Net training at batch 16 x 256 at 64-d, 512-d, 4,096-d, fp32 and bf16, with
-  peak memory -> ``prnet.json`` (not in run.sh's default list; run it alone).
-- ``bench``: the standard preset (the converged rules) for a few models and one seed, timed
-  per run, with the extrapolation to the whole preset -> ``bench/`` + ``bench.json``.
+  peak memory -> ``prnet.json``.
+- ``reference``: FCSN and A-VHD at the reference configuration, the zoo (fp32 and bf16)
+  against the reference's layer list (fp32), forward and training step -> ``reference.json``.
+- ``compile``: training step eager vs ``torch.compile`` for PR-Net, FCSN and PHD-GIFs at
+  batch 16 x 256, 64-d, with the compilation time -> ``compile.json``.
+- ``bench``: the standard preset (the converged rules) for FCSN and PR-Net and one seed,
+  timed per run, with the extrapolation to the whole preset -> ``bench/`` + ``bench.json``.
 
 ``--smoke`` shrinks every size so the script runs on a CPU in seconds (CI runs it so it
 cannot rot); smoke numbers mean nothing.
@@ -93,7 +97,9 @@ def part_env(out: Path, smoke: bool) -> None:
 
 
 def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
-                      device: torch.device, repeats: int) -> dict:
+                      device: torch.device, repeats: int, compiled: bool = False) -> dict:
+    """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
+    forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it."""
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
     from highlightzoo.device import autocast
@@ -101,15 +107,18 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
     from highlightzoo.training.trainer import zero_tie
 
     torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
     loss_fn = get_loss(model.card.default_loss)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params or [torch.zeros(1, requires_grad=True)], lr=1e-4)
     batch = random_batch(b, t, d, 10, 8, seed=0).to(device)
+    forward = model
 
     def step() -> None:
         with autocast(device, precision):
-            loss = loss_fn(model(batch), batch) + zero_tie(model)
+            loss = loss_fn(forward(batch), batch) + zero_tie(model)
         optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             loss.backward()
@@ -120,9 +129,17 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
     with FlopCounterMode(display=False) as counter:
         step()
     flops = int(counter.get_total_flops())
+    compile_s = None
+    if compiled:
+        forward = torch.compile(model)
+        start = time.perf_counter()
+        step()  # the compilation
+        _sync(device)
+        compile_s = time.perf_counter() - start
     seconds = _timed(step, device, repeats)
     memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return {"model": name, "precision": precision, "batch": b, "steps": t, "feature_dim": d,
+    return {"model": name, "precision": precision, "compiled": compiled, "compile_s": compile_s,
+            "batch": b, "steps": t, "feature_dim": d,
             "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
             "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
             "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
@@ -163,8 +180,6 @@ def part_prnet(out: Path, smoke: bool) -> None:
     rows = []
     for d in dims:
         for precision in precisions:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
             rows.append(_train_step_stats("prnet", {}, b, t, d, precision, device, 2 if smoke else 5))
     _write(out, "prnet.json", {"device": str(device), "rows": rows})
 
@@ -177,33 +192,85 @@ def part_bench(out: Path, smoke: bool) -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     preset = get_preset("standard")
-    models = ["prnet", "fcsn", "video2gif"]
+    models = ["fcsn", "prnet"]
     if smoke:
         preset = dataclasses.replace(preset, name="standard-smoke", world="tiny", batch_size=4,
                                      max_steps=4, eval_every=2, sweep_steps=2, min_steps=2,
                                      patience=1, num_workers=0)
         models = ["video2gif", "random"]
-    start = time.perf_counter()
-    path = run_tables(preset, out / "bench", seeds=1, models=models, device=device,
-                      cache_dir=out / "cache", quiet=True, jobs=1)
-    wall = time.perf_counter() - start
-    results = load_results(path)
-    per_run = {k: v.get("total_s") for k, v in results["timing"]["runs"].items()}
-    # the whole preset: (grid + seeds) runs per trainable model, seeds runs per floor
     from highlightzoo.bench.tables import table_models
     from highlightzoo.models import get_model_card
 
-    mean_run = sum(per_run.values()) / max(len(per_run), 1)
+    # the whole preset: (grid + seeds - 1) runs per trainable model, seeds runs per floor
     n_runs = sum((len(preset.lr_grid) + preset.seeds - 1) if get_model_card(m).trainable
                  else preset.seeds for m in table_models())
-    _write(out, "bench.json", {"device": device, "models": models, "wall_s": wall,
-                               "per_run_s": per_run, "mean_run_s": mean_run,
-                               "runs_in_full_preset": n_runs,
-                               "extrapolated_full_preset_s": mean_run * n_runs})
+    per_run: dict[str, float] = {}
+    walls: dict[str, float] = {}
+    for model in models:  # one model at a time, bench.json rewritten after each
+        start = time.perf_counter()
+        path = run_tables(preset, out / "bench" / model, seeds=1, models=[model], device=device,
+                          cache_dir=out / "cache", quiet=True, jobs=1)
+        walls[model] = time.perf_counter() - start
+        results = load_results(path)
+        per_run.update({k: v.get("total_s") for k, v in results["timing"]["runs"].items()})
+        mean_run = sum(per_run.values()) / max(len(per_run), 1)
+        _write(out, "bench.json", {"device": device, "models": list(walls), "wall_s": walls,
+                                   "per_run_s": per_run, "mean_run_s": mean_run,
+                                   "runs_in_full_preset": n_runs,
+                                   "extrapolated_full_preset_s": mean_run * n_runs})
+
+
+def part_reference(out: Path, smoke: bool) -> None:
+    """FCSN and A-VHD at the reference configuration (8192-d, T = 1,024, batch 1), the zoo
+    against the reference's layer list (benchmarks/reference_nets.py), forward and training
+    step, fp32 on both sides and the zoo also in bf16 -> ``reference.json``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench_reference import _steps, interleaved
+
+    from highlightzoo.device import autocast
+
+    device = _device()
+    rows = []
+    for model in ["fcsn"] if smoke else ["fcsn", "avhd"]:
+        for mode in ["forward", "train"]:
+            fns = _steps(model, mode, str(device))
+            zoo = fns["zoo"]
+
+            def zoo_bf16(zoo=zoo) -> None:
+                with autocast(device, "bf16"):
+                    zoo()
+
+            if device.type == "cuda":
+                fns["zoo_bf16"] = zoo_bf16
+            times = interleaved(fns, 1 if smoke else 10)
+            rows.append({"model": model, "mode": mode, "seconds": times,
+                         "ratio_fp32": times["reference"] / times["zoo"],
+                         "ratio_bf16": times["reference"] / times["zoo_bf16"]
+                         if "zoo_bf16" in times else None})
+            _write(out, "reference.json", {"device": str(device), "rows": rows})
+            del fns, zoo
+            if smoke:
+                return
+
+
+def part_compile(out: Path, smoke: bool) -> None:
+    """Training step eager vs ``torch.compile`` (TrainConfig.compile) at batch 16 x 256,
+    64-d, per precision, with the compilation's own time -> ``compile.json``."""
+    device = _device()
+    b, t, d = (2, 32, 8) if smoke else (16, 256, 64)
+    precisions = ["bf16"] if device.type == "cuda" else ["fp32"]
+    rows = []
+    for name in ["prnet"] if smoke else ["prnet", "fcsn", "phdgifs"]:
+        kwargs = {"width_mult": 0.25} if name == "fcsn" else {}
+        for precision in precisions:
+            for compiled in (False, True):
+                rows.append(_train_step_stats(name, kwargs, b, t, d, precision, device,
+                                              2 if smoke else 20, compiled=compiled))
+                _write(out, "compile.json", {"device": str(device), "rows": rows})
 
 
 PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192, "prnet": part_prnet,
-         "bench": part_bench}
+         "reference": part_reference, "compile": part_compile, "bench": part_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

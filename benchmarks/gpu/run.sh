@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# One short GPU session (at most ~8 minutes on one H100): environment, per-model training
-# throughput and FLOP/s, FCSN at 8192-d in bf16, and a timed sample of the standard preset.
+# One short GPU session (at most ~9 minutes on one H100/H200): environment, FCSN at 8192-d in
+# bf16, the zoo against the reference code, per-model training throughput and FLOP/s, PR-Net
+# at 64/512/4,096-d, torch.compile against eager, and a timed sample of the standard preset.
 # Usage: benchmarks/gpu/run.sh OUT [--smoke]      (--smoke: tiny sizes, runs on a CPU in seconds)
 # Every part writes its own JSON under OUT as soon as it ends; a part that runs past its
 # time limit is stopped and noted in OUT/parts.txt, and the next part still runs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+# the checkout itself, importable without installing it (the GPU machine has the dependencies only)
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT=${1:?usage: benchmarks/gpu/run.sh OUT [--smoke]}
 SMOKE=${2:-}
 mkdir -p "$OUT"
@@ -15,9 +18,11 @@ run_part() {  # name, time limit in seconds
   timeout "$2" python3 benchmarks/gpu/measure.py "$1" "$OUT" $SMOKE > "$OUT/$1.log" 2>&1
   echo "$1 exit=$? seconds=$((SECONDS - start))" >> "$OUT/parts.txt"
 }
-run_part env 60
-run_part fcsn8192 90
-run_part models 120
-run_part prnet 60
-run_part bench 170
+run_part env 45
+run_part fcsn8192 60
+run_part reference 75
+run_part models 90
+run_part prnet 50
+run_part compile 90
+run_part bench 130
 cat "$OUT/parts.txt"
