@@ -16,6 +16,7 @@ from highlightzoo.batch import Batch, random_batch
 from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.norm import (
     AffineParams,
+    ItemSelfAttention,
     TAINHistoryNet,
     TemporalAdaptiveInstanceNorm,
     history_video_items,
@@ -183,6 +184,23 @@ def test_history_net_groups_segments_by_history_video():
     assert torch.allclose(base, params([0, 0, 1, 1], [3, 1, 0, 2]), atol=1e-6)
     # Moving one segment to the other video changes the items, so the params.
     assert not torch.allclose(base, params([0, 1, 1, 1], [0, 1, 2, 3]), atol=1e-4)
+
+
+def test_pooled_attention_is_the_mean_of_the_attended_items():
+    """The one-product pooling (a speed path) equals averaging every item's output,
+    with gradients, for full, partial and empty item sets."""
+    torch.manual_seed(0)
+    attention = ItemSelfAttention(24)
+    items = torch.randn(3, 5, 24, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    w = mask.float()[..., None]
+    expected = (attention(items, mask) * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+    pooled = attention.pooled(items, mask)
+    torch.testing.assert_close(pooled, expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(pooled[1], torch.zeros(24))
+    (grad_expected,) = torch.autograd.grad(expected.square().sum(), items)
+    (grad_pooled,) = torch.autograd.grad(pooled.square().sum(), items)
+    torch.testing.assert_close(grad_pooled, grad_expected, rtol=1e-4, atol=1e-5)
 
 
 def test_history_net_gives_identity_affine_without_history():
