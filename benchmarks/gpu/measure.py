@@ -16,6 +16,8 @@ Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]
   against the reference's layer list (fp32), forward and training step -> ``reference.json``.
 - ``compile``: training step eager vs ``torch.compile`` for PR-Net, FCSN and PHD-GIFs at
   batch 16 x 256, 64-d, with the compilation time -> ``compile.json``.
+- ``profile``: FCSN at 8192-d bf16 (batch 128 x 256) with cuDNN's autotuner off and on, and
+  per-op tables of its training step and of PR-Net's at 64-d -> ``profile.json``, ``profile.txt``.
 - ``bench``: the standard preset (the converged rules) for FCSN and PR-Net and one seed,
   timed per run, with the extrapolation to the whole preset -> ``bench/`` + ``bench.json``.
 
@@ -102,27 +104,21 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
     forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it."""
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
-    from highlightzoo.device import autocast
     from highlightzoo.losses import get_loss
-    from highlightzoo.training.trainer import zero_tie
+    from highlightzoo.training.optim import make_adam
+    from highlightzoo.training.trainer import training_step
 
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
     loss_fn = get_loss(model.card.default_loss)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params or [torch.zeros(1, requires_grad=True)], lr=1e-4)
+    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     batch = random_batch(b, t, d, 10, 8, seed=0).to(device)
     forward = model
 
-    def step() -> None:
-        with autocast(device, precision):
-            loss = loss_fn(forward(batch), batch) + zero_tie(model)
-        optimizer.zero_grad(set_to_none=True)
-        if loss.requires_grad:
-            loss.backward()
-            optimizer.step()
+    def step() -> None:  # what the trainer runs (single process: no zero tie)
+        training_step(forward, model, loss_fn, optimizer, batch, device, precision)
 
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -154,6 +150,8 @@ def part_models(out: Path, smoke: bool) -> None:
     precisions = ["fp32"] + (["bf16"] if device.type == "cuda" else [])
     rows = []
     for name in hz.list_models():
+        if not hz.get_model_card(name).trainable:  # floors: nothing to train
+            continue
         kwargs = narrow if name in ("fcsn", "avhd", "video2gif") else {}
         for precision in precisions:
             rows.append(_train_step_stats(name, kwargs, b, t, d, precision, device, 2 if smoke else 10))
@@ -253,6 +251,56 @@ def part_reference(out: Path, smoke: bool) -> None:
                 return
 
 
+def _profile_table(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
+                   device: torch.device) -> str:
+    """torch.profiler's per-op table (top 20 by device time) of three training steps."""
+    import highlightzoo as hz
+    from highlightzoo.batch import random_batch
+    from highlightzoo.losses import get_loss
+    from highlightzoo.training.optim import make_adam
+    from highlightzoo.training.trainer import training_step
+
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
+    loss_fn = get_loss(model.card.default_loss)
+    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    batch = random_batch(b, t, d, 10, 8, seed=0).to(device)
+    for _ in range(2):
+        training_step(model, model, loss_fn, optimizer, batch, device, precision)
+    _sync(device)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(3):
+            training_step(model, model, loss_fn, optimizer, batch, device, precision)
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return (f"## {name} {kwargs} batch {b} x {t}, {d}-d, {precision}, 3 training steps\n"
+            + prof.key_averages().table(sort_by=key, row_limit=20, max_name_column_width=60))
+
+
+def part_profile(out: Path, smoke: bool) -> None:
+    """Where a training step's device time goes: FCSN at 8192-d bf16 (batch 128 x 256) with
+    cuDNN's autotuner off and on, and per-op profiles of it and of PR-Net at 64-d
+    -> ``profile.json`` + ``profile.txt``."""
+    device = _device()
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    big = ((2, 32, 16), {"width_mult": 0.125}) if smoke else ((128, 256, 8192), {})
+    (b, t, d), kwargs = big
+    rows = []
+    for benchmark in (False, True):
+        torch.backends.cudnn.benchmark = benchmark
+        row = _train_step_stats("fcsn", kwargs, b, t, d, precision, device, 2 if smoke else 10)
+        rows.append({**row, "cudnn_benchmark": benchmark})
+        _write(out, "profile.json", {"device": str(device), "rows": rows})
+    torch.backends.cudnn.benchmark = False
+    tables = [_profile_table("fcsn", kwargs, b, t, d, precision, device),
+              _profile_table("prnet", {}, *((2, 32, 8) if smoke else (16, 256, 64)), "fp32",
+                             device)]
+    (out / "profile.txt").write_text("\n\n".join(tables) + "\n")
+
+
 def part_compile(out: Path, smoke: bool) -> None:
     """Training step eager vs ``torch.compile`` (TrainConfig.compile) at batch 16 x 256,
     64-d, per precision, with the compilation's own time -> ``compile.json``."""
@@ -270,7 +318,7 @@ def part_compile(out: Path, smoke: bool) -> None:
 
 
 PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192, "prnet": part_prnet,
-         "reference": part_reference, "compile": part_compile, "bench": part_bench}
+         "reference": part_reference, "compile": part_compile, "profile": part_profile, "bench": part_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

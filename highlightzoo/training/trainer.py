@@ -24,6 +24,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 # which starts worker processes twice and draws from the sampler once too often.
 from tqdm import tqdm
 
-from highlightzoo.batch import Batch
+from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.device import autocast
@@ -95,6 +96,33 @@ def zero_tie(model: nn.Module) -> torch.Tensor:
     if not params:
         return torch.zeros(())
     return torch.stack([p.sum() for p in params]).sum() * 0.0
+
+
+def training_step(
+    forward: Callable[[Batch], ModelOutput],
+    model: nn.Module,
+    loss_fn: Callable[[ModelOutput, Batch], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    device: torch.device,
+    precision: str = "fp32",
+    tie: bool = False,
+) -> torch.Tensor:
+    """One optimisation step: forward, loss, backward, Adam; the trainer's and the GPU
+    benchmark's one definition of a step.
+
+    ``forward``: ``model`` itself, its DDP wrapper or its ``torch.compile`` form.
+    ``tie``: add :func:`zero_tie` (under DDP; a loss without a graph always gets it).
+    Returns the loss as a float32 tensor on the device (no host copy: no sync).
+    """
+    with autocast(device, precision):
+        loss = loss_fn(forward(batch), batch)
+    if tie or not loss.requires_grad:
+        loss = loss + zero_tie(model)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.float()
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -428,16 +456,9 @@ class _Trainer:
         )
 
     def _step(self, batch: Batch) -> torch.Tensor:
-        """Forward, loss, backward, Adam step."""
-        with autocast(self.device, self.config.precision):
-            output = self.ddp(batch)
-            loss = self.loss_fn(output, batch)
-        if self.ctx.distributed or not loss.requires_grad:
-            loss = loss + zero_tie(self.model)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.float()
+        """Forward, loss, backward, Adam step (:func:`training_step`)."""
+        return training_step(self.ddp, self.model, self.loss_fn, self.optimizer, batch,
+                             self.device, self.config.precision, tie=self.ctx.distributed)
 
     def evaluate(
         self, dataset: Dataset, desc: str, keep_scores: int = 0, with_ci: bool = True
