@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     parts = (out / "parts.txt").read_text().split("\n")
-    assert [p.split()[0] for p in parts if p] == ["env", "fcsn8192", "models", "prnet", "bench"]
+    assert [p.split()[0] for p in parts if p] == ["env", "fcsn8192", "reference", "models", "prnet",
+                                                  "profile", "compile", "bench"]
     assert all("exit=0" in p for p in parts if p), parts
     env = json.loads((out / "env.json").read_text())
     assert env["smoke"] is True and env["matmul_peak_tflops"] > 0 and "threads" in env
@@ -28,3 +30,21 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
     bench = json.loads((out / "bench.json").read_text())
     assert bench["per_run_s"] and bench["extrapolated_full_preset_s"] > 0
     assert json.loads((out / "fcsn8192.json").read_text())["clip_steps_per_s"] > 0
+    reference = json.loads((out / "reference.json").read_text())["rows"]
+    assert reference and all(r["ratio_fp32"] > 0 for r in reference)
+    compiled = json.loads((out / "compile.json").read_text())["rows"]
+    assert [r["compiled"] for r in compiled] == [False, True] and compiled[1]["compile_s"] > 0
+    profile = json.loads((out / "profile.json").read_text())["rows"]
+    assert [r["cudnn_benchmark"] for r in profile] == [False, True]
+    assert "fcsn" in (out / "profile.txt").read_text()
+
+
+def test_gpu_script_runs_only_the_parts_asked_for(tmp_path):
+    out = tmp_path / "gpu"
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks/gpu/run.sh"), str(out), "--smoke"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PARTS": "env"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "parts.txt").read_text().split()[:2] == ["env", "exit=0"]
+    assert len((out / "parts.txt").read_text().splitlines()) == 1
+    assert not (out / "models.json").exists()
