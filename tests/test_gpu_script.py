@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,11 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
     profile = json.loads((out / "profile.json").read_text())["rows"]
     assert [r["cudnn_benchmark"] for r in profile] == [False, True]
     assert "fcsn" in (out / "profile.txt").read_text()
+    report = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/report.py"), str(out)],
+                            capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    text = (out / "gpu.md").read_text()
+    assert "not measured" not in text and "| fcsn | forward |" in text and "compile s" in text
 
 
 def test_gpu_script_runs_only_the_parts_asked_for(tmp_path):
