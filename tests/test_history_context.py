@@ -11,7 +11,11 @@ from highlightzoo.data import HighlightDataset, collate
 from highlightzoo.data.labels import segment_steps
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.encoders import UNetEncoder1d
-from highlightzoo.models.components.history import HistoryEmbedding, parse_history_context
+from highlightzoo.models.components.history import (
+    HistoryEmbedding,
+    length_groups,
+    parse_history_context,
+)
 
 D = 8
 
@@ -167,3 +171,37 @@ def test_memory_is_bounded_with_1347_history_segments():
             context[:, :50], mask[:, :50], own[:, :50]
         )
     assert torch.allclose(out[:, :50], whole, atol=1e-5)
+
+
+def test_length_groups_known_answers():
+    # no call cost: one call per padded length; lengths rounded to the multiple for the cost
+    assert length_groups([3, 0, 9, 4, 16], call_cost=0, multiple=8) == [(4, [0, 3]), (16, [2, 4])]
+    assert length_groups([3, 0, 9, 4, 17], call_cost=0) == [
+        (3, [0]), (4, [3]), (9, [2]), (17, [4])]
+    # a large call cost: everything in one call, cut to the longest extent
+    assert length_groups([3, 0, 9, 4], call_cost=10**6) == [(9, [0, 2, 3])]
+    # the exact optimum: 10 short + 1 long; merging costs 11 x 40 = 440 > 10 x 8 + 40 + 100
+    assert length_groups([8] * 10 + [40], call_cost=100) == [(8, list(range(10))), (40, [10])]
+    assert length_groups([8] * 10 + [40], call_cost=400) == [(40, list(range(11)))]
+    assert length_groups([0, 0], call_cost=0) == []
+
+
+@pytest.mark.parametrize("with_own", [False, True])
+def test_grouping_history_segments_by_length_does_not_change_the_embeddings(with_own):
+    """Uneven segments (1-40 steps, some empty): grouped calls equal one call over all."""
+    torch.manual_seed(0)
+    encoder = UNetEncoder1d(D, 8, depth=3).eval()
+    history = torch.rand(3, 7, 40, D)
+    lengths = torch.randint(0, 41, (3, 7))
+    mask = torch.arange(40)[None, None, :] < lengths[..., None]
+    history = history * mask[..., None]
+    own = mask & (torch.arange(40)[None, None, :] >= 2) if with_own else None
+    embed = HistoryEmbedding(encoder)
+    with torch.no_grad():
+        embed.call_cost = 0
+        grouped = embed(history, mask, own)
+        embed.call_cost = 10**9
+        one_call = embed(history, mask, own)
+    assert len(length_groups(lengths.flatten().tolist(), 0, 8)) > 2
+    torch.testing.assert_close(grouped, one_call, rtol=1e-5, atol=1e-6)
+    assert torch.equal(grouped[lengths == 0], torch.zeros_like(grouped[lengths == 0]))

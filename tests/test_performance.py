@@ -121,7 +121,7 @@ def test_the_counter_sees_host_copies():
 
 @pytest.mark.parametrize("name", hz.list_models())
 def test_training_step_copies_to_the_host_only_in_the_model_forward(name):
-    """Loss, backward and Adam add no host copy; the PR-Net family's forward has none either."""
+    """Loss, backward and Adam add no host copy; the PR-Net family's forward at most one."""
     torch.manual_seed(0)
     model = hz.create_model(name, feature_dim=16, **NARROW.get(name, {})).train()
     batch = random_batch(2, 32, 16, 4, 4, seed=0)
@@ -139,8 +139,8 @@ def test_training_step_copies_to_the_host_only_in_the_model_forward(name):
     forward = sum(count_host_copies(lambda: model(batch)).values())
     whole = sum(count_host_copies(step).values())
     assert whole == forward
-    if name.startswith("prnet"):
-        assert forward == 0
+    if name.startswith("prnet"):  # at most the history segments' lengths (for grouping them)
+        assert forward <= 1
 
 
 def test_fcsn_groups_lengths_with_one_host_copy():
