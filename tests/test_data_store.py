@@ -227,6 +227,12 @@ def test_an_unchanged_store_is_validated_once_per_process(store_path: Path, monk
     assert first.users() == ["u1", "u2", "u3"]
     FeatureStore(store_path, strict=False)  # other options: validated on their own
     assert calls == [True, True]
+    FeatureStore(store_path, check_features=False)  # a full validation covers the lighter one
+    assert calls == [True, True]
+    store_reader.forget_validated_stores()
+    FeatureStore(store_path, check_features=False)
+    FeatureStore(store_path)  # the lighter one does not cover the NaN scan
+    assert calls == [True, True, False, True]
 
 
 def test_a_changed_or_just_written_store_is_validated_again(store_path: Path):

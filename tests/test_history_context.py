@@ -188,7 +188,8 @@ def test_length_groups_known_answers():
 
 @pytest.mark.parametrize("with_own", [False, True])
 def test_grouping_history_segments_by_length_does_not_change_the_embeddings(with_own):
-    """Uneven segments (1-40 steps, some empty): grouped calls equal one call over all."""
+    """Uneven segments (1-40 steps, some empty): grouped calls, one call over the real
+    segments and one call over every slot (the GPU path) give the same embeddings."""
     torch.manual_seed(0)
     encoder = UNetEncoder1d(D, 8, depth=3).eval()
     history = torch.rand(3, 7, 40, D)
@@ -196,12 +197,13 @@ def test_grouping_history_segments_by_length_does_not_change_the_embeddings(with
     mask = torch.arange(40)[None, None, :] < lengths[..., None]
     history = history * mask[..., None]
     own = mask & (torch.arange(40)[None, None, :] >= 2) if with_own else None
-    embed = HistoryEmbedding(encoder)
     with torch.no_grad():
-        embed.call_cost = 0
-        grouped = embed(history, mask, own)
-        embed.call_cost = 10**9
-        one_call = embed(history, mask, own)
+        grouped = HistoryEmbedding(encoder, group_by_length=True, call_cost=0)(history, mask, own)
+        one_call = HistoryEmbedding(encoder, group_by_length=True, call_cost=10**9)(
+            history, mask, own)
+        every_slot = HistoryEmbedding(encoder, group_by_length=False)(history, mask, own)
     assert len(length_groups(lengths.flatten().tolist(), 0, 8)) > 2
     torch.testing.assert_close(grouped, one_call, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(every_slot, one_call, rtol=1e-5, atol=1e-6)
     assert torch.equal(grouped[lengths == 0], torch.zeros_like(grouped[lengths == 0]))
+    assert torch.equal(every_slot[lengths == 0], torch.zeros_like(every_slot[lengths == 0]))

@@ -143,6 +143,17 @@ def test_training_step_copies_to_the_host_only_in_the_model_forward(name):
         assert forward <= 1
 
 
+def test_prnet_forward_off_the_cpu_path_makes_no_host_copy():
+    """Off a CPU, history segments are encoded slot by slot without grouping: no host copy,
+    so a GPU training step never waits for the device (the CPU path copies the lengths)."""
+    torch.manual_seed(0)
+    model = hz.create_model("prnet", feature_dim=16).train()
+    batch = random_batch(2, 32, 16, 4, 4, seed=0)
+    assert sum(count_host_copies(lambda: model(batch)).values()) == 1  # CPU: grouped
+    model.history_embedding.group_by_length = False  # what a CUDA device gets by default
+    assert sum(count_host_copies(lambda: model(batch)).values()) == 0
+
+
 def test_fcsn_groups_lengths_with_one_host_copy():
     model = hz.create_model("fcsn", feature_dim=16, width_mult=1 / 16).eval()
     batch = random_batch(3, 40, 16, seed=0, lengths=[40, 33, 40])

@@ -108,6 +108,8 @@ class FeatureStore:
         self.report = StoreReport(self.path)
         key = _open_key(self.path, strict, check_features)
         state = _VALIDATED.get(key) if key is not None else None
+        if state is None and key is not None and not check_features:
+            state = _VALIDATED.get(key[:-1] + (True,))  # a full validation covers a lighter one
         if state is None:
             self._load_and_validate(check_features)
             if _trusted_unchanged(key, _open_key(self.path, strict, check_features)):

@@ -46,12 +46,14 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
     return (x * weights).sum(dim) / weights.sum(dim).clamp(min=1.0)
 
 
-#: what one more encoder call costs, in padded segment-steps, by device type. On a CPU,
-#: grouping segments by length made PR-Net's training step 1.4x faster on the quick world's
-#: batches, and any cost from 0 to 512 gave the same time (docs/performance.md); on a GPU a
-#: call's kernel launches dominate, so one call encodes every segment there, as before.
-CALL_COST_STEPS = {"cpu": 256}
-DEFAULT_CALL_COST_STEPS = 2**30
+#: price of one more encoder call when grouping segments by length, in padded segment-steps:
+#: on a CPU any value from 0 to 512 gave the same PR-Net training step on the quick world
+#: (1.4x faster than one call over all segments; docs/performance.md).
+CALL_COST_STEPS = 256
+#: device types on which segments are grouped by length by default. Elsewhere (a GPU, where
+#: a step is bound by kernel launches and device syncs) every segment slot is encoded in
+#: one call, padding slots included, which needs no host copy: the step never syncs.
+GROUP_ON = ("cpu",)
 
 
 def length_groups(extents: Sequence[int], call_cost: int, multiple: int = 1) -> list[tuple[int, list[int]]]:
@@ -95,26 +97,30 @@ class HistoryEmbedding(nn.Module):
     ``own_mask`` (B, N, L), default ``history_mask``: the steps averaged into
     the embedding; the encoder sees every ``history_mask`` step, so steps in
     ``history_mask`` but not in ``own_mask`` act as context only (history
-    context ``video:K``). Only segments with an own step are encoded (padding
-    segments cost nothing). Segments of similar length are encoded together, cut to
-    their longest (:func:`length_groups`; history segments are short and uneven:
-    ~10 steps on average padded to ~46 in the synthetic worlds' batches), in chunks of
-    at most ``chunk_segments`` segments and ``chunk_steps`` padded steps, so a user
-    with thousands of segments stays within memory. Each segment is encoded on its
-    own (its own padding mask), so its embedding does not depend on what else is in
-    the batch or on the grouping (up to float rounding).
-    ``call_cost``: the grouping's price of one more encoder call, in padded steps
-    (default: :data:`CALL_COST_STEPS` of the input's device type).
+    context ``video:K``). Two ways to encode, equal up to float rounding (tested):
+
+    - grouped by length (``group_by_length``; the default on a CPU): only segments with
+      an own step are encoded, those of similar length together, cut to their longest
+      (:func:`length_groups` with ``call_cost``; history segments are short and uneven,
+      ~10 steps on average padded to ~46 in the synthetic worlds' batches). Costs one
+      host copy (the segment lengths).
+    - every slot at once (the default elsewhere): all ``B x N`` slots at the padded
+      length, padding slots giving zeros; no host copy, so no device sync.
+
+    Either way in chunks of at most ``chunk_segments`` segments and ``chunk_steps``
+    padded steps, so a user with thousands of segments stays within memory. Each
+    segment is encoded on its own (its own padding mask), so its embedding does not
+    depend on what else is in the batch.
     """
 
     def __init__(
         self, encoder: nn.Module, chunk_segments: int = 2048, chunk_steps: int = 65536,
-        call_cost: int | None = None,
+        group_by_length: bool | None = None, call_cost: int = CALL_COST_STEPS,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.chunk_segments, self.chunk_steps = chunk_segments, chunk_steps
-        self.call_cost = call_cost
+        self.group_by_length, self.call_cost = group_by_length, call_cost
 
     def forward(self, history: Tensor, history_mask: Tensor, own_mask: Tensor | None = None) -> Tensor:
         batch, segments, steps = history.shape[:3]
@@ -122,26 +128,38 @@ class HistoryEmbedding(nn.Module):
         flat = rearrange(history, "b n l d -> (b n) l d")
         flat_mask = rearrange(history_mask, "b n l -> (b n) l")
         flat_own = rearrange(own, "b n l -> (b n) l")
-        # steps to encode per segment: up to its last real step, 0 without an own step;
-        # one host copy (the implicit sync of selecting the real segments, made explicit)
-        call_cost = self.call_cost
-        if call_cost is None:
-            call_cost = CALL_COST_STEPS.get(history.device.type, DEFAULT_CALL_COST_STEPS)
-        groups: list[tuple[int, list[int]]] = []
-        if flat.shape[0] and steps:
-            position = torch.arange(1, steps + 1, device=history.device)
-            extent = torch.where(flat_mask, position, 0).amax(dim=-1) * flat_own.any(dim=-1)
-            groups = length_groups(extent.tolist(), call_cost, _step_multiple(self.encoder))
         width = _out_width(self.encoder, history.shape[-1])
-        out = history.new_zeros(batch * segments, width)
-        for length, members in groups:
+        grouped = self.group_by_length
+        if grouped is None:
+            grouped = history.device.type in GROUP_ON
+        if not flat.shape[0] or not steps:
+            out = history.new_zeros(batch * segments, width)
+        elif grouped:
+            out = self._grouped(flat, flat_mask, flat_own, width)
+        else:
+            per_chunk = max(1, min(self.chunk_segments, self.chunk_steps // steps))
+            out = torch.cat([
+                masked_mean(self.encoder(flat[i : i + per_chunk], flat_mask[i : i + per_chunk]),
+                            flat_own[i : i + per_chunk], dim=1)
+                for i in range(0, flat.shape[0], per_chunk)
+            ])
+        return rearrange(out, "(b n) w -> b n w", b=batch)
+
+    def _grouped(self, flat: Tensor, flat_mask: Tensor, flat_own: Tensor, width: int) -> Tensor:
+        """(B*N, w) embeddings, the real segments encoded in groups of similar length."""
+        # steps to encode per segment: up to its last real step, 0 without an own step
+        position = torch.arange(1, flat.shape[1] + 1, device=flat.device)
+        extent = torch.where(flat_mask, position, 0).amax(dim=-1) * flat_own.any(dim=-1)
+        out = flat.new_zeros(flat.shape[0], width)
+        for length, members in length_groups(extent.tolist(), self.call_cost,
+                                             _step_multiple(self.encoder)):
             per_chunk = max(1, min(self.chunk_segments, self.chunk_steps // length))
-            rows = torch.tensor(members, device=history.device)
+            rows = torch.tensor(members, device=flat.device)
             for start in range(0, len(members), per_chunk):
                 idx = rows[start : start + per_chunk]
                 encoded = self.encoder(flat[idx, :length], flat_mask[idx, :length])  # (k, l, w)
                 out = out.index_copy(0, idx, masked_mean(encoded, flat_own[idx, :length], dim=1))
-        return rearrange(out, "(b n) w -> b n w", b=batch)
+        return out
 
 
 def _step_multiple(encoder: nn.Module) -> int:
