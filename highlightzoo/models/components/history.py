@@ -48,7 +48,7 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
 
 #: price of one more encoder call when grouping segments by length, in padded segment-steps:
 #: on a CPU any value from 0 to 512 gave the same PR-Net training step on the quick world
-#: (1.4x faster than one call over all segments; docs/performance.md).
+#: (1.4-1.5x faster than one call over all segments; docs/performance.md).
 CALL_COST_STEPS = 256
 #: device types on which segments are grouped by length by default. Elsewhere (a GPU, where
 #: a step is bound by kernel launches and device syncs) every segment slot is encoded in
