@@ -31,6 +31,7 @@ Optional, only when the data pipeline is asked for history context
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -38,10 +39,62 @@ from torch import Tensor
 
 from highlightzoo.errors import ConfigError
 
+#: the Batch tensors that :class:`HostCounts` describes
+HOST_DESCRIBED = ("video_mask", "history_mask", "history_video")
+
+
+@dataclass(frozen=True)
+class HostCounts:
+    """What the collate knew on the host about a batch, so that a model need not copy it
+    back from the device (a device sync on a GPU).
+
+    ``lengths``: real steps of each row (``video_mask`` is a prefix of each row);
+    ``history_videos``: 1 + the largest ``history_video`` index (0 without history), and no
+    segment with real steps has index -1. Valid only for the very tensors it was taken from,
+    unchanged: it keeps them and their in-place version counters, and
+    :meth:`Batch.host_counts` returns it only while the batch still holds those objects at
+    those versions (a mask replaced or edited after the collate makes models read the
+    device again, so a stale count can never be used).
+    """
+
+    lengths: tuple[int, ...]
+    history_videos: int
+    tensors: tuple[Tensor, ...] = field(repr=False, compare=False)
+    versions: tuple[int, ...] = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, batch: Batch, lengths: Sequence[int], history_videos: int) -> HostCounts | None:
+        """The counts for ``batch`` now; None for inference-mode tensors (they keep no
+        version counter, so a later in-place change could not be seen)."""
+        tensors = tuple(getattr(batch, name) for name in HOST_DESCRIBED)
+        if any(t.is_inference() for t in tensors):
+            return None
+        return cls(tuple(int(n) for n in lengths), int(history_videos), tensors,
+                   tuple(t._version for t in tensors))
+
+    def describes(self, batch: Batch) -> bool:
+        """True while ``batch`` holds the same tensor objects, not changed in place."""
+        return all(getattr(batch, name) is t and t._version == v for name, t, v
+                   in zip(HOST_DESCRIBED, self.tensors, self.versions, strict=True))
+
+    def __getstate__(self) -> dict:
+        return {"lengths": self.lengths, "history_videos": self.history_videos,
+                "tensors": self.tensors}
+
+    def __setstate__(self, state: dict) -> None:
+        # unpickled (e.g. from a DataLoader worker) with fresh tensors: re-read their versions
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "versions", tuple(t._version for t in self.tensors))
+
 
 @dataclass
 class Batch:
-    """A padded batch of per-user samples (see module docstring for shapes)."""
+    """A padded batch of per-user samples (see module docstring for shapes).
+
+    ``host``: optional :class:`HostCounts` from the collate (read it through
+    :meth:`host_counts`, which checks that it still describes this batch).
+    """
 
     video: Tensor
     video_mask: Tensor
@@ -56,6 +109,7 @@ class Batch:
     history_context: Tensor | None = None
     history_context_mask: Tensor | None = None
     history_context_own: Tensor | None = None
+    host: HostCounts | None = field(default=None, repr=False, compare=False)
 
     @property
     def history_segment_mask(self) -> Tensor:
@@ -68,13 +122,25 @@ class Batch:
         return self.video_mask.sum(dim=1)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """Move every tensor to ``device`` (ids stay as they are)."""
+        """Move every tensor to ``device`` (ids and valid host counts stay as they are)."""
         moved = {
             f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
             for f in fields(self)
             if isinstance(getattr(self, f.name), Tensor)
         }
-        return replace(self, **moved)
+        counts = self.host_counts()
+        out = replace(self, **moved, host=None)
+        return out if counts is None else out.with_host_counts(counts.lengths, counts.history_videos)
+
+    def with_host_counts(self, lengths: Sequence[int], history_videos: int) -> Batch:
+        """This batch with :class:`HostCounts` taken now (the caller vouches for them: the
+        collate, which built the masks from the very same numbers); none under inference mode."""
+        self.host = HostCounts.of(self, lengths, history_videos)
+        return self
+
+    def host_counts(self) -> HostCounts | None:
+        """The collate's :class:`HostCounts` if they still describe this batch, else None."""
+        return self.host if self.host is not None and self.host.describes(self) else None
 
     def __len__(self) -> int:
         return int(self.video.shape[0])
@@ -160,4 +226,4 @@ def random_batch(
         user_ids=[f"u{i}" for i in range(batch_size)],
         video_ids=[f"v{i}" for i in range(batch_size)],
         offsets=torch.zeros(batch_size, dtype=torch.long),
-    )
+    ).with_host_counts(lengths, int(history_video.max()) + 1 if history_video.numel() else 0)

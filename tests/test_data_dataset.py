@@ -125,6 +125,8 @@ def test_collate_pads_with_masks(store_path: Path):
     assert b.history_segment_mask.tolist() == [[True] * 4, [False] * 4]
     assert b.rate.tolist() == [RATE, RATE] and b.offsets.tolist() == [0, 0]
     assert b.user_ids == ["many", "cold"] and b.video_ids == ["long", "short"]
+    counts = b.host_counts()  # what the models may use instead of reading the device
+    assert counts.lengths == (600, 40) and counts.history_videos == 2
 
 
 def test_collate_whole_batch_without_history(store_path: Path):
@@ -132,6 +134,7 @@ def test_collate_whole_batch_without_history(store_path: Path):
     b = collate([ds[0], ds[1]])
     assert b.history.shape == (2, 0, 1, D)
     assert b.history_mask.shape == (2, 0, 1) and b.history_video.shape == (2, 0)
+    assert b.host_counts().history_videos == 0
 
 
 def test_dataloader_with_two_workers_matches_single_process(store_path: Path):
@@ -142,6 +145,7 @@ def test_dataloader_with_two_workers_matches_single_process(store_path: Path):
     (b,) = list(loader)
     assert torch.equal(b.video, ref.video) and torch.equal(b.offsets, ref.offsets)
     assert torch.equal(b.history, ref.history)
+    assert b.host_counts() == ref.host_counts() is not None  # counts survive the worker
 
 
 def test_distributed_sampler_partitions_users(store_path: Path):

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 from unittest import mock
 
 import pytest
@@ -154,10 +155,38 @@ def test_prnet_forward_off_the_cpu_path_makes_no_host_copy():
     assert sum(count_host_copies(lambda: model(batch)).values()) == 0
 
 
-def test_fcsn_groups_lengths_with_one_host_copy():
-    model = hz.create_model("fcsn", feature_dim=16, width_mult=1 / 16).eval()
+@pytest.mark.parametrize("name", ["fcsn", "avhd"])
+def test_fcn_models_use_the_collates_counts_and_read_the_device_only_without_them(name):
+    """With the collate's host counts FCSN/A-VHD make no host copy; once the mask changes
+    after the collate the counts no longer apply, the model reads the device (one copy for
+    FCSN's lengths, two for A-VHD) and still gives the right scores."""
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=16, width_mult=1 / 16).eval()
     batch = random_batch(3, 40, 16, seed=0, lengths=[40, 33, 40])
-    assert sum(count_host_copies(lambda: model(batch)).values()) == 1
+    assert batch.host_counts() is not None
+    assert sum(count_host_copies(lambda: model(batch)).values()) == 0
+    with torch.no_grad():
+        before = model(batch).scores
+    batch.video_mask[1, 30:] = False  # in place, after the collate: row 1 is now 30 steps
+    assert batch.host_counts() is None
+    assert sum(count_host_copies(lambda: model(batch)).values()) == (1 if name == "fcsn" else 2)
+    fresh = random_batch(3, 40, 16, seed=0, lengths=[40, 30, 40])
+    with torch.no_grad():
+        after = model(batch).scores
+        torch.testing.assert_close(after[:, :30], model(fresh).scores[:, :30])
+    assert not torch.allclose(after[1, :30], before[1, :30])  # row 1 really changed
+
+
+def test_host_counts_follow_the_batch_to_a_device_and_through_pickling():
+    import pickle
+
+    batch = random_batch(2, 12, 4, 3, 2, lengths=[12, 7], seed=0)
+    assert batch.host_counts().lengths == (12, 7) and batch.host_counts().history_videos == 2
+    assert batch.to("cpu").host_counts() == batch.host_counts()
+    moved = pickle.loads(pickle.dumps(batch))  # a DataLoader worker's batch
+    assert moved.host_counts() == batch.host_counts()
+    replaced = dataclasses.replace(batch, video_mask=batch.video_mask.clone())
+    assert replaced.host_counts() is None  # other tensor objects: not vouched for
 
 
 def test_compile_option_wraps_the_training_forward(tmp_path, monkeypatch):

@@ -358,6 +358,9 @@ def collate(samples: list[Sample]) -> Batch:
         video_ids=[s.video_id for s in samples],
         offsets=torch.tensor([s.offset for s in samples], dtype=torch.long),
         **collate_history_context(samples, n_max, d),
+    ).with_host_counts(
+        [s.video.shape[0] for s in samples],
+        max([owner + 1 for s in samples for owner in s.history_video], default=0),
     )
 
 

@@ -37,14 +37,17 @@ class AVHD(nn.Module):
         self.history_net = TAINHistoryNet(feature_dim, ch.fc, ch.pool4)
 
     def forward(self, batch: Batch) -> ModelOutput:
+        counts = batch.host_counts()  # the collate's lengths: no device reads (syncs) below
         fc7_params, pool4_params = self.history_net(
-            batch.history, batch.history_mask, batch.history_video, batch.user_ids
+            batch.history, batch.history_mask, batch.history_video, batch.user_ids,
+            n_videos=counts.history_videos if counts is not None else None,
         )
 
         def run(x, rows):
             return self.net(x, (fc7_params.select(rows), pool4_params.select(rows)))
 
-        logits = run_by_length(run, batch.video, batch.video_mask, 2, batch.video_ids)
+        logits = run_by_length(run, batch.video, batch.video_mask, 2, batch.video_ids,
+                               counts.lengths if counts is not None else None)
         return logits_to_output(logits, batch.video_mask)
 
 

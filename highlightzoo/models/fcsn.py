@@ -42,8 +42,10 @@ class FCSNDetector(nn.Module):
                         l2_normalize=True)
 
     def forward(self, batch: Batch) -> ModelOutput:
+        counts = batch.host_counts()
         logits = run_by_length(  # steps L2-normalised inside the net's first conv
-            lambda x, rows: self.net(x), batch.video, batch.video_mask, 2, batch.video_ids
+            lambda x, rows: self.net(x), batch.video, batch.video_mask, 2, batch.video_ids,
+            counts.lengths if counts is not None else None,
         )
         return logits_to_output(logits, batch.video_mask)
 

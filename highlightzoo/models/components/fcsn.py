@@ -246,6 +246,7 @@ def run_by_length(
     video_mask: Tensor,
     out_dim: int,
     video_ids: Sequence[str] | None = None,
+    host_lengths: Sequence[int] | None = None,
 ) -> Tensor:
     """Apply ``fn(x, rows)`` to each group of equal-length rows at their real length.
 
@@ -253,16 +254,21 @@ def run_by_length(
     indices (to pick per-row conditioning) and returns (G, T_g, out_dim).
     The results are re-padded into (B, T, out_dim) with zeros; empty rows
     stay zero. A video's output therefore does not depend on its batch.
+    ``host_lengths``: the rows' lengths as the collate knew them
+    (:meth:`~highlightzoo.batch.Batch.host_counts`), which spares reading them, and
+    checking the mask, on the device (a device sync on a GPU).
     """
     b, t, _ = video.shape
     lengths = video_mask.sum(dim=1)
-    prefix = torch.arange(t, device=video_mask.device)[None, :] < lengths[:, None]
-    # lengths and the "has a hole" flag reach the host in one copy (one device sync)
-    host = torch.cat([lengths, (prefix != video_mask).any()[None].long()]).tolist()
-    if host[-1]:
-        check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
+    if host_lengths is None:
+        prefix = torch.arange(t, device=video_mask.device)[None, :] < lengths[:, None]
+        # lengths and the "has a hole" flag reach the host in one copy (one device sync)
+        host = torch.cat([lengths, (prefix != video_mask).any()[None].long()]).tolist()
+        if host[-1]:
+            check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
+        host_lengths = host[:-1]
     out: Tensor | None = None
-    for length in sorted(set(host[:-1])):
+    for length in sorted(set(host_lengths)):
         if length == 0:
             continue
         rows = (lengths == length).nonzero().flatten()

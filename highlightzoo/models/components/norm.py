@@ -139,6 +139,7 @@ def history_video_items(
     history_mask: Tensor,
     history_video: Tensor,
     user_ids: list[str] | None = None,
+    n_videos: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One vector per history video: mean of its highlight steps, each L2-normalised.
 
@@ -149,20 +150,21 @@ def history_video_items(
     has at least one valid step); V = 1 + the largest video index (0 if none).
     """
     b, n, _, d = history.shape
-    seg_valid = history_mask.any(dim=-1)
-    stray = seg_valid & (history_video < 0)
-    # the error flag and the largest video index reach the host in one copy (one sync)
-    flags = torch.stack([stray.any().long(), history_video.max() if history_video.numel()
-                         else history_video.new_tensor(-1)]).tolist()
-    if flags[0]:
-        row = int(stray.any(dim=1).nonzero()[0])
-        user = user_ids[row] if user_ids and row < len(user_ids) else str(row)
-        raise DataFormatError(
-            "a history segment has real steps but history_video -1", user=user,
-            reason="history_video",
-        )
-    v = int(flags[1]) + 1
-    v = max(v, 0)
+    if n_videos is None:
+        seg_valid = history_mask.any(dim=-1)
+        stray = seg_valid & (history_video < 0)
+        # the error flag and the largest video index reach the host in one copy (one sync)
+        flags = torch.stack([stray.any().long(), history_video.max() if history_video.numel()
+                             else history_video.new_tensor(-1)]).tolist()
+        if flags[0]:
+            row = int(stray.any(dim=1).nonzero()[0])
+            user = user_ids[row] if user_ids and row < len(user_ids) else str(row)
+            raise DataFormatError(
+                "a history segment has real steps but history_video -1", user=user,
+                reason="history_video",
+            )
+        n_videos = int(flags[1]) + 1
+    v = max(n_videos, 0)
     feats = l2_normalize_steps(history) * history_mask[..., None]
     seg_sum = reduce(feats, "b n l d -> b n d", "sum")
     seg_count = reduce(history_mask.to(feats.dtype), "b n l -> b n", "sum")
@@ -238,18 +240,21 @@ class TAINHistoryNet(nn.Module):
 
     def summary(
         self, history: Tensor, history_mask: Tensor, history_video: Tensor,
-        user_ids: list[str] | None = None,
+        user_ids: list[str] | None = None, n_videos: int | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """(B, D) mean of attended items, and (B,) bool: the user has any history."""
-        items, item_mask = history_video_items(history, history_mask, history_video, user_ids)
+        """(B, D) mean of attended items, and (B,) bool: the user has any history.
+        ``n_videos``: the collate's count of history videos (spares a device read)."""
+        items, item_mask = history_video_items(history, history_mask, history_video, user_ids,
+                                               n_videos)
         return self.attention.pooled(items, item_mask), item_mask.any(dim=1)
 
     def forward(
         self, history: Tensor, history_mask: Tensor, history_video: Tensor,
-        user_ids: list[str] | None = None,
+        user_ids: list[str] | None = None, n_videos: int | None = None,
     ) -> tuple[AffineParams, AffineParams]:
         """Affine params for (fc7 norm, pool4 norm), each (B, C)."""
-        pooled, has_history = self.summary(history, history_mask, history_video, user_ids)
+        pooled, has_history = self.summary(history, history_mask, history_video, user_ids,
+                                           n_videos)
         raw = self.to_params(pooled)
         c7, c4 = self.fc_channels, self.pool4_channels
         bias7, weight7, bias4, weight4 = torch.split(raw, [c7, c7, c4, c4], dim=-1)
