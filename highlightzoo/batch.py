@@ -40,7 +40,7 @@ from torch import Tensor
 from highlightzoo.errors import ConfigError
 
 #: the Batch tensors that :class:`HostCounts` describes
-HOST_DESCRIBED = ("video_mask", "history_mask", "history_video")
+HOST_DESCRIBED = ("video_mask", "history_mask", "history_video", "rate", "offsets")
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ class HostCounts:
 
     ``lengths``: real steps of each row (``video_mask`` is a prefix of each row);
     ``history_videos``: 1 + the largest ``history_video`` index (0 without history), and no
-    segment with real steps has index -1. Valid only for the very tensors it was taken from,
-    unchanged: it keeps them and their in-place version counters, and
+    segment with real steps has index -1; ``rates``, ``offsets``: the values of ``rate``
+    (as stored, float32) and ``offsets`` (0 when None). Valid only for the very tensors it
+    was taken from, unchanged: it keeps them and their in-place version counters, and
     :meth:`Batch.host_counts` returns it only while the batch still holds those objects at
     those versions (a mask replaced or edited after the collate makes models read the
     device again, so a stale count can never be used).
@@ -59,33 +60,43 @@ class HostCounts:
 
     lengths: tuple[int, ...]
     history_videos: int
-    tensors: tuple[Tensor, ...] = field(repr=False, compare=False)
-    versions: tuple[int, ...] = field(repr=False, compare=False)
+    rates: tuple[float, ...]
+    offsets: tuple[int, ...]
+    tensors: tuple[Tensor | None, ...] = field(repr=False, compare=False)
+    versions: tuple[int | None, ...] = field(repr=False, compare=False)
 
     @classmethod
-    def of(cls, batch: Batch, lengths: Sequence[int], history_videos: int) -> HostCounts | None:
+    def of(
+        cls, batch: Batch, lengths: Sequence[int], history_videos: int,
+        rates: Sequence[float], offsets: Sequence[int],
+    ) -> HostCounts | None:
         """The counts for ``batch`` now; None for inference-mode tensors (they keep no
         version counter, so a later in-place change could not be seen)."""
         tensors = tuple(getattr(batch, name) for name in HOST_DESCRIBED)
-        if any(t.is_inference() for t in tensors):
+        if any(t is not None and t.is_inference() for t in tensors):
             return None
-        return cls(tuple(int(n) for n in lengths), int(history_videos), tensors,
-                   tuple(t._version for t in tensors))
+        return cls(tuple(int(n) for n in lengths), int(history_videos),
+                   tuple(float(r) for r in rates), tuple(int(o) for o in offsets), tensors,
+                   _versions(tensors))
 
     def describes(self, batch: Batch) -> bool:
         """True while ``batch`` holds the same tensor objects, not changed in place."""
-        return all(getattr(batch, name) is t and t._version == v for name, t, v
-                   in zip(HOST_DESCRIBED, self.tensors, self.versions, strict=True))
+        return all(getattr(batch, name) is t for name, t in zip(HOST_DESCRIBED, self.tensors,
+                                                                 strict=True)) \
+            and _versions(self.tensors) == self.versions
 
     def __getstate__(self) -> dict:
-        return {"lengths": self.lengths, "history_videos": self.history_videos,
-                "tensors": self.tensors}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "versions"}
 
     def __setstate__(self, state: dict) -> None:
         # unpickled (e.g. from a DataLoader worker) with fresh tensors: re-read their versions
         for key, value in state.items():
             object.__setattr__(self, key, value)
-        object.__setattr__(self, "versions", tuple(t._version for t in self.tensors))
+        object.__setattr__(self, "versions", _versions(self.tensors))
+
+
+def _versions(tensors: tuple[Tensor | None, ...]) -> tuple[int | None, ...]:
+    return tuple(None if t is None else t._version for t in tensors)
 
 
 @dataclass
@@ -130,12 +141,17 @@ class Batch:
         }
         counts = self.host_counts()
         out = replace(self, **moved, host=None)
-        return out if counts is None else out.with_host_counts(counts.lengths, counts.history_videos)
+        if counts is not None:
+            out.host = HostCounts.of(out, counts.lengths, counts.history_videos, counts.rates,
+                                     counts.offsets)
+        return out
 
     def with_host_counts(self, lengths: Sequence[int], history_videos: int) -> Batch:
-        """This batch with :class:`HostCounts` taken now (the caller vouches for them: the
-        collate, which built the masks from the very same numbers); none under inference mode."""
-        self.host = HostCounts.of(self, lengths, history_videos)
+        """This batch (its tensors on the CPU) with :class:`HostCounts` taken now; the caller
+        vouches for ``lengths`` and ``history_videos`` (the collate, which built the masks from
+        the very same numbers). None under inference mode."""
+        offsets = self.offsets.tolist() if self.offsets is not None else [0] * len(lengths)
+        self.host = HostCounts.of(self, lengths, history_videos, self.rate.tolist(), offsets)
         return self
 
     def host_counts(self) -> HostCounts | None:

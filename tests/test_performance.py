@@ -142,6 +142,8 @@ def test_training_step_copies_to_the_host_only_in_the_model_forward(name):
     assert whole == forward
     if name.startswith("prnet"):  # at most the history segments' lengths (for grouping them)
         assert forward <= 1
+    elif model.card.trainable:  # the collate's host counts stand in for every device read
+        assert forward == 0  # (the floors are never trained: no training step to keep sync-free)
 
 
 def test_prnet_forward_off_the_cpu_path_makes_no_host_copy():
@@ -175,6 +177,25 @@ def test_fcn_models_use_the_collates_counts_and_read_the_device_only_without_the
         after = model(batch).scores
         torch.testing.assert_close(after[:, :30], model(fresh).scores[:, :30])
     assert not torch.allclose(after[1, :30], before[1, :30])  # row 1 really changed
+
+
+@pytest.mark.parametrize("name", ["phdgifs", "phdgifs_full", "video2gif"])
+def test_segment_models_host_windows_equal_the_device_read(name):
+    """5-second windows from the collate's rates and offsets (no host copy) equal the windows
+    from reading the batch's tensors, on rows with odd rates, offsets and lengths."""
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=16, width_mult=1 / 16).eval()
+    base = random_batch(3, 40, 16, seed=0, lengths=[40, 23, 31])
+    batch = dataclasses.replace(base, rate=torch.tensor([2.0, 1.875, 0.7]),
+                                offsets=torch.tensor([0, 3, 17])).with_host_counts([40, 23, 31], 2)
+    assert sum(count_host_copies(lambda: model(batch)).values()) == 0
+    with torch.no_grad():
+        host = model(batch)
+        batch.host = None  # what a hand-built batch gets: the device read
+        device = model(batch)
+    assert sum(count_host_copies(lambda: model(batch)).values()) > 0
+    assert torch.equal(host.extras["segment_index"], device.extras["segment_index"])
+    torch.testing.assert_close(host.scores, device.scores)
 
 
 def test_host_counts_follow_the_batch_to_a_device_and_through_pickling():

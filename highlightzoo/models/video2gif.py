@@ -56,7 +56,8 @@ def segment_features(batch: Batch, window_s: float, normalize: bool) -> Segments
     """Fixed-window segments of the batch's videos (steps L2-normalised first if asked)."""
     video = l2_normalize_steps(batch.video) if normalize else batch.video
     return pool_segments(
-        video, batch.video_mask, batch.rate, window_s, batch.offsets, batch.video_ids
+        video, batch.video_mask, batch.rate, window_s, batch.offsets, batch.video_ids,
+        batch.host_counts(),
     )
 
 
@@ -68,7 +69,7 @@ def mean_step_scores(step_scores: Tensor, batch: Batch, window_s: float) -> Segm
     """
     return pool_segments(
         step_scores[..., None], batch.video_mask, batch.rate, window_s, batch.offsets,
-        batch.video_ids,
+        batch.video_ids, batch.host_counts(),
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from highlightzoo.batch import HostCounts
 from highlightzoo.errors import DataFormatError
 
 # Relative slack so that a step starting exactly on a window boundary lands in the later
@@ -35,37 +37,71 @@ class Segments:
     index: Tensor
 
 
+def _relative_windows(
+    rates: np.ndarray, offsets: np.ndarray, steps: int, window_s: float, video_ids: list[str] | None
+) -> np.ndarray:
+    """(B, T) int64 window of every step (valid or not) from host float64 rates and offsets,
+    counted from each row's first window; a typed error for a rate that is not positive."""
+    bad = np.flatnonzero(~np.isfinite(rates) | (rates <= 0))
+    if bad.size:
+        row = int(bad[0])
+        video = video_ids[row] if video_ids and row < len(video_ids) else str(row)
+        raise DataFormatError(
+            f"feature rate must be a positive number of steps per second, got {rates[row]}",
+            video=video, reason="rate",
+        )
+    starts = np.arange(steps, dtype=np.float64)[None, :] + offsets[:, None]
+    absolute = np.floor(starts / (rates[:, None] * window_s) * (1.0 + _BOUNDARY_RTOL))
+    return (absolute - absolute[:, :1]).astype(np.int64)
+
+
+def _windows(
+    video_mask: Tensor,
+    rate: Tensor,
+    window_s: float,
+    offsets: Tensor | None,
+    video_ids: list[str] | None,
+    host: HostCounts | None,
+) -> tuple[Tensor, int]:
+    """:func:`window_index` and the number of windows ``S`` of the longest row. ``host``: the
+    collate's rates, offsets and lengths, so nothing is read back from the device."""
+    if window_s <= 0:
+        raise DataFormatError(f"segment window must be positive, got {window_s} s")
+    b, t = video_mask.shape
+    if host is not None:
+        rates, starts = np.asarray(host.rates, np.float64), np.asarray(host.offsets, np.float64)
+    else:  # the device read: rates and offsets to the host (a sync on a GPU)
+        rates = rate.double().cpu().numpy()
+        starts = np.zeros(b) if offsets is None else offsets.double().cpu().numpy()
+    relative = _relative_windows(rates, starts, t, window_s, video_ids)
+    moved = torch.from_numpy(relative).to(video_mask.device)
+    index = torch.where(video_mask, moved, torch.full_like(moved, -1))
+    if host is not None:  # windows increase with the step: a row's last real step has its most
+        count = max([int(relative[i, n - 1]) + 1 for i, n in enumerate(host.lengths) if n > 0],
+                    default=0)
+    else:
+        count = int(index.max()) + 1 if index.numel() else 0
+    return index, max(count, 0)
+
+
 def window_index(
     video_mask: Tensor,
     rate: Tensor,
     window_s: float,
     offsets: Tensor | None = None,
     video_ids: list[str] | None = None,
+    host: HostCounts | None = None,
 ) -> Tensor:
     """(B, T) long: the window of each valid step, counted from the clip's first window; -1 on padding.
 
     Step ``t`` of row ``b`` starts at ``(offsets[b] + t) / rate[b]`` seconds;
     its window is ``floor(start / window_s)`` minus the window of the clip's
     first step, so every row's indices start at 0. A start within a relative
-    1e-6 below a boundary counts as on it (float32 rates are inexact).
+    1e-6 below a boundary counts as on it (float32 rates are inexact). Computed on the
+    host in float64; ``host``: the batch's :class:`~highlightzoo.batch.HostCounts`, which
+    spares reading rates and offsets back from the device.
     """
-    if window_s <= 0:
-        raise DataFormatError(f"segment window must be positive, got {window_s} s")
-    bad = ~torch.isfinite(rate) | (rate <= 0)
-    if bool(bad.any()):
-        row = int(bad.nonzero()[0])
-        video = video_ids[row] if video_ids and row < len(video_ids) else str(row)
-        raise DataFormatError(
-            f"feature rate must be a positive number of steps per second, got {float(rate[row])}",
-            video=video, reason="rate",
-        )
-    b, t = video_mask.shape
-    start = torch.zeros(b, dtype=torch.float64) if offsets is None else offsets.double().cpu()
-    steps = torch.arange(t, dtype=torch.float64)[None, :] + start[:, None]
-    window_steps = rate.double().cpu()[:, None] * window_s
-    absolute = torch.floor(steps / window_steps * (1.0 + _BOUNDARY_RTOL))
-    relative = (absolute - absolute[:, :1]).long().to(video_mask.device)
-    return torch.where(video_mask, relative, torch.full_like(relative, -1))
+    return _windows(video_mask, rate, window_s, offsets, video_ids, host)[0]
 
 
 def pool_segments(
@@ -75,17 +111,16 @@ def pool_segments(
     window_s: float = 5.0,
     offsets: Tensor | None = None,
     video_ids: list[str] | None = None,
+    host: HostCounts | None = None,
 ) -> Segments:
     """Mean-pool ``features`` (B, T, D) over fixed ``window_s``-second windows.
 
     ``S`` is the largest number of windows of any row; segments past a row's
     end, and windows holding no step (possible when a window is shorter than
-    one step), are masked out.
+    one step), are masked out. ``host``: as in :func:`window_index` (no device read).
     """
-    index = window_index(video_mask, rate, window_s, offsets, video_ids)
+    index, s = _windows(video_mask, rate, window_s, offsets, video_ids, host)
     b, t, d = features.shape
-    s = int(index.max()) + 1 if index.numel() else 0
-    s = max(s, 0)
     slot = torch.where(index < 0, torch.full_like(index, s), index)  # padding -> spare slot
     weights = video_mask.to(features.dtype)
     sums = features.new_zeros(b, s + 1, d).scatter_add_(
