@@ -98,23 +98,30 @@ def part_env(out: Path, smoke: bool) -> None:
     _write(out, "env.json", info)
 
 
-def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
-                      device: torch.device, repeats: int, compiled: bool = False) -> dict:
-    """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
-    forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it."""
+def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: torch.device):
+    """Model, default loss, the trainer's Adam and a random batch (10 history segments of 8
+    steps per user), seeded, on ``device``."""
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
     from highlightzoo.losses import get_loss
     from highlightzoo.training.optim import make_adam
-    from highlightzoo.training.trainer import training_step
 
     torch.manual_seed(0)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
     loss_fn = get_loss(model.card.default_loss)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    batch = random_batch(b, t, d, 10, 8, seed=0).to(device)
+    return model, loss_fn, optimizer, random_batch(b, t, d, 10, 8, seed=0).to(device)
+
+
+def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
+                      device: torch.device, repeats: int, compiled: bool = False) -> dict:
+    """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
+    forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it."""
+    from highlightzoo.training.trainer import training_step
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device)
     forward = model
 
     def step() -> None:  # what the trainer runs (single process: no zero tie)
@@ -254,17 +261,9 @@ def part_reference(out: Path, smoke: bool) -> None:
 def _profile_table(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
                    device: torch.device) -> str:
     """torch.profiler's per-op table (top 20 by device time) of three training steps."""
-    import highlightzoo as hz
-    from highlightzoo.batch import random_batch
-    from highlightzoo.losses import get_loss
-    from highlightzoo.training.optim import make_adam
     from highlightzoo.training.trainer import training_step
 
-    torch.manual_seed(0)
-    model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
-    loss_fn = get_loss(model.card.default_loss)
-    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    batch = random_batch(b, t, d, 10, 8, seed=0).to(device)
+    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device)
     for _ in range(2):
         training_step(model, model, loss_fn, optimizer, batch, device, precision)
     _sync(device)

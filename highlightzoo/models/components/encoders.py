@@ -77,10 +77,15 @@ class UNetEncoder1d(nn.Module):
             _ConvBlock(width, kernel_size, activation=level > 0) for level in reversed(range(depth))
         )
 
+    @property
+    def step_multiple(self) -> int:
+        """The input is zero-padded to a multiple of this many steps (``2**depth``)."""
+        return 2**self.depth
+
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """``x`` (B, T, in_dim), ``mask`` (B, T) bool -> (B, T, width), zero on padding."""
         steps = x.shape[1]
-        factor = 2**self.depth
+        factor = self.step_multiple
         padded = math.ceil(max(steps, 1) / factor) * factor
         h = rearrange(self.project(x), "b t c -> b c t")
         h = F.pad(h, (0, padded - steps))

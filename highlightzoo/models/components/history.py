@@ -163,8 +163,8 @@ class HistoryEmbedding(nn.Module):
 
 
 def _step_multiple(encoder: nn.Module) -> int:
-    """The multiple a zoo encoder pads its input length to (U-net: ``2**depth``), else 1."""
-    return 2 ** int(getattr(encoder, "depth", 0)) if hasattr(encoder, "down") else 1
+    """The multiple an encoder pads its input length to (its ``step_multiple``), else 1."""
+    return int(getattr(encoder, "step_multiple", 1))
 
 
 def _out_width(encoder: nn.Module, in_dim: int) -> int:
