@@ -41,6 +41,8 @@ from highlightzoo.errors import ConfigError
 
 #: the Batch tensors that :class:`HostCounts` describes
 HOST_DESCRIBED = ("video_mask", "history_mask", "history_video", "rate", "offsets")
+#: the Batch tensors of feature vectors (``Batch.to(feature_dtype=...)`` casts these)
+FEATURE_FIELDS = ("video", "history", "history_context")
 
 
 @dataclass(frozen=True)
@@ -132,13 +134,24 @@ class Batch:
         """(B,) long: number of real steps of each video."""
         return self.video_mask.sum(dim=1)
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """Move every tensor to ``device`` (ids and valid host counts stay as they are)."""
-        moved = {
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-            for f in fields(self)
-            if isinstance(getattr(self, f.name), Tensor)
-        }
+    def to(self, device: torch.device | str, non_blocking: bool = False,
+           feature_dtype: torch.dtype | None = None) -> Batch:
+        """Move every tensor to ``device`` (ids and valid host counts stay as they are).
+
+        ``feature_dtype``: the video and history features cast to this dtype once
+        moved (where the cast is cheap: on a GPU), e.g. ``torch.bfloat16`` under bf16
+        autocast, whose first matmul would cast them anyway; the model then reads
+        half the bytes (``device.feature_dtype``).
+        """
+        moved = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, Tensor):
+                continue
+            value = value.to(device, non_blocking=non_blocking)
+            if feature_dtype is not None and f.name in FEATURE_FIELDS:
+                value = value.to(feature_dtype)
+            moved[f.name] = value
         counts = self.host_counts()
         out = replace(self, **moved, host=None)
         if counts is not None:

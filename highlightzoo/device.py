@@ -1,4 +1,5 @@
-"""Where a model runs and in which precision: device names and the bf16 autocast switch.
+"""Where a model runs and in which precision: device names, the bf16 autocast switch and the
+features' dtype that goes with it.
 
 Shared by training, evaluation and inference (:class:`~highlightzoo.inference.Detector`),
 so a device string or a ``precision`` means the same everywhere
@@ -23,6 +24,13 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for but CUDA is not available here")
     return resolved
+
+
+def feature_dtype(precision: str) -> torch.dtype | None:
+    """The dtype a batch's features take on the device (``Batch.to(feature_dtype=...)``):
+    bf16 under bf16 autocast, whose first matmul would cast them anyway, so the model reads
+    half the bytes (docs/performance.md); None (as stored) otherwise."""
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

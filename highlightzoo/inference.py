@@ -31,7 +31,7 @@ from torch import nn
 
 from highlightzoo import metrics
 from highlightzoo.data.dataset import Sample, collate
-from highlightzoo.device import autocast, resolve_device
+from highlightzoo.device import autocast, feature_dtype, resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.registry import create_model
 from highlightzoo.training.checkpoint import (
@@ -242,7 +242,7 @@ class Detector:
                 video=video[lo:hi], labels=torch.zeros(hi - lo), history=history,
                 history_video=owners, rate=rate, user_id="user", video_id="video", offset=lo,
             )  # fmt: skip
-            batch = collate([sample]).to(self.device)
+            batch = collate([sample]).to(self.device, feature_dtype=feature_dtype(self.precision))
             with autocast(self.device, self.precision):
                 output = self.model(batch)
             keep = slice(start - lo, stop - lo)

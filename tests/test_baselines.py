@@ -98,7 +98,7 @@ def test_avhd_short_video_feeds_fc7_unnormalised_to_the_decoder(length, fc7_step
     seen: dict[str, torch.Tensor] = {}
     net = model.net
     hooks = [
-        net.encoder.fc7.register_forward_hook(lambda m, i, o: seen.__setitem__("fc7", o)),
+        net.encoder.fc7[-1].register_forward_hook(lambda m, i, o: seen.__setitem__("fc7", o)),
         net.decoder.score_fc7.register_forward_hook(
             lambda m, i, o: seen.__setitem__("score_in", i[0])),
     ]

@@ -20,7 +20,8 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     parts = (out / "parts.txt").read_text().split("\n")
-    assert [p.split()[0] for p in parts if p] == ["env", "fcsn8192", "reference", "models", "prnet",
+    assert [p.split()[0] for p in parts if p] == ["env", "fcsn8192", "fcsn8192_compile",
+                                                  "reference", "models", "prnet",
                                                   "profile", "compile", "bench"]
     assert all("exit=0" in p for p in parts if p), parts
     env = json.loads((out / "env.json").read_text())
@@ -30,14 +31,18 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
     assert all(r["steps_per_s"] > 0 and r["flops_per_step"] >= 0 for r in models)
     bench = json.loads((out / "bench.json").read_text())
     assert bench["per_run_s"] and bench["extrapolated_full_preset_s"] > 0
-    assert json.loads((out / "fcsn8192.json").read_text())["clip_steps_per_s"] > 0
+    fcsn = json.loads((out / "fcsn8192.json").read_text())["rows"]
+    assert [r["video_dtype"] for r in fcsn] == ["float32", "bfloat16"]
+    assert all(r["clip_steps_per_s"] > 0 and "graph_error" not in r for r in fcsn), fcsn
+    compiled = json.loads((out / "fcsn8192_compile.json").read_text())["rows"]
+    assert compiled[0]["compiled"] and compiled[0]["compile_s"] > 0
     reference = json.loads((out / "reference.json").read_text())["rows"]
     assert reference and all(r["ratio_fp32"] > 0 for r in reference)
     compiled = json.loads((out / "compile.json").read_text())["rows"]
     assert [r["compiled"] for r in compiled] == [False, True] and compiled[1]["compile_s"] > 0
-    profile = json.loads((out / "profile.json").read_text())["rows"]
-    assert [r["cudnn_benchmark"] for r in profile] == [False, True]
-    assert "fcsn" in (out / "profile.txt").read_text()
+    profiled = json.loads((out / "profile.json").read_text())["profiled"]
+    assert [p["model"] for p in profiled] == ["fcsn", "prnet"]
+    assert "fcsn" in (out / "profile.txt").read_text() and "device kernels" in (out / "profile.txt").read_text()
     report = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/report.py"), str(out)],
                             capture_output=True, text=True, timeout=60)
     assert report.returncode == 0, report.stderr
@@ -54,3 +59,17 @@ def test_gpu_script_runs_only_the_parts_asked_for(tmp_path):
     assert (out / "parts.txt").read_text().split()[:2] == ["env", "exit=0"]
     assert len((out / "parts.txt").read_text().splitlines()) == 1
     assert not (out / "models.json").exists()
+
+
+def test_fcsn8192_eager_rows_carry_the_label_of_the_code_measured(tmp_path):
+    """The side-by-side part (run with PYTHONPATH on older code) names that code in its rows,
+    and the report shows it."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/measure.py"), "fcsn8192_eager",
+                           str(tmp_path), "--smoke", "--label", "abc1234"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "fcsn8192_eager.json").read_text())["rows"]
+    assert [r["code"] for r in rows] == ["abc1234"] and "graph_seconds_per_step" not in rows[0]
+    subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/report.py"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=60)
+    assert "fcsn (float32 features, code abc1234)" in (tmp_path / "gpu.md").read_text()

@@ -1,7 +1,7 @@
 """Fast paths stay exact, and the GPU-ready paths work (docs/performance.md).
 
-- the FCSN first conv as a time-major matmul equals the zero-padded conv;
-- the FCSN encoder equals its plain conv stack on L2-normalised steps;
+- the FCSN first conv and fc6/fc7 as matmuls equal the convs;
+- the FCSN encoder equals its plain conv stack on L2-normalised steps, gradients included;
 - every registered model runs forward + backward under bf16 autocast (on CPU) with
   float32 scores;
 - a training step's loss, backward and Adam step never copy a tensor to the host, and the
@@ -25,7 +25,7 @@ import highlightzoo as hz
 from highlightzoo.batch import random_batch
 from highlightzoo.errors import ConfigError
 from highlightzoo.losses import get_loss
-from highlightzoo.models.components.fcsn import FCSNEncoder, time_major_conv1d
+from highlightzoo.models.components.fcsn import FCSNEncoder, conv1d_steps, first_conv_steps
 from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_steps
 from highlightzoo.training import TrainConfig, train
 from highlightzoo.training.optim import make_adam
@@ -34,29 +34,44 @@ NARROW = {"fcsn": {"width_mult": 1 / 16}, "avhd": {"width_mult": 1 / 16},
           "video2gif": {"width_mult": 0.25}}
 
 
+def channels_first(conv: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv`` on time-major ``x`` the plain way, back to time-major."""
+    return rearrange(conv(rearrange(x, "b t d -> b d t")), "b c t -> b t c")
+
+
 @pytest.mark.parametrize(("kernel", "padding", "bias"), [(3, 100, True), (3, 2, True),
                                                            (7, 6, False), (1, 0, True)])
 @pytest.mark.parametrize("scaled", [False, True])
-def test_time_major_conv_equals_the_padded_conv(kernel, padding, bias, scaled):
+def test_first_conv_as_a_matmul_equals_the_padded_conv(kernel, padding, bias, scaled):
     torch.manual_seed(0)
     conv = torch.nn.Conv1d(5, 4, kernel, padding=padding, bias=bias)
     x = torch.randn(3, 9, 5)
     x[1, 6:] = 0  # padded tail, as in a batch
     scale = torch.rand(3, 9) + 0.5 if scaled else None
-    want = conv(rearrange(x * (scale[..., None] if scaled else 1), "b t d -> b d t"))
-    got = time_major_conv1d(x, conv, scale)
+    want = channels_first(conv, x * (scale[..., None] if scaled else 1))
+    got = first_conv_steps(x, conv, scale)
     assert got.shape == want.shape
     assert torch.allclose(got, want, atol=1e-6)
     # the edges far from the real steps are the bias alone
     if padding > kernel:
         edge = conv.bias if bias else torch.zeros(4)
-        assert torch.allclose(got[:, :, 0], edge.expand(3, 4))
+        assert torch.allclose(got[:, 0], edge.expand(3, 4))
 
 
-def test_strided_conv_falls_back_to_the_conv():
-    conv = torch.nn.Conv1d(5, 4, 3, stride=2, padding=1)
+@pytest.mark.parametrize(("kernel", "padding"), [(7, 0), (1, 0), (3, 1), (5, 3)])
+def test_conv_as_unfolded_matmul_equals_the_conv(kernel, padding):
+    torch.manual_seed(2)
+    conv = torch.nn.Conv1d(6, 5, kernel, padding=padding)
+    x = torch.randn(2, 11, 6)
+    assert torch.allclose(conv1d_steps(x, conv), channels_first(conv, x), atol=1e-6)
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv1d(5, 4, 3, stride=2, padding=1),
+                                  torch.nn.Conv1d(5, 4, 3, padding="same")])
+def test_other_convs_fall_back_to_the_conv(conv):
     x = torch.randn(2, 8, 5)
-    assert torch.allclose(time_major_conv1d(x, conv), conv(rearrange(x, "b t d -> b d t")))
+    assert torch.allclose(first_conv_steps(x, conv), channels_first(conv, x))
+    assert torch.allclose(conv1d_steps(x, conv), channels_first(conv, x))
 
 
 def test_inverse_l2_norms_rescale_like_l2_normalize():
@@ -65,22 +80,41 @@ def test_inverse_l2_norms_rescale_like_l2_normalize():
     assert torch.allclose(x * inverse_l2_norms(x)[..., None], l2_normalize_steps(x))
 
 
-def test_fcsn_encoder_equals_its_plain_conv_stack_on_normalised_steps():
+@pytest.mark.parametrize("steps", [40, 37, 1])
+def test_fcsn_encoder_equals_its_plain_conv_stack_forward_and_backward(steps):
+    """The encoder's own path (matmuls, time-major views) against its layers called as plain
+    channels-first modules on L2-normalised steps: same outputs and same gradients (float64;
+    training mode, dropout drawing the same masks from the same seed)."""
     torch.manual_seed(1)
-    encoder = FCSNEncoder(24, width_mult=1 / 8).eval()
-    x = torch.randn(2, 40, 24)
-    pool4, fc7 = encoder(x, inverse_l2_norms(x))
-    want4 = encoder.to_pool4(rearrange(l2_normalize_steps(x), "b t d -> b d t"))
-    want7 = encoder.fc7(encoder.fc6(encoder.pool5(want4)))
-    assert torch.allclose(pool4, want4, atol=1e-5) and torch.allclose(fc7, want7, atol=1e-5)
+    encoder = FCSNEncoder(24, width_mult=1 / 8).double().train()
+    x = torch.randn(2, steps, 24, dtype=torch.double)
+
+    def run(fast: bool) -> list[torch.Tensor]:
+        encoder.zero_grad()
+        torch.manual_seed(5)
+        if fast:
+            pool4, fc7 = encoder(x, 1 / x.norm(dim=-1))
+        else:
+            pool4 = encoder.to_pool4(rearrange(l2_normalize_steps(x), "b t d -> b d t"))
+            fc7 = encoder.fc7(encoder.fc6(encoder.pool5(pool4)))
+        weights = torch.arange(fc7.shape[-1], dtype=torch.double)
+        (pool4.square().sum() + (fc7 * weights).sum()).backward()
+        return [pool4, fc7] + [p.grad.clone() for p in encoder.parameters()]
+
+    for got, want in zip(run(True), run(False), strict=True):
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", hz.list_models())
-def test_bf16_autocast_forward_and_backward(name):
-    """Every model runs under CPU bf16 autocast; scores stay float32 and gradients finite."""
+@pytest.mark.parametrize("features", [torch.float32, torch.bfloat16])
+def test_bf16_autocast_forward_and_backward(name, features):
+    """Every model runs under CPU bf16 autocast, on float32 features and on bf16 ones (as the
+    trainer moves them under bf16); scores stay float32 and gradients finite."""
     torch.manual_seed(0)
     model = hz.create_model(name, feature_dim=16, **NARROW.get(name, {})).train()
-    batch = random_batch(2, 40, 16, 4, 4, seed=0, lengths=[40, 29])
+    batch = random_batch(2, 40, 16, 4, 4, seed=0, lengths=[40, 29]).to("cpu", feature_dtype=features)
+    assert batch.video.dtype == batch.history.dtype == features
     loss_fn = get_loss(model.card.default_loss)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = model(batch)

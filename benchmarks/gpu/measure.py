@@ -9,15 +9,18 @@ Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]
   clip-steps/s, forward+backward FLOPs (torch.utils.flop_counter) and achieved FLOP/s
   against the measured peak -> ``models.json``.
 - ``fcsn8192``: FCSN at the reference width on 8192-d features, bf16, batch 128 x 256
-  (issue target: >= 10 M clip-steps/s on one H100) -> ``fcsn8192.json``.
+  (issue target: >= 10 M clip-steps/s on one H100), with float32 and bf16 features, eager and
+  replayed as one CUDA graph -> ``fcsn8192.json``; ``fcsn8192_eager``: eager with float32
+  features only (runs on older code too, for a side-by-side); ``fcsn8192_compile``: through
+  ``torch.compile``.
 - ``prnet``: PR-Net training at batch 16 x 256 at 64-d, 512-d, 4,096-d, fp32 and bf16, with
   peak memory -> ``prnet.json``.
 - ``reference``: FCSN and A-VHD at the reference configuration, the zoo (fp32 and bf16)
   against the reference's layer list (fp32), forward and training step -> ``reference.json``.
 - ``compile``: training step eager vs ``torch.compile`` for PR-Net, FCSN and PHD-GIFs at
   batch 16 x 256, 64-d, with the compilation time -> ``compile.json``.
-- ``profile``: FCSN at 8192-d bf16 (batch 128 x 256) with cuDNN's autotuner off and on, and
-  per-op tables of its training step and of PR-Net's at 64-d -> ``profile.json``, ``profile.txt``.
+- ``profile``: per-op tables (and device kernel counts) of the training step of FCSN at 8192-d
+  bf16 (batch 128 x 256; float32 and bf16 features) and of PR-Net at 64-d -> ``profile.txt``.
 - ``bench``: the standard preset (the converged rules) for FCSN and PR-Net and one seed,
   timed per run, with the extrapolation to the whole preset -> ``bench/`` + ``bench.json``.
 
@@ -37,6 +40,8 @@ import time
 from pathlib import Path
 
 import torch
+
+LABEL = ""  # --label: which code the FCSN 8192-d rows measured, when not this checkout
 
 
 def _device() -> torch.device:
@@ -98,9 +103,11 @@ def part_env(out: Path, smoke: bool) -> None:
     _write(out, "env.json", info)
 
 
-def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: torch.device):
+def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: torch.device,
+                    video_dtype: str | None = None):
     """Model, default loss, the trainer's Adam and a random batch (10 history segments of 8
-    steps per user), seeded, on ``device``."""
+    steps per user), seeded, on ``device``; ``video_dtype``: the features' dtype (e.g.
+    "bfloat16", as the trainer moves them under bf16), float32 when None."""
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
     from highlightzoo.losses import get_loss
@@ -110,18 +117,56 @@ def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: tor
     model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
     loss_fn = get_loss(model.card.default_loss)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    return model, loss_fn, optimizer, random_batch(b, t, d, 10, 8, seed=0).to(device)
+    batch = random_batch(b, t, d, 10, 8, seed=0)
+    if video_dtype:  # (only then: the keyword is new, and the GPU script also times old code)
+        return model, loss_fn, optimizer, batch.to(device, feature_dtype=getattr(torch, video_dtype))
+    return model, loss_fn, optimizer, batch.to(device)
+
+
+def _graph_seconds(model, loss_fn, batch, device: torch.device, precision: str,
+                   forward, repeats: int) -> float:
+    """Seconds per training step with the whole step (forward, backward, Adam) captured once
+    in a CUDA graph and replayed: what the step costs without the host's launch overhead.
+    Capture needs an Adam that keeps its step count on the device, and autocast without its
+    weight cache."""
+    from unittest import mock
+
+    from highlightzoo.training import trainer
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-4, fused=True, capturable=True)
+
+    def step() -> None:
+        trainer.training_step(forward, model, loss_fn, optimizer, batch, device, precision)
+
+    def uncached(device: torch.device, precision: str) -> torch.autocast:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16",
+                              cache_enabled=False)
+
+    with mock.patch.object(trainer, "autocast", uncached):
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+    return _timed(graph.replay, device, repeats)
 
 
 def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
-                      device: torch.device, repeats: int, compiled: bool = False) -> dict:
+                      device: torch.device, repeats: int, compiled: bool = False,
+                      video_dtype: str | None = None, graphed: bool = False) -> dict:
     """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
-    forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it."""
+    forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it;
+    ``graphed`` (CUDA only): also the step replayed as one CUDA graph (``graph_*`` keys)."""
     from highlightzoo.training.trainer import training_step
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device)
+    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype)
     forward = model
 
     def step() -> None:  # what the trainer runs (single process: no zero tie)
@@ -141,11 +186,19 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
         compile_s = time.perf_counter() - start
     seconds = _timed(step, device, repeats)
     memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return {"model": name, "precision": precision, "compiled": compiled, "compile_s": compile_s,
-            "batch": b, "steps": t, "feature_dim": d,
-            "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
-            "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
-            "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
+    row = {"model": name, "precision": precision, "compiled": compiled, "compile_s": compile_s,
+           "video_dtype": video_dtype or "float32", "batch": b, "steps": t, "feature_dim": d,
+           "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
+           "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
+           "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
+    if graphed and device.type == "cuda":
+        try:
+            graph_s = _graph_seconds(model, loss_fn, batch, device, precision, forward, repeats)
+            row.update(graph_seconds_per_step=graph_s, graph_clip_steps_per_s=b * t / graph_s,
+                       graph_achieved_tflops=flops / graph_s / 1e12)
+        except Exception as error:  # noqa: BLE001 - a step that cannot be captured is a result
+            row["graph_error"] = repr(error)[:300]
+    return row
 
 
 def part_models(out: Path, smoke: bool) -> None:
@@ -165,14 +218,38 @@ def part_models(out: Path, smoke: bool) -> None:
     _write(out, "models.json", {"device": str(device), "rows": rows})
 
 
-def part_fcsn8192(out: Path, smoke: bool) -> None:
+def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, ...],
+                   compiled: bool = False, graphed: bool = True) -> None:
+    """FCSN at the reference width, 8192-d, bf16 autocast, batch 128 x 256, per features
+    dtype (float32 as stored, bf16 as the trainer moves them under bf16) -> ``name``."""
     device = _device()
     b, t, d = (2, 32, 16) if smoke else (128, 256, 8192)
-    precision = "bf16" if device.type == "cuda" else "fp32"
     kwargs = {"width_mult": 0.125} if smoke else {}
-    row = _train_step_stats("fcsn", kwargs, b, t, d, precision, device, 2 if smoke else 10)
-    row["target_clip_steps_per_s"] = 10e6
-    _write(out, "fcsn8192.json", row)
+    rows = []
+    for dtype in dtypes:
+        try:  # bf16 autocast also on a CPU smoke run: bf16 features need it
+            row = _train_step_stats("fcsn", kwargs, b, t, d, "bf16", device, 2 if smoke else 10,
+                                    compiled=compiled, video_dtype=dtype, graphed=graphed)
+        except Exception as error:  # noqa: BLE001 - a failed variant is a result too
+            row = {"model": "fcsn", "video_dtype": dtype or "float32", "error": repr(error)[:500]}
+        rows.append({**row, "target_clip_steps_per_s": 10e6, **({"code": LABEL} if LABEL else {})})
+        _write(out, name, {"device": str(device), "rows": rows})
+
+
+def part_fcsn8192(out: Path, smoke: bool) -> None:
+    """Eager, and replayed as one CUDA graph; float32 and bf16 features."""
+    _fcsn8192_rows(out, smoke, "fcsn8192.json", (None, "bfloat16"))
+
+
+def part_fcsn8192_eager(out: Path, smoke: bool) -> None:
+    """Eager only, float32 features: what also runs on older code, for a side-by-side."""
+    _fcsn8192_rows(out, smoke, "fcsn8192_eager.json", (None,), graphed=False)
+
+
+def part_fcsn8192_compile(out: Path, smoke: bool) -> None:
+    """The step through ``torch.compile`` (TrainConfig.compile), bf16 features, eager and
+    graphed, with the compilation time."""
+    _fcsn8192_rows(out, smoke, "fcsn8192_compile.json", ("bfloat16",), compiled=True)
 
 
 def part_prnet(out: Path, smoke: bool) -> None:
@@ -259,11 +336,11 @@ def part_reference(out: Path, smoke: bool) -> None:
 
 
 def _profile_table(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
-                   device: torch.device) -> str:
+                   device: torch.device, video_dtype: str | None = None) -> str:
     """torch.profiler's per-op table (top 20 by device time) of three training steps."""
     from highlightzoo.training.trainer import training_step
 
-    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device)
+    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype)
     for _ in range(2):
         training_step(model, model, loss_fn, optimizer, batch, device, precision)
     _sync(device)
@@ -275,29 +352,28 @@ def _profile_table(name: str, kwargs: dict, b: int, t: int, d: int, precision: s
             training_step(model, model, loss_fn, optimizer, batch, device, precision)
         _sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return (f"## {name} {kwargs} batch {b} x {t}, {d}-d, {precision}, 3 training steps\n"
-            + prof.key_averages().table(sort_by=key, row_limit=20, max_name_column_width=60))
+    kernels = sum(e.count for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    return (f"## {name} {kwargs} batch {b} x {t}, {d}-d, {video_dtype or 'float32'} features, "
+            f"{precision}, "
+            f"3 training steps, {kernels} device kernels\n"
+            + prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60))
 
 
 def part_profile(out: Path, smoke: bool) -> None:
-    """Where a training step's device time goes: FCSN at 8192-d bf16 (batch 128 x 256) with
-    cuDNN's autotuner off and on, and per-op profiles of it and of PR-Net at 64-d
-    -> ``profile.json`` + ``profile.txt``."""
+    """Where a training step's device time goes: per-op profiles of FCSN at 8192-d bf16
+    (batch 128 x 256) with float32 and bf16 features, and of PR-Net at 64-d -> ``profile.txt``
+    (+ ``profile.json``: what was profiled)."""
     device = _device()
     precision = "bf16" if device.type == "cuda" else "fp32"
-    big = ((2, 32, 16), {"width_mult": 0.125}) if smoke else ((128, 256, 8192), {})
-    (b, t, d), kwargs = big
-    rows = []
-    for benchmark in (False, True):
-        torch.backends.cudnn.benchmark = benchmark
-        row = _train_step_stats("fcsn", kwargs, b, t, d, precision, device, 2 if smoke else 10)
-        rows.append({**row, "cudnn_benchmark": benchmark})
-        _write(out, "profile.json", {"device": str(device), "rows": rows})
-    torch.backends.cudnn.benchmark = False
-    tables = [_profile_table("fcsn", kwargs, b, t, d, precision, device),
-              _profile_table("prnet", {}, *((2, 32, 8) if smoke else (16, 256, 64)), "fp32",
-                             device)]
+    (b, t, d), kwargs = ((2, 32, 16), {"width_mult": 0.125}) if smoke else ((128, 256, 8192), {})
+    dtypes = [None] + (["bfloat16"] if device.type == "cuda" else [])
+    tables = [_profile_table("fcsn", kwargs, b, t, d, precision, device, v) for v in dtypes]
+    prnet = (2, 32, 8) if smoke else (16, 256, 64)
+    tables.append(_profile_table("prnet", {}, *prnet, "fp32", device))
     (out / "profile.txt").write_text("\n\n".join(tables) + "\n")
+    _write(out, "profile.json", {"device": str(device), "profiled": [
+        {"model": "fcsn", "shape": [b, t, d], "precision": precision, "video_dtype": v or "float32"}
+        for v in dtypes] + [{"model": "prnet", "shape": list(prnet), "precision": "fp32"}]})
 
 
 def part_compile(out: Path, smoke: bool) -> None:
@@ -316,7 +392,8 @@ def part_compile(out: Path, smoke: bool) -> None:
                 _write(out, "compile.json", {"device": str(device), "rows": rows})
 
 
-PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192, "prnet": part_prnet,
+PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192,
+         "fcsn8192_eager": part_fcsn8192_eager, "fcsn8192_compile": part_fcsn8192_compile, "prnet": part_prnet,
          "reference": part_reference, "compile": part_compile, "profile": part_profile, "bench": part_bench}
 
 
@@ -325,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("part", choices=sorted(PARTS))
     parser.add_argument("out", type=Path)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CPU check that it runs")
+    parser.add_argument("--label", default="", help="the code measured (e.g. a commit), written "
+                        "into the FCSN 8192-d rows: for a side-by-side run of older code")
     args = parser.parse_args(argv)
+    global LABEL
+    LABEL = args.label
     PARTS[args.part](args.out, args.smoke)
     return 0
 

@@ -45,12 +45,51 @@ def _reference(data: dict) -> list[str]:
                          "reference/zoo fp32", "reference/zoo bf16"], rows)]
 
 
+def _variant_label(row: dict) -> str:
+    """``fcsn (bfloat16 features, compiled)``: the model and how its step ran."""
+    words = []
+    variant = row.get("variant") or {}  # exploratory rows: the encoder's layout
+    if "time_major" in variant:
+        words.append("time-major" if variant["time_major"] else "conv layers")
+    if variant.get("convs") == "cudnn":
+        words.append("cuDNN k3 convs on views")
+    dtype = row.get("video_dtype") or variant.get("video_dtype")
+    if dtype and (dtype != "float32" or "target_clip_steps_per_s" in row):
+        words.append(f"{dtype} features")
+    if row.get("compiled"):
+        words.append("compiled")
+    if variant.get("graphed") or row.get("graphed"):
+        words.append("CUDA graph")
+    if row.get("code"):
+        words.append(f"code {row['code']}")
+    return f"{row['model']} ({', '.join(words)})" if words else row["model"]
+
+
+def _with_graph_rows(rows: list[dict]) -> list[dict]:
+    """Each row that was also replayed as a CUDA graph, followed by that replay's row."""
+    out = []
+    for r in rows:
+        out.append(r)
+        if "graph_seconds_per_step" in r:
+            s = r["graph_seconds_per_step"]
+            out.append({**r, "graphed": True, "seconds_per_step": s, "steps_per_s": 1 / s,
+                        "clip_steps_per_s": r["graph_clip_steps_per_s"],
+                        "achieved_tflops": r["graph_achieved_tflops"], "max_memory_bytes": None})
+        elif "graph_error" in r:
+            out.append({**r, "graphed": True, "error": r["graph_error"]})
+    return out
+
+
 def _step_rows(rows: list[dict], peak: float | None, extra: tuple[str, ...] = ()) -> list[list[str]]:
     out = []
     for r in rows:
+        if "error" in r:
+            out.append([_variant_label(r), "-", "-", "-", *("-" for _ in extra),
+                        f"failed: {r['error'][:120]}", "-", "-", "-", "-", "-"])
+            continue
         share = f"{100 * r['achieved_tflops'] / peak:.2f} %" if peak else "-"
         memory = f"{r['max_memory_bytes'] / 2**20:.0f}" if r.get("max_memory_bytes") else "-"
-        out.append([r["model"], str(r["feature_dim"]), f"{r['batch']} x {r['steps']}", r["precision"],
+        out.append([_variant_label(r), str(r["feature_dim"]), f"{r['batch']} x {r['steps']}", r["precision"],
                     *(str(r.get(k)) for k in extra), _ms(r["seconds_per_step"]),
                     f"{r['steps_per_s']:.1f}", f"{r['clip_steps_per_s'] / 1e6:.3f}",
                     f"{r['achieved_tflops']:.2f}", share, memory])
@@ -73,10 +112,14 @@ def render(folder: Path) -> str:
     lines += _env(env) if env else ["env: not measured", ""]
     ref = _load(folder, "reference")
     lines += _reference(ref) if ref else ["## Against the reference code: not measured", ""]
-    big = _load(folder, "fcsn8192")
+    big_rows: list[dict] = []
+    for part in ("fcsn8192_eager", "fcsn8192", "fcsn8192_compile"):
+        data = _load(folder, part)
+        big_rows += data.get("rows", [data]) if data else []  # an older folder: a single row
     prof = _load(folder, "profile")
     lines += ["## FCSN at 8192-d, bf16, batch 128 x 256 (target: 10 M clip-steps/s on one H100)", ""]
-    rows = ([big] if big else []) + [
+    # one row per variant (an older folder holds a single row)
+    rows = _with_graph_rows(big_rows) + [  # older folders: cuDNN autotuner rows
         {**r, "model": f"fcsn, cudnn.benchmark={r['cudnn_benchmark']}"} for r in (prof or {}).get("rows", [])]
     lines += _table(STEP_HEADER, _step_rows(rows, peak)) if rows else ["not measured", ""]
     models = _load(folder, "models")

@@ -25,7 +25,7 @@ from highlightzoo import metrics
 from highlightzoo.batch import Batch
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
-from highlightzoo.device import autocast, resolve_device
+from highlightzoo.device import autocast, feature_dtype, resolve_device
 from highlightzoo.errors import CheckpointError, ConfigError, NoPositiveLabelError
 from highlightzoo.training.checkpoint import (
     check_run_checkpoint,
@@ -268,7 +268,7 @@ def evaluate_model(
     try:
         batches = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
         for batch, items in zip(batches, sampler.batches, strict=True):
-            batch = batch.to(device)
+            batch = batch.to(device, feature_dtype=feature_dtype(precision))
             with autocast(device, precision):
                 out = model(batch)
             if protocol == "avhd" and out.probs is None:

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
-from highlightzoo.device import autocast
+from highlightzoo.device import autocast, feature_dtype
 from highlightzoo.errors import ConfigError, RunFolderError, TrainingError
 from highlightzoo.losses import get_loss
 from highlightzoo.models.registry import create_model, get_model_card
@@ -375,6 +375,7 @@ class _Trainer:
             disable=not self.show, dynamic_ncols=True,
         )
         validations = 0
+        features = feature_dtype(cfg.precision)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         rows = 0
         with bar:
@@ -382,7 +383,7 @@ class _Trainer:
                 start = time.perf_counter()
                 self.ddp.train()
                 for batch in self._train_loader(self.state.epoch, self.state.batch_in_epoch):
-                    loss = self._step(batch.to(self.device, non_blocking=True))
+                    loss = self._step(batch.to(self.device, non_blocking=True, feature_dtype=features))
                     loss_sum += loss.detach().double() * len(batch)
                     rows += len(batch)
                     self.state.step += 1

@@ -86,25 +86,29 @@ def conv_block(in_channels: int, channels: int, convs: int, first_pad: int) -> n
     return nn.Sequential(*layers)
 
 
-def time_major_conv1d(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = None) -> Tensor:
-    """``conv(rearrange(x * step_scale, "b t d -> b d t"))`` as one matmul over the real steps.
+def _is_plain(conv: nn.Conv1d) -> bool:
+    """Stride 1, no dilation or groups, integer zero padding: what the time-major paths handle."""
+    return ((conv.stride, conv.dilation, conv.groups) == ((1,), (1,), 1)
+            and not isinstance(conv.padding, str) and conv.padding_mode == "zeros")
 
-    ``x`` (B, T, D) time-major, ``step_scale`` (B, T) or None; returns
-    (B, C, T + 2p - k + 1) like the zero-padded conv. Why: at 8192-d the first
+
+def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = None) -> Tensor:
+    """``conv(rearrange(x * step_scale, "b t d -> b d t"))``, time-major: (B, T + 2p - k + 1, C).
+
+    ``x`` (B, T, D), ``step_scale`` (B, T) or None. Why: at 8192-d the first
     FCSN conv dominates the network, and running it as a conv costs a full
     transposed copy of the input plus convolving ``p = 100`` steps of padding
-    on each side. Here ``Y = x W`` (all ``k`` taps at once) is shifted and
-    summed; an output whose window sees only padding is the bias. A per-step
-    scale (e.g. ``1/||x_t||`` for L2-normalised steps) commutes with the conv,
-    so it is applied to ``Y`` (width ``k*C``) instead of ``x`` (width ``D``).
-    Equal to the conv up to float rounding; other conv settings fall back to it.
+    on each side. Here ``Y = x W`` (all ``k`` taps at once, one matmul over the
+    real steps) is shifted and summed; an output whose window sees only padding
+    is the bias. A per-step scale (e.g. ``1/||x_t||`` for L2-normalised steps)
+    commutes with the conv, so it is applied to ``Y`` (width ``k*C``) instead of
+    ``x`` (width ``D``). Equal to the conv up to float rounding; other conv
+    settings (padding below ``k - 1``, strides, ...) run the conv itself.
     """
-    (k,), (pad,) = conv.kernel_size, conv.padding
-    plain = (conv.stride, conv.dilation, conv.groups) == ((1,), (1,), 1)
-    if not plain or not isinstance(pad, int) or pad < k - 1 or conv.padding_mode != "zeros":
+    if not _is_plain(conv) or conv.padding[0] < conv.kernel_size[0] - 1:
         scaled_x = x if step_scale is None else x * step_scale[..., None].to(x.dtype)
-        return conv(rearrange(scaled_x, "b t d -> b d t"))
-    b, t, _ = x.shape
+        return rearrange(conv(rearrange(scaled_x, "b t d -> b d t")), "b c t -> b t c")
+    (k,), (pad,), (b, t, _) = conv.kernel_size, conv.padding, x.shape
     taps = torch.matmul(x, rearrange(conv.weight, "c d k -> d (k c)"))  # (B, T, k*C)
     if step_scale is not None:
         taps = taps * step_scale[..., None].to(taps.dtype)
@@ -114,12 +118,32 @@ def time_major_conv1d(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = No
         inner = inner + taps[:, j : j + t + k - 1, j]
     bias = (conv.bias if conv.bias is not None else taps.new_zeros(taps.shape[-1])).to(inner.dtype)
     edge = bias.expand(b, pad - k + 1, bias.shape[0])
-    out = torch.cat([edge, inner + bias, edge], dim=1)  # (B, T + 2p - k + 1, C)
-    return rearrange(out, "b t c -> b c t").contiguous()
+    return torch.cat([edge, inner + bias, edge], dim=1)
+
+
+def conv1d_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
+    """``conv`` on time-major ``h`` (B, T, D) -> time-major (B, T', C), as one matmul.
+
+    The windows of ``k`` steps are unfolded into rows of ``k*D`` and multiplied by
+    the conv's weight viewed as (C, D*k): a plain GEMM over all B*T' steps. For
+    fc6/fc7 (k = 7 and 1 over 512 and 4,096 channels on few steps) this is the
+    matmul a GPU runs well; as convs their weight gradients picked slow kernels.
+    """
+    if not _is_plain(conv):
+        return conv(h.transpose(1, 2)).transpose(1, 2)
+    (k,), (pad,) = conv.kernel_size, conv.padding
+    if k == 1:
+        return F.linear(h, conv.weight[..., 0], conv.bias)
+    windows = F.pad(h, (0, 0, pad, pad)).unfold(1, k, 1)  # (B, T', D, k), a view
+    return F.linear(windows.flatten(2), conv.weight.flatten(1), conv.bias)
 
 
 class FCSNEncoder(nn.Module):
-    """VGG-style 1-D encoder: ``(B, T, D)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``."""
+    """VGG-style 1-D encoder: ``(B, T, D)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``.
+
+    Activations stay time-major (channels-last) in memory from input to output;
+    see :meth:`forward` for how each layer runs (measured in docs/performance.md).
+    """
 
     def __init__(self, in_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
@@ -139,18 +163,28 @@ class FCSNEncoder(nn.Module):
     def forward(self, x: Tensor, step_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` time-major ``(B, T, D)``; ``step_scale`` (B, T) multiplies each input step.
 
-        The first conv runs as :func:`time_major_conv1d` (no transpose of the
-        input, no work on its 100-step padding); the rest is channels-first.
+        Activations stay time-major in memory throughout; the layers see them
+        through channels-first (B, C, T) views. The first conv is one matmul on
+        the real steps (:func:`first_conv_steps`: no transposed copy of the
+        input, no work on its 100-step padding); the other conv blocks run as
+        themselves on the views, which cuDNN takes as channels-last (NHWC) with
+        no layout conversion (channels-first activations are converted to it and
+        back around every conv); fc6 and fc7 are matmuls (:func:`conv1d_steps`).
+        Returns pool4 and fc7 as such views.
         """
         first = self.to_pool4[0]
-        h = time_major_conv1d(x, first[0], step_scale)
+        h = first_conv_steps(x, first[0], step_scale).transpose(1, 2)
         for layer in first[1:]:
             h = layer(h)
         for block in self.to_pool4[1:]:
             h = block(h)
         pool4 = h
-        fc7 = self.fc7(self.fc6(self.pool5(pool4)))
-        return pool4, fc7
+        h = self.pool5(h)
+        for fc in (self.fc6, self.fc7):
+            h = conv1d_steps(h.transpose(1, 2), fc[0]).transpose(1, 2)
+            for layer in fc[1:]:
+                h = layer(h)
+        return pool4, h
 
 
 NormFactory = Callable[[int], nn.Module]
@@ -267,15 +301,19 @@ def run_by_length(
         if host[-1]:
             check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
         host_lengths = host[:-1]
+    if len(set(host_lengths)) == 1 and host_lengths[0] > 0:  # one group: a view, no copy
+        part = fn(video[:, : host_lengths[0]], torch.arange(b, device=video.device))
+        return part if host_lengths[0] == t else F.pad(part, (0, 0, 0, t - host_lengths[0]))
+    # rows sorted by length (stable): each group is a slice whose bounds the host knows, so
+    # finding a group's rows needs no device sync (``nonzero`` would wait for the device)
+    order = torch.argsort(lengths, stable=True)
     out: Tensor | None = None
-    for length in sorted(set(host_lengths)):
-        if length == 0:
-            continue
-        rows = (lengths == length).nonzero().flatten()
-        whole = len(rows) == b  # one group: a view of the batch, no gathered copy
-        part = fn(video[:, :length] if whole else video[rows, :length], rows)
-        if whole and length == t:
-            return part
+    start = sum(1 for n in host_lengths if n == 0)
+    for length in sorted(set(host_lengths) - {0}):
+        count = sum(1 for n in host_lengths if n == length)
+        rows = order[start : start + count]
+        start += count
+        part = fn(video[rows, :length], rows)
         if out is None:
             out = part.new_zeros(b, t, out_dim)
         out = out.index_put((rows[:, None], torch.arange(length, device=video.device)), part)
