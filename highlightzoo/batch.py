@@ -31,7 +31,7 @@ Optional, only when the data pipeline is asked for history context
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -138,22 +138,31 @@ class Batch:
            feature_dtype: torch.dtype | None = None) -> Batch:
         """Move every tensor to ``device`` (ids and valid host counts stay as they are).
 
-        ``feature_dtype``: the video and history features cast to this dtype once
-        moved (where the cast is cheap: on a GPU), e.g. ``torch.bfloat16`` under bf16
-        autocast, whose first matmul would cast them anyway; the model then reads
-        half the bytes (``device.feature_dtype``).
+        ``feature_dtype``: the video and history features in this dtype once moved
+        (a no-op when the collate already gave them that dtype; otherwise a cast on the
+        device), e.g. ``torch.bfloat16`` under bf16 autocast (``device.feature_dtype``).
         """
-        moved = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, Tensor):
-                continue
+
+        def move(name: str, value: Tensor) -> Tensor:
             value = value.to(device, non_blocking=non_blocking)
-            if feature_dtype is not None and f.name in FEATURE_FIELDS:
-                value = value.to(feature_dtype)
-            moved[f.name] = value
+            cast = feature_dtype is not None and name in FEATURE_FIELDS
+            return value.to(feature_dtype) if cast else value
+
+        return self._map(move)
+
+    def pin_memory(self) -> Batch:
+        """Every tensor in page-locked host memory, host counts kept. ``DataLoader(...,
+        pin_memory=True)`` calls this; a pinned batch moves to a GPU with ``to(device,
+        non_blocking=True)`` while the GPU still computes (from pageable memory it waits)."""
+        return self._map(lambda name, value: value.pin_memory())
+
+    def _map(self, fn: Callable[[str, Tensor], Tensor]) -> Batch:
+        """A copy of this batch with ``fn(field name, tensor)`` for every tensor field, and
+        the host counts carried over when they described this batch."""
+        changed = {f.name: fn(f.name, getattr(self, f.name)) for f in fields(self)
+                   if isinstance(getattr(self, f.name), Tensor)}
         counts = self.host_counts()
-        out = replace(self, **moved, host=None)
+        out = replace(self, **changed, host=None)
         if counts is not None:
             out.host = HostCounts.of(out, counts.lengths, counts.history_videos, counts.rates,
                                      counts.offsets)

@@ -242,7 +242,7 @@ class Detector:
                 video=video[lo:hi], labels=torch.zeros(hi - lo), history=history,
                 history_video=owners, rate=rate, user_id="user", video_id="video", offset=lo,
             )  # fmt: skip
-            batch = collate([sample]).to(self.device, feature_dtype=feature_dtype(self.precision))
+            batch = collate([sample], feature_dtype(self.precision)).to(self.device)
             with autocast(self.device, self.precision):
                 output = self.model(batch)
             keep = slice(start - lo, stop - lo)

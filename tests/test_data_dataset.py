@@ -129,6 +129,38 @@ def test_collate_pads_with_masks(store_path: Path):
     assert counts.lengths == (600, 40) and counts.history_videos == 2
 
 
+def test_collate_gives_features_in_the_asked_dtype(store_path: Path):
+    """Under bf16 training the collate pads straight into bf16 (half the bytes to move to
+    the GPU); masks, labels and host counts are as in float32."""
+    ds = HighlightDataset(store_path, "train", mode="eval")
+    full, half = collate([ds[0], ds[1]]), collate([ds[0], ds[1]], feature_dtype=torch.bfloat16)
+    assert half.video.dtype == half.history.dtype == torch.bfloat16
+    assert torch.equal(half.video, full.video.bfloat16())
+    assert torch.equal(half.history, full.history.bfloat16())
+    assert torch.equal(half.video_mask, full.video_mask) and torch.equal(half.labels, full.labels)
+    assert half.labels.dtype == torch.float32 and half.host_counts() == full.host_counts()
+    assert half.to("cpu", feature_dtype=torch.bfloat16).video.dtype == torch.bfloat16
+
+
+def test_pinned_batch_keeps_its_host_counts(store_path: Path, monkeypatch):
+    """``DataLoader(pin_memory=True)`` pins every tensor through ``Batch.pin_memory`` and the
+    collate's counts still apply (pinning needs an accelerator: stood in for by a copy)."""
+    pinned = []
+
+    def pin(self):
+        pinned.append(tuple(self.shape))
+        return self.clone()
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin)
+    ds = HighlightDataset(store_path, "train", mode="eval")
+    b = collate([ds[0], ds[1]])
+    out = b.pin_memory()
+    assert (2, 600, D) in pinned and len(pinned) == sum(
+        isinstance(getattr(b, f), torch.Tensor) for f in b.__dataclass_fields__)
+    assert out.video is not b.video and torch.equal(out.video, b.video)
+    assert out.host_counts() == b.host_counts() is not None
+
+
 def test_collate_whole_batch_without_history(store_path: Path):
     ds = HighlightDataset(store_path, "train", mode="eval", history_cap=0)
     b = collate([ds[0], ds[1]])

@@ -10,6 +10,7 @@ positive step is never silently dropped: it is listed in ``skipped``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -259,7 +260,7 @@ def evaluate_model(
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=collate,
+        collate_fn=functools.partial(collate, feature_dtype=feature_dtype(precision)),
         generator=torch.Generator().manual_seed(0),
     )
     records: list[VideoRecord] = []
@@ -268,7 +269,7 @@ def evaluate_model(
     try:
         batches = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
         for batch, items in zip(batches, sampler.batches, strict=True):
-            batch = batch.to(device, feature_dtype=feature_dtype(precision))
+            batch = batch.to(device)
             with autocast(device, precision):
                 out = model(batch)
             if protocol == "avhd" and out.probs is None:

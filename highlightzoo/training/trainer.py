@@ -20,6 +20,7 @@ bit-identical weights to an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -333,7 +334,7 @@ class _Trainer:
             self.train_set,
             batch_size=self.config.batch_size,
             sampler=sampler,
-            collate_fn=collate,
+            collate_fn=functools.partial(collate, feature_dtype=feature_dtype(self.config.precision)),
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
             worker_init_fn=_seed_worker,
@@ -375,7 +376,6 @@ class _Trainer:
             disable=not self.show, dynamic_ncols=True,
         )
         validations = 0
-        features = feature_dtype(cfg.precision)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         rows = 0
         with bar:
@@ -383,7 +383,7 @@ class _Trainer:
                 start = time.perf_counter()
                 self.ddp.train()
                 for batch in self._train_loader(self.state.epoch, self.state.batch_in_epoch):
-                    loss = self._step(batch.to(self.device, non_blocking=True, feature_dtype=features))
+                    loss = self._step(batch.to(self.device, non_blocking=True))
                     loss_sum += loss.detach().double() * len(batch)
                     rows += len(batch)
                     self.state.step += 1
