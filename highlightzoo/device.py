@@ -26,6 +26,16 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def to_device_without_waiting(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor copied to ``device``; to a GPU through page-locked memory and
+    ``non_blocking``, so the host does not wait for the device (a copy from pageable memory
+    does: a sync in the middle of a step). PyTorch keeps the pinned buffer alive until the
+    copy has run."""
+    if device.type == "cuda":
+        return host.pin_memory().to(device, non_blocking=True)
+    return host.to(device)
+
+
 def feature_dtype(precision: str) -> torch.dtype | None:
     """The dtype a batch's features take on the device (``Batch.to(feature_dtype=...)``):
     bf16 under bf16 autocast, whose first matmul would cast them anyway, so the model reads

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from highlightzoo.batch import HostCounts
+from highlightzoo.device import to_device_without_waiting
 from highlightzoo.errors import DataFormatError
 
 # Relative slack so that a step starting exactly on a window boundary lands in the later
@@ -74,7 +75,7 @@ def _windows(
         rates = rate.double().cpu().numpy()
         starts = np.zeros(b) if offsets is None else offsets.double().cpu().numpy()
     relative = _relative_windows(rates, starts, t, window_s, video_ids)
-    moved = torch.from_numpy(relative).to(video_mask.device)
+    moved = to_device_without_waiting(torch.from_numpy(relative), video_mask.device)
     index = torch.where(video_mask, moved, torch.full_like(moved, -1))
     if host is not None:  # windows increase with the step: a row's last real step has its most
         count = max([int(relative[i, n - 1]) + 1 for i, n in enumerate(host.lengths) if n > 0],
