@@ -126,8 +126,9 @@ def conv1d_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
 
     The windows of ``k`` steps are unfolded into rows of ``k*D`` and multiplied by
     the conv's weight viewed as (C, D*k): a plain GEMM over all B*T' steps. For
-    fc6/fc7 (k = 7 and 1 over 512 and 4,096 channels on few steps) this is the
-    matmul a GPU runs well; as convs their weight gradients picked slow kernels.
+    fc6/fc7 (k = 7 and 1 over 512 and 4,096 channels on few steps) this is a
+    matmul that cuBLAS runs well; as convs, a GPU profile showed a slow kernel in
+    their backward pass that this removed (docs/performance.md, "GPU").
     """
     if not _is_plain(conv):
         return conv(h.transpose(1, 2)).transpose(1, 2)
