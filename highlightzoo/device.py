@@ -37,9 +37,9 @@ def to_device_without_waiting(host: torch.Tensor, device: torch.device) -> torch
 
 
 def feature_dtype(precision: str) -> torch.dtype | None:
-    """The dtype a batch's features take on the device (``Batch.to(feature_dtype=...)``):
-    bf16 under bf16 autocast, whose first matmul would cast them anyway, so the model reads
-    half the bytes (docs/performance.md); None (as stored) otherwise."""
+    """The dtype the collate gives a batch's features (``collate(..., feature_dtype=...)``):
+    bf16 under bf16 autocast, whose first matmul would cast them anyway, so half the bytes
+    move to the device and the model reads (docs/performance.md); None (float32) otherwise."""
     return torch.bfloat16 if precision == "bf16" else None
 
 

@@ -131,3 +131,18 @@ def test_mask_with_holes_is_a_typed_error_naming_the_video(narrow_fcsn):
     mask = torch.tensor([[True, False, True]])
     with pytest.raises(DataFormatError, match="vid-7"):
         run_by_length(lambda x, r: narrow_fcsn(x), torch.rand(1, 3, 3), mask, 2, ["vid-7"])
+
+
+@pytest.mark.parametrize("host", [None, [6, 0, 3, 3, 6]])
+def test_run_by_length_gives_each_group_its_own_rows(host):
+    """Groups found from the sorted lengths (no device wait) get the right batch rows, an
+    empty row stays zero, with or without the collate's host lengths."""
+    lengths = [6, 0, 3, 3, 6]
+    video = torch.randn(5, 6, 3)
+    mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
+    out = run_by_length(lambda x, rows: x * 2 + rows[:, None, None], video, mask, 3,
+                        host_lengths=host)
+    want = torch.zeros_like(video)
+    for i, n in enumerate(lengths):
+        want[i, :n] = video[i, :n] * 2 + i
+    assert torch.equal(out, want)

@@ -28,6 +28,7 @@ follows them, so the network must see each video at its real length:
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -308,10 +309,10 @@ def run_by_length(
     # rows sorted by length (stable): each group is a slice whose bounds the host knows, so
     # finding a group's rows needs no device sync (``nonzero`` would wait for the device)
     order = torch.argsort(lengths, stable=True)
+    counts = collections.Counter(host_lengths)
     out: Tensor | None = None
-    start = sum(1 for n in host_lengths if n == 0)
-    for length in sorted(set(host_lengths) - {0}):
-        count = sum(1 for n in host_lengths if n == length)
+    start = counts.pop(0, 0)
+    for length, count in sorted(counts.items()):
         rows = order[start : start + count]
         start += count
         part = fn(video[rows, :length], rows)
