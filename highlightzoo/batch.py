@@ -41,6 +41,8 @@ from highlightzoo.errors import ConfigError
 
 #: the Batch tensors that :class:`HostCounts` describes
 HOST_DESCRIBED = ("video_mask", "history_mask", "history_video", "rate", "offsets")
+#: the values a :class:`HostCounts` holds (what a model may read from it)
+COUNT_VALUES = ("lengths", "history_videos", "rates", "offsets")
 #: the Batch tensors of feature vectors (``Batch.to(feature_dtype=...)`` casts these)
 FEATURE_FIELDS = ("video", "history", "history_context")
 
@@ -155,6 +157,10 @@ class Batch:
         pin_memory=True)`` calls this; a pinned batch moves to a GPU with ``to(device,
         non_blocking=True)`` while the GPU still computes (from pageable memory it waits)."""
         return self._map(lambda name, value: value.pin_memory())
+
+    def clone(self) -> Batch:
+        """A copy with its own tensors (host counts kept)."""
+        return self._map(lambda name, value: value.clone())
 
     def _map(self, fn: Callable[[str, Tensor], Tensor]) -> Batch:
         """A copy of this batch with ``fn(field name, tensor)`` for every tensor field, and

@@ -43,8 +43,12 @@ def feature_dtype(precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
 
-def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """bf16 autocast on CUDA when ``precision == "bf16"``; a no-op context otherwise."""
+def autocast(device: torch.device, precision: str, cache: bool = True) -> torch.autocast:
+    """bf16 autocast on CUDA when ``precision == "bf16"``; a no-op context otherwise.
+
+    ``cache=False``: no cache of the weights' bf16 copies, which a CUDA graph capture
+    cannot keep (``TrainConfig.cuda_graphs``)."""
     return torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+        device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16",
+        cache_enabled=cache,
     )

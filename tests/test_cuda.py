@@ -4,7 +4,9 @@
   (``torch.cuda.set_sync_debug_mode("error")`` turns any wait into an error);
 - the FCSN encoder's path (channels-last views, matmuls) gives the CPU's scores;
 - training and evaluation run end to end under bf16 with pinned, bf16-collated batches
-  from DataLoader workers.
+  from DataLoader workers;
+- every trainable model's step is captured and replayed as a CUDA graph
+  (``TrainConfig.cuda_graphs``), training as the eager steps do, in the trainer too.
 """
 
 from __future__ import annotations
@@ -77,3 +79,73 @@ def test_bf16_training_and_evaluation_end_to_end(tmp_path, name):
                          precision="bf16", num_workers=2, model_overrides=SMALL.get(name, {}))
     result = train(config, quiet=True)
     assert result.test is not None and math.isfinite(result.test.map)
+
+
+# ---------------------------------------------------------------- CUDA graphs (graphs.py)
+
+
+def _graphed(name: str, precision: str, **overrides):
+    """A model and its :class:`GraphedSteps` on the GPU (capturable Adam, no autocast cache)."""
+    from highlightzoo.training.graphs import GraphedSteps
+
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=16, **{**NARROW.get(name, {}), **overrides})
+    model = model.to(device).train()
+    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-3,
+                          capturable=True)
+    loss_fn = get_loss(model.card.default_loss)
+
+    def step(batch):
+        return training_step(model, model, loss_fn, optimizer, batch, device, precision,
+                             autocast_cache=False)
+
+    return model, step, GraphedSteps(step, device)
+
+
+def _stream(n: int) -> list:
+    """Host batches of one signature (different features), pinned as the DataLoader gives."""
+    return [random_batch(3, 64, 16, 4, 4, seed=s, lengths=[64, 41, 64],
+                         history_counts=[4, 0, 2]).pin_memory() for s in range(n)]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_every_model_replays_its_training_step_from_a_cuda_graph(name, precision):
+    """Two eager warm-ups, then a capture and replays: the graph is kept and every later
+    batch of the signature is replayed, with finite, fresh losses."""
+    _, _, steps = _graphed(name, precision)
+    losses = [steps(b) for b in _stream(5)]
+    assert (steps.stats.eager, steps.stats.replayed, steps.stats.graphs) == (2, 3, 1), \
+        steps.stats.summary()
+    assert losses[-1] is not losses[-2]
+    assert all(math.isfinite(float(loss.detach())) for loss in losses)
+
+
+@pytest.mark.parametrize("name", ["fcsn", "avhd"])
+def test_replayed_steps_train_like_eager_steps_on_cuda(name, monkeypatch):
+    """Float32 without TF32 or dropout: the weights after replayed steps equal the weights
+    after the same steps run eagerly (up to float rounding of the kernels chosen)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    stream = _stream(6)
+    eager_model, eager_step, _ = _graphed(name, "fp32", dropout=0.0)
+    eager_losses = [float(eager_step(b.to("cuda")).detach()) for b in stream]
+    graph_model, _, steps = _graphed(name, "fp32", dropout=0.0)
+    graph_losses = [float(steps(b).detach()) for b in stream]
+    assert steps.stats.replayed == 4
+    torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-5)
+    for a, b in zip(eager_model.parameters(), graph_model.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_trainer_with_cuda_graphs_end_to_end(tmp_path):
+    store = write_tiny_store(tmp_path / "tiny.h5", steps=(70, 90))
+    config = TrainConfig(model="fcsn", data=str(store), out=str(tmp_path / "run"), device="cuda",
+                         batch_size=2, max_steps=12, eval_every=6, clip_len=32,
+                         precision="bf16", cuda_graphs=True, num_workers=2,
+                         model_overrides={"width_mult": 1 / 16})
+    result = train(config, quiet=True)
+    assert result.test is not None and math.isfinite(result.test.map)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert int(log.split("CUDA graphs: ")[-1].split(" of ")[0]) > 0, log

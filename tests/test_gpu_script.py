@@ -34,6 +34,9 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
     fcsn = json.loads((out / "fcsn8192.json").read_text())["rows"]
     assert [r["video_dtype"] for r in fcsn] == ["float32", "bfloat16"]
     assert all(r["clip_steps_per_s"] > 0 and "graph_error" not in r for r in fcsn), fcsn
+    # the graph rows went through the trainer's GraphedSteps (a CPU stand-in on a CPU)
+    assert all(r["graph_seconds_per_step"] > 0 and r["graph_host_seconds_per_step"] > 0
+               for r in fcsn), fcsn
     compiled = json.loads((out / "fcsn8192_compile.json").read_text())["rows"]
     assert compiled[0]["compiled"] and compiled[0]["compile_s"] > 0
     reference = json.loads((out / "reference.json").read_text())["rows"]
@@ -48,6 +51,7 @@ def test_gpu_script_smoke_writes_every_part(tmp_path):
     assert report.returncode == 0, report.stderr
     text = (out / "gpu.md").read_text()
     assert "not measured" not in text and "| fcsn | forward |" in text and "compile s" in text
+    assert "CUDA graph, batch copied in from pinned host memory)" in text
 
 
 def test_gpu_script_runs_only_the_parts_asked_for(tmp_path):

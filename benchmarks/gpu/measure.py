@@ -124,36 +124,34 @@ def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: tor
 
 
 def _graph_seconds(model, loss_fn, batch, device: torch.device, precision: str,
-                   forward, repeats: int) -> float:
-    """Seconds per training step with the whole step (forward, backward, Adam) captured once
-    in a CUDA graph and replayed: what the step costs without the host's launch overhead.
-    Capture needs an Adam that keeps its step count on the device, and autocast without its
-    weight cache."""
-    from unittest import mock
+                   forward, repeats: int) -> dict:
+    """Seconds per training step replayed from a CUDA graph, as ``TrainConfig.cuda_graphs``
+    runs it (``highlightzoo.training.graphs``): ``graph_seconds_per_step``, the bare replay
+    (the graph's own inputs); ``graph_host_seconds_per_step``, the trainer's data path: the
+    batch from pinned host memory copied into the graph's inputs, then the replay. On a CPU
+    (smoke runs) the stand-in that reruns the step exercises the same code."""
+    from highlightzoo.training.graphs import GraphedSteps, RerunCapture
+    from highlightzoo.training.optim import make_adam
+    from highlightzoo.training.trainer import training_step
 
-    from highlightzoo.training import trainer
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-4, fused=True, capturable=True)
-
-    def step() -> None:
-        trainer.training_step(forward, model, loss_fn, optimizer, batch, device, precision)
-
-    def uncached(device: torch.device, precision: str) -> torch.autocast:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16",
-                              cache_enabled=False)
-
-    with mock.patch.object(trainer, "autocast", uncached):
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
-            for _ in range(3):
-                step()
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            step()
-    return _timed(graph.replay, device, repeats)
+    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                          capturable=True)
+    steps = GraphedSteps(
+        lambda b: training_step(forward, model, loss_fn, optimizer, b, device, precision,
+                                autocast_cache=False),
+        device, backend=None if device.type == "cuda" else RerunCapture())
+    for _ in range(steps.capture_after + 1):  # the eager warm-ups, then the capture
+        steps(batch)
+    static = steps.graph_inputs(batch)
+    if static is None:
+        raise RuntimeError(f"no graph captured: {steps.stats.summary()}")
+    bare = _timed(lambda: steps(static), device, repeats)
+    host = batch.to("cpu")
+    host = host.pin_memory() if device.type == "cuda" else host
+    from_host = _timed(lambda: steps(host), device, repeats)
+    if steps.stats.eager != steps.capture_after:
+        raise RuntimeError(f"timed steps ran eagerly: {steps.stats.summary()}")
+    return {"graph_seconds_per_step": bare, "graph_host_seconds_per_step": from_host}
 
 
 def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
@@ -161,7 +159,8 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
                       video_dtype: str | None = None, graphed: bool = False) -> dict:
     """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
     forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it;
-    ``graphed`` (CUDA only): also the step replayed as one CUDA graph (``graph_*`` keys)."""
+    ``graphed``: also the step replayed as one CUDA graph (``graph_*`` keys; on a CPU the
+    stand-in that reruns the step, so smoke runs exercise the code)."""
     from highlightzoo.training.trainer import training_step
 
     if device.type == "cuda":
@@ -191,11 +190,13 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
            "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
            "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
            "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
-    if graphed and device.type == "cuda":
+    if graphed:
         try:
-            graph_s = _graph_seconds(model, loss_fn, batch, device, precision, forward, repeats)
-            row.update(graph_seconds_per_step=graph_s, graph_clip_steps_per_s=b * t / graph_s,
-                       graph_achieved_tflops=flops / graph_s / 1e12)
+            graph = _graph_seconds(model, loss_fn, batch, device, precision, forward, repeats)
+            graph_s, host_s = graph["graph_seconds_per_step"], graph["graph_host_seconds_per_step"]
+            row.update(graph, graph_clip_steps_per_s=b * t / graph_s,
+                       graph_achieved_tflops=flops / graph_s / 1e12,
+                       graph_host_clip_steps_per_s=b * t / host_s)
         except Exception as error:  # noqa: BLE001 - a step that cannot be captured is a result
             row["graph_error"] = repr(error)[:300]
     return row

@@ -60,6 +60,8 @@ def _variant_label(row: dict) -> str:
         words.append("compiled")
     if variant.get("graphed") or row.get("graphed"):
         words.append("CUDA graph")
+    if row.get("graph_source") == "host":
+        words.append("batch copied in from pinned host memory")
     if row.get("code"):
         words.append(f"code {row['code']}")
     return f"{row['model']} ({', '.join(words)})" if words else row["model"]
@@ -75,6 +77,11 @@ def _with_graph_rows(rows: list[dict]) -> list[dict]:
             out.append({**r, "graphed": True, "seconds_per_step": s, "steps_per_s": 1 / s,
                         "clip_steps_per_s": r["graph_clip_steps_per_s"],
                         "achieved_tflops": r["graph_achieved_tflops"], "max_memory_bytes": None})
+            if "graph_host_seconds_per_step" in r:  # the trainer's data path (graphs.py)
+                h = r["graph_host_seconds_per_step"]
+                out.append({**out[-1], "graph_source": "host", "seconds_per_step": h,
+                            "steps_per_s": 1 / h, "clip_steps_per_s": r["graph_host_clip_steps_per_s"],
+                            "achieved_tflops": r["graph_achieved_tflops"] * s / h})
         elif "graph_error" in r:
             out.append({**r, "graphed": True, "error": r["graph_error"]})
     return out

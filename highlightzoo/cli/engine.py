@@ -97,6 +97,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train-users", type=int, help="train on the first N training users only")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model override for create_model, value read as JSON (repeatable)")
+    p.add_argument("--cuda-graphs", action="store_const", const=True,
+                   help="replay training steps whose batch shapes repeat as CUDA graphs "
+                        "(CUDA, one process; docs/training.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or messages (train.log is still written)")
     p.set_defaults(func=run_train)
 
@@ -106,6 +109,7 @@ _TRAIN_FIELDS = (
     "model", "data", "out", "epochs", "patience", "seed", "device", "precision", "batch_size",
     "eval_batch_size", "lr", "weight_decay", "clip_len", "num_workers", "max_train_users",
     "max_steps", "eval_every", "min_steps", "min_delta", "sampling", "protocol", "history_order",
+    "cuda_graphs",
 )
 
 

@@ -92,6 +92,9 @@ class TrainConfig:
     data_fingerprint: dict[str, Any] | None = None
     #: ``torch.compile`` the training forward (off: not yet measured to help; docs/performance.md)
     compile: bool = False
+    #: replay training steps whose batch shapes repeat as CUDA graphs (CUDA only, one process;
+    #: off: not yet measured through the trainer; docs/training.md, "CUDA graphs")
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list back
@@ -102,8 +105,9 @@ class TrainConfig:
         """Raise :class:`ConfigError` naming the first bad field."""
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
+        for name in ("compile", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.history_cap, str) and self.history_cap != CARD_CAP:
             raise ConfigError(f"history_cap must be 'card', null or an int >= 0, got {self.history_cap!r}")
         if isinstance(self.history_cap, int) and (isinstance(self.history_cap, bool) or self.history_cap < 0):

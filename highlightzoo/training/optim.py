@@ -29,10 +29,14 @@ def make_adam(
     lr: float,
     betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
+    capturable: bool = False,
 ) -> torch.optim.Adam:
-    """Adam over ``params`` (a dummy tensor when there are none: floors), fused when possible."""
+    """Adam over ``params`` (a dummy tensor when there are none: floors), fused when possible.
+
+    ``capturable``: its step count lives on the parameters' device, so a CUDA graph can
+    record the update (``TrainConfig.cuda_graphs``); the same update."""
     params = list(params) or [torch.zeros(1, requires_grad=True)]
     return torch.optim.Adam(
         params, lr=lr, betas=tuple(betas), weight_decay=weight_decay,
-        fused=True if can_fuse(params) else None,
+        fused=True if can_fuse(params) else None, capturable=capturable,
     )

@@ -31,6 +31,7 @@ from highlightzoo.training.stopping import StopState
 #: Fields a resumed run may change; everything else must stay as the run started.
 RESUMABLE_FIELDS = (
     "epochs", "max_steps", "patience", "min_steps", "device", "num_workers", "eval_batch_size",
+    "cuda_graphs",
 )
 
 

@@ -46,7 +46,7 @@ from highlightzoo.device import autocast, feature_dtype
 from highlightzoo.errors import ConfigError, RunFolderError, TrainingError
 from highlightzoo.losses import get_loss
 from highlightzoo.models.registry import create_model, get_model_card
-from highlightzoo.training import runs
+from highlightzoo.training import graphs, runs
 from highlightzoo.training.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
 from highlightzoo.training.config import TrainConfig
 from highlightzoo.training.distributed import DistContext, setup
@@ -108,15 +108,17 @@ def training_step(
     device: torch.device,
     precision: str = "fp32",
     tie: bool = False,
+    autocast_cache: bool = True,
 ) -> torch.Tensor:
     """One optimisation step: forward, loss, backward, Adam; the trainer's and the GPU
     benchmark's one definition of a step.
 
     ``forward``: ``model`` itself, its DDP wrapper or its ``torch.compile`` form.
     ``tie``: add :func:`zero_tie` (under DDP; a loss without a graph always gets it).
+    ``autocast_cache=False``: as a CUDA graph capture needs (:mod:`~highlightzoo.training.graphs`).
     Returns the loss as a float32 tensor on the device (no host copy: no sync).
     """
-    with autocast(device, precision):
+    with autocast(device, precision, cache=autocast_cache):
         loss = loss_fn(forward(batch), batch)
     if tie or not loss.requires_grad:
         loss = loss + zero_tie(model)
@@ -163,6 +165,8 @@ def train(
                 f"precision 'bf16' means bf16 autocast on CUDA, but this run is on {device}; "
                 "use --precision fp32 on CPU"
             )
+        if config.cuda_graphs:
+            graphs.check_supported(device, ctx.distributed)
         if resume_dir is not None:
             config = config.replace(out=str(resume_dir))
             if overrides and ctx.is_main:
@@ -239,6 +243,7 @@ class _Trainer:
         self.optimizer = make_adam(  # fused where possible; a floor gets a dummy parameter
             [p for p in self.model.parameters() if p.requires_grad],
             lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
+            capturable=config.cuda_graphs,
         )
         self.steps_per_epoch = len(self._train_loader(0))
         self.rule = StoppingRule(
@@ -272,6 +277,7 @@ class _Trainer:
             )
         if config.compile:  # the training forward only; checkpoints keep self.model's keys
             self.ddp = torch.compile(self.ddp)
+        self.graphs = graphs.GraphedSteps(self._step, device) if config.cuda_graphs else None
 
     # ------------------------------------------------------------------ data
 
@@ -383,7 +389,7 @@ class _Trainer:
                 start = time.perf_counter()
                 self.ddp.train()
                 for batch in self._train_loader(self.state.epoch, self.state.batch_in_epoch):
-                    loss = self._step(batch.to(self.device, non_blocking=True))
+                    loss = self._step_on(batch)
                     loss_sum += loss.detach().double() * len(batch)
                     rows += len(batch)
                     self.state.step += 1
@@ -455,11 +461,20 @@ class _Trainer:
             f"step {self.state.step}/{self.rule.max_steps}: train loss {train_loss:.5f}, val mAP "
             f"{val.map:.3f}{' (best)' if improved else ''}{note}"
         )
+        if self.graphs is not None:
+            self._say(f"{self.graphs.stats.summary()} (this process)")
+
+    def _step_on(self, batch: Batch) -> torch.Tensor:
+        """One step on a collated (host) batch: replayed from a CUDA graph where one fits."""
+        if self.graphs is not None:
+            return self.graphs(batch)
+        return self._step(batch.to(self.device, non_blocking=True))
 
     def _step(self, batch: Batch) -> torch.Tensor:
-        """Forward, loss, backward, Adam step (:func:`training_step`)."""
+        """Forward, loss, backward, Adam step (:func:`training_step`) on a device batch."""
         return training_step(self.ddp, self.model, self.loss_fn, self.optimizer, batch,
-                             self.device, self.config.precision, tie=self.ctx.distributed)
+                             self.device, self.config.precision, tie=self.ctx.distributed,
+                             autocast_cache=not self.config.cuda_graphs)
 
     def evaluate(
         self, dataset: Dataset, desc: str, keep_scores: int = 0, with_ci: bool = True
