@@ -18,7 +18,7 @@ from training_support import write_tiny_store
 import highlightzoo as hz
 from highlightzoo.batch import Batch, random_batch
 from highlightzoo.cli import main
-from highlightzoo.errors import ConfigError
+from highlightzoo.errors import ConfigError, TrainingError
 from highlightzoo.losses import get_loss
 from highlightzoo.training import TrainConfig, graphs, train
 from highlightzoo.training.graphs import GraphedSteps, RerunCapture, shape_key
@@ -222,3 +222,25 @@ def test_the_trainer_with_graphs_gives_the_eager_run(tmp_path, monkeypatch):
     log = (tmp_path / "graphed" / "train.log").read_text()
     replayed = int(log.split("CUDA graphs: ")[-1].split(" of ")[0])
     assert replayed > 0, log
+
+
+def test_a_failed_capture_is_a_training_error_naming_the_option():
+    class Refuses(RerunCapture):
+        def capture(self, run):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    _, step = model_and_step("fcsn")
+    steps = GraphedSteps(step, CPU, capture_after=1, backend=Refuses())
+    steps(batch_of(0))
+    with pytest.raises(TrainingError, match="could not be recorded as a CUDA graph .*cuda_graphs"):
+        steps(batch_of(1))
+
+
+def test_signatures_that_never_repeat_are_forgotten(monkeypatch):
+    """PR-Net's batches rarely repeat: the cache's memory of them stays bounded."""
+    monkeypatch.setattr(graphs, "MEMORY", 3)
+    steps = GraphedSteps(lambda b: b.video.sum(), CPU, backend=RerunCapture())
+    for n in range(10):  # ten different lengths: ten shapes and signatures, each seen once
+        steps(batch_of(n, lengths=(10 + n, 10 + n)))
+    assert len(steps._seen) <= 3 + 1 and len(steps._reads) <= 3 + 1
+    assert steps.stats.eager == 10

@@ -13,7 +13,7 @@ import highlightzoo as hz
 from highlightzoo.batch import random_batch
 from highlightzoo.errors import ConfigError
 from highlightzoo.losses import get_loss
-from highlightzoo.models.components.attention import PreferenceAttention, masked_softmax
+from highlightzoo.models.components.attention import PreferenceAttention, cosine, masked_softmax
 from highlightzoo.models.components.encoders import ResidualFrameEncoder, UNetEncoder1d
 from highlightzoo.models.prnet import PRNet
 
@@ -101,6 +101,18 @@ def test_attention_chunking_does_not_change_the_result():
     p1, a1 = PreferenceAttention(9.0, chunk_size=7)(frames, hist, mask)
     p2, a2 = PreferenceAttention(9.0, chunk_size=4096)(frames, hist, mask)
     assert torch.allclose(p1, p2, atol=1e-6) and torch.allclose(a1, a2, atol=1e-6)
+
+
+def test_cosine_known_answers_and_zero_vectors():
+    """cos((3,4),(4,3)) = 24/25, cos(x, -x) = -1, a zero vector gives 0 (not NaN); ``y``
+    broadcasts, and precomputed norms of ``x`` give the same value."""
+    x = torch.tensor([[[3.0, 4.0], [1.0, 0.0], [0.0, 0.0]]])
+    y = torch.tensor([[[4.0, 3.0], [-2.0, 0.0], [1.0, 1.0]]])
+    torch.testing.assert_close(cosine(x, y), torch.tensor([[24 / 25, -1.0, 0.0]]))
+    g = torch.tensor([0.0, 2.0])
+    torch.testing.assert_close(cosine(x, g), torch.tensor([[4 / 5, 0.0, 0.0]]))
+    norms = torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-8)
+    assert torch.equal(cosine(x, g, norms), cosine(x, g))
 
 
 def test_masked_softmax_all_masked_row_is_zero_not_nan():

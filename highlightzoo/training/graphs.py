@@ -38,8 +38,10 @@ import torch
 from torch import Tensor
 
 from highlightzoo.batch import COUNT_VALUES, Batch, HostCounts
-from highlightzoo.errors import ConfigError
+from highlightzoo.errors import ConfigError, TrainingError
 
+#: signatures (and shapes) remembered at most before those seen once are forgotten
+MEMORY = 4096
 #: the Batch fields that hold tensors (or None): what a graph keeps as static inputs
 TENSOR_FIELDS = tuple(f.name for f in fields(Batch) if "Tensor" in str(f.type))
 
@@ -250,14 +252,25 @@ class GraphedSteps:
     def _eager(self, batch: Batch, shape: tuple | None, counts: HostCounts | None) -> Tensor:
         loss, _ = self._run(batch, shape, self.backend.eager)
         self.stats.eager += 1
-        if shape is not None and counts is not None:
+        if shape is not None and counts is not None and len(self._graphs) < self.max_graphs:
             self._seen[signature(shape, counts, self._reads[shape])] += 1
+            if len(self._seen) > MEMORY:  # batches that never repeat (PR-Net's histories)
+                self._seen = Counter({k: n for k, n in self._seen.items() if n > 1})
+        if len(self._reads) > MEMORY:
+            self._reads = {shape: read for shape, read in self._reads.items()
+                           if any(key[0] == shape for key in self._graphs)}
         return loss
 
     def _capture(self, batch: Batch, shape: tuple, key: tuple) -> Tensor:
         """Record the step on ``batch`` (its tensors become the graph's static inputs) and
         replay it once for this batch; keep it unless the capture read more counts."""
-        replay, read = self._run(batch, shape, self.backend.capture)
+        try:
+            replay, read = self._run(batch, shape, self.backend.capture)
+        except RuntimeError as err:
+            raise TrainingError(
+                f"the training step could not be recorded as a CUDA graph ({err}); train "
+                "without cuda_graphs"
+            ) from err
         if read <= {name for name, _ in key[1]}:
             self._graphs[key] = _Graph(batch, replay)
             self.stats.graphs += 1

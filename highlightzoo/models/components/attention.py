@@ -21,9 +21,21 @@ from torch import Tensor, nn
 EPS = 1e-8
 
 
-def cosine(x: Tensor, y: Tensor) -> Tensor:
-    """Cosine similarity along the last axis, broadcasting; 0 when either vector is zero."""
-    return (F.normalize(x, dim=-1, eps=EPS) * F.normalize(y, dim=-1, eps=EPS)).sum(-1)
+def step_norms(x: Tensor) -> Tensor:
+    """``max(||x||, EPS)`` along the last axis: what ``F.normalize(x, eps=EPS)`` divides by."""
+    return torch.linalg.vector_norm(x, dim=-1).clamp_min(EPS)
+
+
+def cosine(x: Tensor, y: Tensor, x_norms: Tensor | None = None) -> Tensor:
+    """Cosine similarity along the last axis, broadcasting; 0 when either vector is zero.
+
+    ``x . y / (max(||x||, EPS) max(||y||, EPS))``, the value of the dot product of the two
+    ``F.normalize``-d vectors, without dividing the vectors themselves: a division of
+    (B, T, w) by a broadcast norm (and its backward) was PR-Net's largest element-wise cost
+    on a CPU (docs/performance.md). ``x_norms``: :func:`step_norms` of ``x``, when known.
+    """
+    x_norms = step_norms(x) if x_norms is None else x_norms
+    return (x * y).sum(-1) / (x_norms * step_norms(y))
 
 
 def masked_softmax(logits: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
@@ -59,7 +71,8 @@ class PreferenceAttention(nn.Module):
         mask = rearrange(history_mask, "b n -> b 1 n")
         prefs, weights = [], []
         for chunk in frames.split(self.chunk_size, dim=1):
-            q = torch.einsum("btw,bnw->btn", F.normalize(chunk, dim=-1, eps=EPS), keys)  # Eq. 3
+            # Eq. 3: cos(s_i, h~_j), the frames' norms divided out of the (chunk, N) products
+            q = torch.einsum("btw,bnw->btn", chunk, keys) / step_norms(chunk)[..., None]
             a = masked_softmax(self.lam * q, mask)  # Eq. 3
             prefs.append(torch.einsum("btn,bnw->btw", a, history))  # Eq. 2
             weights.append(a)
@@ -80,8 +93,10 @@ def comprehensive_preference(
     Returns ``p^c`` (B, T, w) and the normalised weights (B, T, 2) ordered
     (user, generic).
     """
+    norms = step_norms(frames)
     logits = torch.stack(
-        [lam * cosine(frames, user), lam * cosine(frames, generic).expand(frames.shape[:2])],
+        [lam * cosine(frames, user, norms),
+         lam * cosine(frames, generic, norms).expand(frames.shape[:2])],
         dim=-1,
     )  # Eq. 5, in log space
     branch_ok = torch.stack(
