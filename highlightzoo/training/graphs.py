@@ -199,19 +199,15 @@ class GraphedSteps:
     def __call__(self, batch: Batch) -> Tensor:
         own = next((g for g in self._graphs.values() if g.static is batch), None)
         if own is not None:  # a graph's own inputs (graph_inputs), written in place or not
-            self.stats.replayed += 1
-            return own.replay().detach().clone()
+            return self._replay(own.replay)
         counts = batch.host_counts()
         if counts is None:
             return self._eager(batch.to(self.device, non_blocking=True), None, None)
-        shape = shape_key(batch)
-        read = self._reads.get(shape)
-        key = None if read is None else signature(shape, counts, read)
+        shape, key = self._signature(batch, counts)
         graph = self._graphs.get(key) if key is not None else None
         if graph is not None:
             graph.load(batch)
-            self.stats.replayed += 1
-            return graph.replay().detach().clone()
+            return self._replay(graph.replay)
         moved = batch.to(self.device, non_blocking=True)
         if key is not None and self._seen[key] >= self.capture_after \
                 and len(self._graphs) < self.max_graphs:
@@ -226,12 +222,20 @@ class GraphedSteps:
         Passing that very batch replays the graph on whatever its tensors hold now, without
         a copy into them (the GPU benchmark times the bare replay this way)."""
         counts = batch.host_counts()
+        key = self._signature(batch, counts)[1] if counts is not None else None
+        graph = self._graphs.get(key) if key is not None else None
+        return graph.static if graph is not None else None
+
+    def _signature(self, batch: Batch, counts: HostCounts) -> tuple[tuple, tuple | None]:
+        """``batch``'s shape key, and its signature (None until a step of that shape ran)."""
         shape = shape_key(batch)
         read = self._reads.get(shape)
-        if counts is None or read is None:
-            return None
-        graph = self._graphs.get(signature(shape, counts, read))
-        return graph.static if graph is not None else None
+        return shape, None if read is None else signature(shape, counts, read)
+
+    def _replay(self, replay: Callable[[], Tensor]) -> Tensor:
+        """Run a recorded step; its loss as a copy the next replay does not overwrite."""
+        self.stats.replayed += 1
+        return replay().detach().clone()
 
     def _run(self, batch: Batch, shape: tuple | None, run: Callable[[Callable[[], Tensor]], Any]
              ) -> tuple[Any, set[str]]:
@@ -276,5 +280,4 @@ class GraphedSteps:
             self.stats.graphs += 1
         else:  # the signature missed a count this step depends on: never replay it again
             self.stats.dropped += 1
-        self.stats.replayed += 1
-        return replay().detach().clone()
+        return self._replay(replay)
