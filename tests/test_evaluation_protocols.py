@@ -74,6 +74,26 @@ def test_other_protocol_mean_is_over_its_defined_pairs(dataset):
     assert "test-empty" in [r.user for r in avhd.records] and not avhd.skipped
 
 
+@pytest.mark.parametrize("protocol", ["avhd", "steps"])
+def test_selection_only_keeps_what_model_selection_reads(dataset, protocol):
+    """Validation's ``selection_only``: the same mAP, user mAP, pairs and skips; the metrics
+    model selection never reads (nMSD, hit@k, the A-VHD protocol's AP under "steps") are
+    not computed (the step AP is computed per batch either way)."""
+    torch.manual_seed(0)
+    model = create_model("prnet", dataset.store.feature_dim)
+    full = evaluate_model(model, dataset, "cpu", batch_size=2, protocol=protocol, with_ci=False)
+    lean = evaluate_model(model, dataset, "cpu", batch_size=2, protocol=protocol, with_ci=False,
+                          selection_only=True)
+    assert (lean.map, lean.user_map, lean.n_pairs, lean.skipped) == (
+        full.map, full.user_map, full.n_pairs, full.skipped)
+    assert [r.ap for r in lean.records] == [r.ap for r in full.records]
+    assert all(math.isnan(r.nmsd) and math.isnan(r.hit) for r in lean.records)
+    assert any(math.isfinite(r.nmsd) and math.isfinite(r.hit) for r in full.records)
+    if protocol == "steps":
+        assert all(math.isnan(r.ap_avhd) for r in lean.records)
+        assert any(math.isfinite(r.ap_avhd) for r in full.records)
+
+
 def test_avhd_refuses_a_model_without_probs(dataset):
     with pytest.raises(ConfigError, match="NoProbs"):
         evaluate_model(NoProbs(), dataset, "cpu", protocol="avhd")

@@ -1,6 +1,8 @@
 """Fast paths stay exact, and the GPU-ready paths work (docs/performance.md).
 
 - the FCSN first conv and fc6/fc7 as matmuls equal the convs;
+- the time-major convs and pools (channels-last 2-D ops) equal ``Conv1d`` / ``max_pool1d``
+  and return time-major memory; PR-Net's U-net equals its channels-first form;
 - the FCSN encoder equals its plain conv stack on L2-normalised steps, gradients included;
 - every registered model runs forward + backward under bf16 autocast (on CPU) with
   float32 scores;
@@ -25,8 +27,10 @@ import highlightzoo as hz
 from highlightzoo.batch import random_batch
 from highlightzoo.errors import ConfigError
 from highlightzoo.losses import get_loss
-from highlightzoo.models.components.fcsn import FCSNEncoder, conv1d_steps, first_conv_steps
+from highlightzoo.models.components.encoders import UNetEncoder1d
+from highlightzoo.models.components.fcsn import FCSNEncoder, first_conv_steps, run_steps
 from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_steps
+from highlightzoo.models.components.steps import conv1d_steps, conv_steps, max_pool_steps
 from highlightzoo.training import TrainConfig, train
 from highlightzoo.training.optim import make_adam
 
@@ -72,6 +76,73 @@ def test_other_convs_fall_back_to_the_conv(conv):
     x = torch.randn(2, 8, 5)
     assert torch.allclose(first_conv_steps(x, conv), channels_first(conv, x))
     assert torch.allclose(conv1d_steps(x, conv), channels_first(conv, x))
+
+
+@pytest.mark.parametrize(("kernel", "padding"), [(3, 1), (3, 0), (5, 4), (1, 0)])
+def test_time_major_conv_equals_the_conv_and_stays_time_major(kernel, padding):
+    torch.manual_seed(3)
+    conv = torch.nn.Conv1d(6, 5, kernel, padding=padding)
+    x = torch.randn(3, 13, 6, requires_grad=True)
+    got = conv_steps(x, conv)
+    want = channels_first(conv, x)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6)
+    assert got.is_contiguous()  # (B, T, C) memory: no layout change on the way out
+    grads = torch.autograd.grad(got.square().sum(), [x, conv.weight, conv.bias])
+    wants = torch.autograd.grad(want.square().sum(), [x, conv.weight, conv.bias])
+    for g, w in zip(grads, wants, strict=True):
+        assert torch.allclose(g, w, atol=1e-5)
+
+
+@pytest.mark.parametrize(("steps", "ceil_mode"), [(1, True), (8, False), (8, True),
+                                                   (13, False), (13, True)])
+def test_time_major_max_pool_equals_max_pool1d(steps, ceil_mode):
+    h = torch.randn(2, steps, 4)
+    want = F.max_pool1d(rearrange(h, "b t c -> b c t"), 2, ceil_mode=ceil_mode)
+    got = max_pool_steps(h, ceil_mode=ceil_mode)
+    assert torch.equal(got, rearrange(want, "b c t -> b t c")) and got.is_contiguous()
+
+
+def test_run_steps_runs_other_layers_on_the_channels_first_view():
+    """A pool with padding and a channel dropout are not time-major ops: they see (B, C, T)."""
+    torch.manual_seed(4)
+    layers = [torch.nn.MaxPool1d(3, stride=2, padding=1), torch.nn.Dropout1d(0.5).train()]
+    h = torch.rand(2, 9, 16) + 0.1
+    torch.manual_seed(7)
+    got = run_steps(layers, h)
+    torch.manual_seed(7)
+    want = rearrange(torch.nn.Sequential(*layers)(rearrange(h, "b t c -> b c t")), "b c t -> b t c")
+    assert torch.equal(got, want)
+    dropped = (got == 0).all(dim=1)  # whole channels of a row, as Dropout1d on (B, C, T)
+    assert dropped.any() and ((got == 0).any(dim=1) == dropped).all()
+
+
+@pytest.mark.parametrize(("steps", "depth"), [(37, 3), (8, 2), (5, 0)])
+def test_unet_equals_its_channels_first_form(steps, depth):
+    """The time-major U-net computes what a channels-first one masking every conv input does
+    (the form of earlier releases), so trained checkpoints keep their outputs."""
+    torch.manual_seed(5)
+    enc = UNetEncoder1d(3, 4, depth=depth).double()
+    x = torch.randn(2, steps, 3, dtype=torch.double)
+    mask = torch.arange(steps)[None] < torch.tensor([[steps], [steps // 2 + 1]])
+
+    def block(b, h, m):
+        y = b.conv(h * m[:, None])
+        return (F.relu(y) if b.activation else y) * m[:, None]
+
+    padded = -(-steps // 2**depth) * 2**depth
+    h = F.pad(rearrange(enc.project(x), "b t c -> b c t"), (0, padded - steps))
+    m = F.pad(mask, (0, padded - steps)).double()
+    skips = []
+    for b in enc.down:
+        h = block(b, h, m)
+        skips.append((h, m))
+        h, m = F.max_pool1d(h, 2), F.max_pool1d(m[:, None], 2)[:, 0]
+    h = block(enc.bottom, h, m)
+    for b in enc.up:
+        skip, m = skips.pop()
+        h = block(b, skip + h.repeat_interleave(2, dim=-1), m)
+    want = rearrange(h[..., :steps], "b c t -> b t c")
+    assert torch.allclose(enc(x, mask), want, atol=1e-12)
 
 
 def test_inverse_l2_norms_rescale_like_l2_normalize():

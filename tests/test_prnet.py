@@ -238,16 +238,19 @@ def test_residual_encoder_has_more_parameters_than_m():
 
 
 @settings(max_examples=20, deadline=None)
-@given(steps=st.integers(1, 40), extra=st.integers(0, 20), depth=st.integers(0, 4))
-def test_unet_any_length_is_padding_invariant_and_zero_on_padding(steps, extra, depth):
+@given(steps=st.integers(1, 40), extra=st.integers(0, 20), depth=st.integers(0, 4),
+       width=st.sampled_from([3, 4]))
+def test_unet_any_length_is_padding_invariant_and_zero_on_padding(steps, extra, depth, width):
+    """Whatever the padded steps hold (here random values, not zeros), the real steps'
+    embeddings equal the lone video's and the padded ones are zero (width 3: no input
+    projection; width 4: a projection whose bias is non-zero on padding)."""
     torch.manual_seed(depth)
-    enc = UNetEncoder1d(3, 4, depth=depth).double()
-    x = torch.rand(1, steps + extra, 3, dtype=torch.float64)
+    enc = UNetEncoder1d(3, width, depth=depth).double()
+    x = torch.rand(1, steps + extra, 3, dtype=torch.float64) - 0.5
     mask = torch.arange(steps + extra)[None] < steps
-    x = x * mask[..., None]
     padded = enc(x, mask)
     lone = enc(x[:, :steps], mask[:, :steps])
-    assert padded.shape == (1, steps + extra, 4)
+    assert padded.shape == (1, steps + extra, width)
     assert torch.allclose(padded[:, :steps], lone, atol=1e-12)
     assert (padded[:, steps:] == 0).all()
 

@@ -226,6 +226,7 @@ def evaluate_model(
     desc: str = "eval",
     with_ci: bool = True,
     protocol: str = "steps",
+    selection_only: bool = False,
 ) -> EvalResult:
     """Score every item of an eval-mode dataset and compute per-video metrics.
 
@@ -241,6 +242,11 @@ def evaluate_model(
     batches, the per-video records are gathered to every rank, and the result
     equals a one-process evaluation. Memory: one batch of ``batch_size`` whole
     videos on ``device`` at a time; scores go to the CPU right away.
+
+    ``selection_only``: compute only what model selection reads (``protocol``'s
+    AP per pair, so ``map``, ``user_map`` and the skips); nMSD, hit@k and, under
+    ``"steps"``, the A-VHD protocol's AP are NaN (the trainer's validation: on a
+    CPU those cost about a third of a PR-Net validation).
     """
     metrics.protocols.check_protocol(protocol)
     if protocol == "avhd" and not hasattr(dataset, "ground_truth"):
@@ -288,7 +294,8 @@ def evaluate_model(
                     traces[f"{user}/{video}"] = s.tolist()
                 p = None if probs is None else probs[row, : len(s)].astype(np.float64)
                 rec = _pair_record(
-                    dataset, index, s, y, p, rate, user, video, hit_k, protocol, float(aps[row])
+                    dataset, index, s, y, p, rate, user, video, hit_k, protocol, float(aps[row]),
+                    selection_only,
                 )
                 if isinstance(rec, str):
                     skipped.append({"user": user, "video": video, "reason": rec})
@@ -323,17 +330,20 @@ def _pair_record(
     hit_k: int,
     protocol: str,
     ap_steps: float,
+    selection_only: bool = False,
 ) -> VideoRecord | str:
     """The pair's record with both protocols' AP, or the skip reason under ``protocol``.
 
     ``ap_steps``: the pair's step AP (NaN without a positive step), computed for
     its whole batch by :func:`~highlightzoo.metrics.batched_average_precision`.
+    ``selection_only``: only ``protocol``'s AP (the rest NaN; see :func:`evaluate_model`).
     """
     nmsd = hit = math.nan
-    if labels.sum() > 0:
+    if labels.sum() > 0 and not selection_only:
         nmsd, hit = video_ranking_metrics(scores, labels, rate, hit_k)
     ap_avhd = math.nan
-    if probs is not None and hasattr(dataset, "ground_truth"):
+    wants_avhd = protocol == "avhd" or not selection_only
+    if wants_avhd and probs is not None and hasattr(dataset, "ground_truth"):
         duration, segments = dataset.ground_truth(index)
         try:
             ap_avhd = metrics.avhd_protocol_ap(probs, rate, duration, segments)

@@ -431,7 +431,7 @@ class _Trainer:
                 f"{self.state.step}; lower the learning rate (now {self.config.lr}) or check the data"
             )
         start = time.perf_counter()
-        val = self.evaluate(self.val_set, desc=f"val @{self.state.step}", with_ci=False)
+        val = self.evaluate(self.val_set, desc=f"val @{self.state.step}", selection_only=True)
         if val.n_pairs == 0:
             raise ConfigError(
                 f"no {self.config.val_split!r} video of {self.config.data!r} has a positive step "
@@ -477,9 +477,13 @@ class _Trainer:
                              autocast_cache=not self.config.cuda_graphs)
 
     def evaluate(
-        self, dataset: Dataset, desc: str, keep_scores: int = 0, with_ci: bool = True
+        self, dataset: Dataset, desc: str, keep_scores: int = 0, selection_only: bool = False
     ) -> EvalResult:
-        """Whole-video evaluation of the current weights, sharded over ranks."""
+        """Whole-video evaluation of the current weights, sharded over ranks.
+
+        ``selection_only`` (validation): only the mAP that model selection reads, no
+        bootstrap CI, nMSD, hit@k or second protocol.
+        """
         return evaluate_model(
             self.model,
             dataset,
@@ -491,8 +495,9 @@ class _Trainer:
             ctx=self.ctx,
             progress=self.show,
             desc=desc,
-            with_ci=with_ci,
+            with_ci=not selection_only,
             protocol=self.config.protocol,
+            selection_only=selection_only,
         )
 
     # ------------------------------------------------------------------ files

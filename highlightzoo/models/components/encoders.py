@@ -20,24 +20,28 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.errors import ConfigError
-
-
-def _masked(x: Tensor, mask: Tensor) -> Tensor:
-    """Zero the padded steps of ``x`` (B, C, T) given ``mask`` (B, T)."""
-    return x * rearrange(mask, "b t -> b 1 t").to(x.dtype)
+from highlightzoo.models.components.steps import conv_steps, max_pool_steps
 
 
 class _ConvBlock(nn.Module):
-    """Conv1d (``width`` -> ``width``, 'same' padding) + optional ReLU, masked before and after."""
+    """Conv1d (``width`` -> ``width``, 'same' padding) + optional ReLU on time-major steps.
 
-    def __init__(self, width: int, kernel_size: int, activation: bool = True) -> None:
+    The output is zero on padded steps; ``mask_input`` also zeroes them in the
+    input (needed where the input can be non-zero there: after the input
+    projection's bias, after an up-sampled coarse step spills onto padding).
+    """
+
+    def __init__(
+        self, width: int, kernel_size: int, activation: bool = True, mask_input: bool = True
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2)
-        self.activation = activation
+        self.activation, self.mask_input = activation, mask_input
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        y = self.conv(_masked(x, mask))
-        return _masked(F.relu(y) if self.activation else y, mask)
+    def forward(self, h: Tensor, keep: Tensor) -> Tensor:
+        """``h`` (B, T, width), ``keep`` (B, T, 1): 1.0 on real steps, 0.0 on padding."""
+        y = conv_steps(h * keep if self.mask_input else h, self.conv)
+        return (F.relu(y) if self.activation else y) * keep
 
 
 class UNetEncoder1d(nn.Module):
@@ -60,6 +64,7 @@ class UNetEncoder1d(nn.Module):
     Any ``T >= 1`` works: the input is zero-padded to a multiple of
     ``2**depth`` and the output cropped back. The mask is max-pooled along
     with the features, so a coarse step is real when any of its steps is.
+    Activations stay time-major from input to output (:func:`conv_steps`).
     """
 
     def __init__(
@@ -71,8 +76,12 @@ class UNetEncoder1d(nn.Module):
         width = width or in_dim
         self.in_dim, self.width, self.depth, self.kernel_size = in_dim, width, depth, kernel_size
         self.project = nn.Linear(in_dim, width) if width != in_dim else nn.Identity()
-        self.down = nn.ModuleList(_ConvBlock(width, kernel_size) for _ in range(depth))
-        self.bottom = _ConvBlock(width, kernel_size, activation=depth > 0)
+        # a pooled step is zero where its mask is (both halves were zeroed), so only the
+        # first block and the up path, whose inputs can be non-zero on padding, mask them
+        self.down = nn.ModuleList(
+            _ConvBlock(width, kernel_size, mask_input=level == 0) for level in range(depth)
+        )
+        self.bottom = _ConvBlock(width, kernel_size, activation=depth > 0, mask_input=depth == 0)
         self.up = nn.ModuleList(
             _ConvBlock(width, kernel_size, activation=level > 0) for level in reversed(range(depth))
         )
@@ -87,23 +96,19 @@ class UNetEncoder1d(nn.Module):
         steps = x.shape[1]
         factor = self.step_multiple
         padded = math.ceil(max(steps, 1) / factor) * factor
-        h = rearrange(self.project(x), "b t c -> b c t")
-        h = F.pad(h, (0, padded - steps))
-        m = F.pad(mask, (0, padded - steps), value=False)
+        h = F.pad(self.project(x), (0, 0, 0, padded - steps))
+        keep = rearrange(F.pad(mask, (0, padded - steps), value=False), "b t -> b t 1").to(h.dtype)
         skips: list[tuple[Tensor, Tensor]] = []
         for block in self.down:
-            h = block(h, m)
-            skips.append((h, m))
-            h = F.max_pool1d(h, 2)  # inputs are post-ReLU (>= 0), so zero padding never wins
-            m = F.max_pool1d(m[:, None].float(), 2)[:, 0].bool()
-        h = self.bottom(h, m)
+            h = block(h, keep)
+            skips.append((h, keep))
+            h = max_pool_steps(h)  # inputs are post-ReLU (>= 0), so zero padding never wins
+            keep = max_pool_steps(keep)
+        h = self.bottom(h, keep)
         for block in self.up:
-            skip, m = skips.pop()
-            h = block(skip + h.repeat_interleave(2, dim=-1), m)
-        # time-major in memory, not a transposed view: everything after the encoder (cosines,
-        # normalisation, dot products with g and u, and their backward) works along the
-        # channels, which a view would stride by T (PR-Net's CPU step: 1.09x faster)
-        return rearrange(h[..., :steps], "b c t -> b t c").contiguous()
+            skip, keep = skips.pop()
+            h = block(skip + h.repeat_interleave(2, dim=1), keep)
+        return h[:, :steps]
 
 
 class ResidualFrameEncoder(nn.Module):

@@ -29,7 +29,7 @@ follows them, so the network must see each video at its real length:
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +45,12 @@ from highlightzoo.models.components.norm import (
     inverse_l2_norms,
 )
 from highlightzoo.models.components.sizing import check_width_mult
+from highlightzoo.models.components.steps import (
+    conv1d_steps,
+    conv_steps,
+    is_plain,
+    max_pool_steps,
+)
 
 REFERENCE_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 REFERENCE_FC = 4096
@@ -87,12 +93,6 @@ def conv_block(in_channels: int, channels: int, convs: int, first_pad: int) -> n
     return nn.Sequential(*layers)
 
 
-def _is_plain(conv: nn.Conv1d) -> bool:
-    """Stride 1, no dilation or groups, integer zero padding: what the time-major paths handle."""
-    return ((conv.stride, conv.dilation, conv.groups) == ((1,), (1,), 1)
-            and not isinstance(conv.padding, str) and conv.padding_mode == "zeros")
-
-
 def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = None) -> Tensor:
     """``conv(rearrange(x * step_scale, "b t d -> b d t"))``, time-major: (B, T + 2p - k + 1, C).
 
@@ -106,7 +106,7 @@ def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = Non
     ``x`` (width ``D``). Equal to the conv up to float rounding; other conv
     settings (padding below ``k - 1``, strides, ...) run the conv itself.
     """
-    if not _is_plain(conv) or conv.padding[0] < conv.kernel_size[0] - 1:
+    if not is_plain(conv) or conv.padding[0] < conv.kernel_size[0] - 1:
         scaled_x = x if step_scale is None else x * step_scale[..., None].to(x.dtype)
         return rearrange(conv(rearrange(scaled_x, "b t d -> b d t")), "b c t -> b t c")
     (k,), (pad,), (b, t, _) = conv.kernel_size, conv.padding, x.shape
@@ -122,22 +122,27 @@ def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = Non
     return torch.cat([edge, inner + bias, edge], dim=1)
 
 
-def conv1d_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
-    """``conv`` on time-major ``h`` (B, T, D) -> time-major (B, T', C), as one matmul.
+def run_steps(layers: Iterable[nn.Module], h: Tensor) -> Tensor:
+    """Layers written for (B, C, T) on time-major ``h`` (B, T, C), without layout changes.
 
-    The windows of ``k`` steps are unfolded into rows of ``k*D`` and multiplied by
-    the conv's weight viewed as (C, D*k): a plain GEMM over all B*T' steps. For
-    fc6/fc7 (k = 7 and 1 over 512 and 4,096 channels on few steps) this is a
-    matmul that cuBLAS runs well; as convs, a GPU profile showed a slow kernel in
-    their backward pass that this removed (docs/performance.md, "GPU").
+    ``Conv1d`` runs as :func:`conv_steps`, a kernel-``k`` ``MaxPool1d`` as
+    :func:`max_pool_steps`; anything else (ReLU, channel dropout, other pools) as
+    itself on the channels-first view.
     """
-    if not _is_plain(conv):
-        return conv(h.transpose(1, 2)).transpose(1, 2)
-    (k,), (pad,) = conv.kernel_size, conv.padding
-    if k == 1:
-        return F.linear(h, conv.weight[..., 0], conv.bias)
-    windows = F.pad(h, (0, 0, pad, pad)).unfold(1, k, 1)  # (B, T', D, k), a view
-    return F.linear(windows.flatten(2), conv.weight.flatten(1), conv.bias)
+    for layer in layers:
+        if isinstance(layer, nn.Conv1d):
+            h = conv_steps(h, layer)
+        elif isinstance(layer, nn.MaxPool1d) and _is_plain_pool(layer):
+            h = max_pool_steps(h, layer.kernel_size, layer.stride, layer.ceil_mode)
+        else:
+            h = layer(h.transpose(1, 2)).transpose(1, 2)
+    return h
+
+
+def _is_plain_pool(pool: nn.MaxPool1d) -> bool:
+    """Integer kernel and stride, no padding or dilation: what :func:`max_pool_steps` runs."""
+    return (isinstance(pool.kernel_size, int) and isinstance(pool.stride, int)
+            and (pool.padding, pool.dilation, pool.return_indices) == (0, 1, False))
 
 
 class FCSNEncoder(nn.Module):
@@ -165,28 +170,22 @@ class FCSNEncoder(nn.Module):
     def forward(self, x: Tensor, step_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` time-major ``(B, T, D)``; ``step_scale`` (B, T) multiplies each input step.
 
-        Activations stay time-major in memory throughout; the layers see them
-        through channels-first (B, C, T) views. The first conv is one matmul on
-        the real steps (:func:`first_conv_steps`: no transposed copy of the
-        input, no work on its 100-step padding); the other conv blocks run as
-        themselves on the views, which cuDNN takes as channels-last (NHWC) with
-        no layout conversion (channels-first activations are converted to it and
-        back around every conv); fc6 and fc7 are matmuls (:func:`conv1d_steps`).
-        Returns pool4 and fc7 as such views.
+        Activations stay time-major in memory throughout. The first conv is one
+        matmul on the real steps (:func:`first_conv_steps`: no transposed copy of
+        the input, no work on its 100-step padding); the other convs and pools run
+        on the time-major memory as channels-last 2-D ops (:func:`run_steps`), which
+        oneDNN and cuDNN take with no layout conversion; fc6 and fc7 are matmuls
+        (:func:`conv1d_steps`). Returns pool4 and fc7 as channels-first (B, C, T') views.
         """
         first = self.to_pool4[0]
-        h = first_conv_steps(x, first[0], step_scale).transpose(1, 2)
-        for layer in first[1:]:
-            h = layer(h)
+        h = run_steps(first[1:], first_conv_steps(x, first[0], step_scale))
         for block in self.to_pool4[1:]:
-            h = block(h)
+            h = run_steps(block, h)
         pool4 = h
-        h = self.pool5(h)
+        h = run_steps(self.pool5, h)
         for fc in (self.fc6, self.fc7):
-            h = conv1d_steps(h.transpose(1, 2), fc[0]).transpose(1, 2)
-            for layer in fc[1:]:
-                h = layer(h)
-        return pool4, h
+            h = run_steps(fc[1:], conv1d_steps(h, fc[0]))
+        return pool4.transpose(1, 2), h.transpose(1, 2)
 
 
 NormFactory = Callable[[int], nn.Module]

@@ -1,0 +1,77 @@
+"""1-D layers on time-major activations: ``(B, T, C)`` in, ``(B, T', C')`` out, no copies.
+
+The zoo's temporal networks (PR-Net's U-net encoder, the FCSN encoder) keep their
+activations time-major: everything around them (per-step norms, cosines, dot
+products, masks) works along the channels. A ``Conv1d`` wants ``(B, C, T)``; given
+a transposed view it copies the input to channels-first and returns channels-first
+memory, which the next layer copies back. Here a 1-D conv runs as a 2-D conv with a
+``1 x k`` kernel on the same memory seen as a channels-last ``(B, C, 1, T)`` image,
+a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.md,
+"Time-major convolutions": 1.2-1.9x faster than ``Conv1d`` per conv on a CPU).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+def is_plain(conv: nn.Conv1d) -> bool:
+    """Stride 1, no dilation or groups, integer zero padding: what the time-major paths handle."""
+    return ((conv.stride, conv.dilation, conv.groups) == ((1,), (1,), 1)
+            and not isinstance(conv.padding, str) and conv.padding_mode == "zeros")
+
+
+def _as_image(h: Tensor) -> Tensor:
+    """Time-major ``(B, T, C)`` as the channels-last image ``(B, C, 1, T)`` (a view)."""
+    return rearrange(h, "b t c -> b c 1 t")
+
+
+def _from_image(y: Tensor) -> Tensor:
+    """A channels-last image ``(B, C, 1, T)`` back to time-major ``(B, T, C)`` (a view)."""
+    return rearrange(y, "b c 1 t -> b t c")
+
+
+def conv_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
+    """``conv`` on time-major ``h`` (B, T, C_in) -> time-major (B, T', C_out).
+
+    Equal to ``conv(h.transpose(1, 2)).transpose(1, 2)`` up to float rounding, run as
+    a channels-last 2-D conv so neither the input nor the output changes layout. Convs
+    other than :func:`is_plain` ones run as themselves.
+    """
+    if not is_plain(conv):
+        return conv(rearrange(h, "b t c -> b c t")).transpose(1, 2)
+    weight = rearrange(conv.weight, "o i k -> o i 1 k")
+    return _from_image(F.conv2d(_as_image(h), weight, conv.bias, padding=(0, conv.padding[0])))
+
+
+def max_pool_steps(
+    h: Tensor, kernel_size: int = 2, stride: int | None = None, ceil_mode: bool = False
+) -> Tensor:
+    """``F.max_pool1d`` along the time axis of time-major ``h`` (B, T, C) -> (B, T', C).
+
+    Run as a ``1 x kernel_size`` 2-D max-pool on the channels-last view, so the
+    output is time-major memory too. ``stride`` defaults to ``kernel_size``.
+    """
+    stride = kernel_size if stride is None else stride
+    pooled = F.max_pool2d(_as_image(h), (1, kernel_size), (1, stride), ceil_mode=ceil_mode)
+    return _from_image(pooled)
+
+
+def conv1d_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
+    """``conv`` on time-major ``h`` (B, T, D) -> time-major (B, T', C), as one matmul.
+
+    The windows of ``k`` steps are unfolded into rows of ``k*D`` and multiplied by
+    the conv's weight viewed as (C, D*k): a plain GEMM over all B*T' steps. For
+    FCSN's fc6/fc7 (k = 7 and 1 over 512 and 4,096 channels on few steps) this is a
+    matmul that cuBLAS runs well; as convs, a GPU profile showed a slow kernel in
+    their backward pass that this removed (docs/performance.md, "GPU").
+    """
+    if not is_plain(conv):
+        return conv_steps(h, conv)
+    (k,), (pad,) = conv.kernel_size, conv.padding
+    if k == 1:
+        return F.linear(h, conv.weight[..., 0], conv.bias)
+    windows = F.pad(h, (0, 0, pad, pad)).unfold(1, k, 1)  # (B, T', D, k), a view
+    return F.linear(windows.flatten(2), conv.weight.flatten(1), conv.bias)
