@@ -14,9 +14,11 @@ baselines keep the paper's width (1.0) so their cost is honest.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 import torch
+from bench_reference import interleaved
 
 import highlightzoo as hz
 from highlightzoo.batch import random_batch
@@ -74,7 +76,6 @@ def test_bench_history_segments_grouped_by_length(benchmark, name):
     on a CPU), at the quick world's batch shape (16 clips of 256 steps, 64-d, up to 14
     segments of 1-46 steps, ~10 on average, per user). ``extra_info["ratio"]`` = one-call time / grouped
     time (medians of interleaved repeats, process CPU seconds)."""
-    import time
 
     torch.set_num_threads(THREADS)
     batch = random_batch(16, 256, 64, 14, 46, seed=0)
@@ -94,23 +95,43 @@ def test_bench_history_segments_grouped_by_length(benchmark, name):
         optimizer = make_adam(model.parameters(), lr=1e-4)
         steps[arm] = (model, loss_fn, optimizer)
 
-    def timed(arm: str) -> float:
+    def arm_step(arm: str) -> Callable[[], object]:
         model, loss_fn, optimizer = steps[arm]
-        start = time.process_time()
-        training_step(model, model, loss_fn, optimizer, batch, DEVICE, PRECISION)
-        return time.process_time() - start
+        return lambda: training_step(model, model, loss_fn, optimizer, batch, DEVICE, PRECISION)
 
     def run() -> dict[str, float]:
-        for arm in steps:
-            timed(arm)  # warm-up
-        times: dict[str, list[float]] = {arm: [] for arm in steps}
-        for _ in range(7):
-            for arm in steps:
-                times[arm].append(timed(arm))
-        return {arm: sorted(ts)[len(ts) // 2] for arm, ts in times.items()}
+        return interleaved({arm: arm_step(arm) for arm in steps}, repeats=7)
 
     medians = benchmark.pedantic(run, rounds=1, iterations=1)
     ratio = medians["one_call"] / medians["grouped"]
     benchmark.extra_info.update({"model": name, "ratio": ratio, **medians})
     print(f"\n{name}: one call {medians['one_call'] * 1e3:.1f} ms, grouped "
           f"{medians['grouped'] * 1e3:.1f} ms per training step: {ratio:.2f}x")
+
+
+@pytest.mark.parametrize(("rows", "steps"), [(16, 256), (16, 64), (40, 8)])
+def test_bench_time_major_conv(benchmark, rows, steps):
+    """Side by side in one process: a 64 -> 64, kernel-3 conv (forward + backward) on
+    channels-first memory (``Conv1d``, the U-net's form before ``conv_steps``) against the
+    same conv on time-major memory (:func:`~highlightzoo.models.components.steps.conv_steps`,
+    a channels-last 2-D conv). Shapes of PR-Net's target clips and history groups on the
+    quick world. ``extra_info["ratio"]`` = channels-first time / time-major time (medians of
+    interleaved repeats, process CPU seconds)."""
+    from highlightzoo.models.components.steps import conv_steps
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(64, 64, 3, padding=1).to(DEVICE)
+    first = torch.randn(rows, 64, steps, device=DEVICE, requires_grad=True)
+    major = torch.randn(rows, steps, 64, device=DEVICE, requires_grad=True)
+    arms = {"channels_first": lambda: conv(first).sum().backward(),
+            "time_major": lambda: conv_steps(major, conv).sum().backward()}
+
+    def run() -> dict[str, float]:
+        return interleaved(arms, repeats=25)
+
+    medians = benchmark.pedantic(run, rounds=1, iterations=1)
+    ratio = medians["channels_first"] / medians["time_major"]
+    benchmark.extra_info.update({"shape": [rows, steps, 64], "ratio": ratio, **medians})
+    print(f"\nconv {rows} x {steps} x 64: channels-first {medians['channels_first'] * 1e3:.2f} "
+          f"ms, time-major {medians['time_major'] * 1e3:.2f} ms: {ratio:.2f}x")
