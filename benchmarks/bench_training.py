@@ -109,7 +109,7 @@ def test_bench_history_segments_grouped_by_length(benchmark, name):
           f"{medians['grouped'] * 1e3:.1f} ms per training step: {ratio:.2f}x")
 
 
-@pytest.mark.parametrize(("rows", "steps"), [(16, 256), (16, 64), (40, 8)])
+@pytest.mark.parametrize(("rows", "steps"), [(16, 256), (16, 64), (60, 16), (40, 8)])
 def test_bench_time_major_conv(benchmark, rows, steps):
     """Side by side in one process: a 64 -> 64, kernel-3 conv (forward + backward) on
     channels-first memory (``Conv1d``, the U-net's form before ``conv_steps``) against the
@@ -124,8 +124,11 @@ def test_bench_time_major_conv(benchmark, rows, steps):
     conv = torch.nn.Conv1d(64, 64, 3, padding=1).to(DEVICE)
     first = torch.randn(rows, 64, steps, device=DEVICE, requires_grad=True)
     major = torch.randn(rows, steps, 64, device=DEVICE, requires_grad=True)
-    arms = {"channels_first": lambda: conv(first).sum().backward(),
-            "time_major": lambda: conv_steps(major, conv).sum().backward()}
+    # dense upstream gradients in each side's own layout, as inside a network (the expanded
+    # gradient of a .sum() would time another backward path)
+    grad_first, grad_major = torch.randn_like(first), torch.randn_like(major)
+    arms = {"channels_first": lambda: conv(first).backward(grad_first),
+            "time_major": lambda: conv_steps(major, conv).backward(grad_major)}
 
     def run() -> dict[str, float]:
         return interleaved(arms, repeats=25)

@@ -7,7 +7,8 @@ a transposed view it copies the input to channels-first and returns channels-fir
 memory, which the next layer copies back. Here a 1-D conv runs as a 2-D conv with a
 ``1 x k`` kernel on the same memory seen as a channels-last ``(B, C, 1, T)`` image,
 a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.md,
-"Time-major convolutions": 1.2-1.9x faster than ``Conv1d`` per conv on a CPU).
+"Time-major convolutions": on a CPU 1.3-1.45x faster than a channels-first ``Conv1d`` at
+16 x 256 steps, about even at small shapes, and no copies around it).
 """
 
 from __future__ import annotations
