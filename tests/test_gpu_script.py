@@ -77,3 +77,49 @@ def test_fcsn8192_eager_rows_carry_the_label_of_the_code_measured(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/report.py"), str(tmp_path)], check=True,
                    capture_output=True, timeout=60)
     assert "fcsn (float32 features, code abc1234)" in (tmp_path / "gpu.md").read_text()
+
+
+def test_fcsn8192_nhwc_part_moves_the_block_conv_weights_and_changes_no_value(tmp_path):
+    """The experiment part: its rows say so, the report names it, and moving the weights to
+    NHWC memory leaves every value of a training step as it was (on a CPU: bit for bit)."""
+    import importlib.util
+
+    import torch
+
+    import highlightzoo as hz
+    from highlightzoo.batch import random_batch
+    from highlightzoo.losses import get_loss
+    from highlightzoo.training.optim import make_adam
+    from highlightzoo.training.trainer import training_step
+
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/measure.py"), "fcsn8192_nhwc",
+                           str(tmp_path), "--smoke"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "fcsn8192_nhwc.json").read_text())["rows"]
+    assert [(r["conv_weights"], r["video_dtype"]) for r in rows] == [("nhwc", "bfloat16")]
+    assert rows[0]["graph_seconds_per_step"] > 0
+    subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/report.py"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=60)
+    assert "conv weights in NHWC memory" in (tmp_path / "gpu.md").read_text()
+
+    spec = importlib.util.spec_from_file_location("gpu_measure", ROOT / "benchmarks/gpu/measure.py")
+    measure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure)
+    batch = random_batch(2, 40, 12, 3, 4, seed=0)
+    losses, grads = [], []
+    for moved in (False, True):
+        torch.manual_seed(0)
+        model = hz.create_model("fcsn", feature_dim=12, width_mult=1 / 16).eval()  # no dropout
+        if moved:
+            assert measure.nhwc_conv_weights(model) == 12  # 2+2+3+3+3 block convs, less the first
+            encoder = next(m for m in model.modules() if type(m).__name__ == "FCSNEncoder")
+            kernel = encoder.to_pool4[1][0].weight.unsqueeze(2)  # the (O, I, 1, k) view conv_steps passes on
+            assert kernel.is_contiguous(memory_format=torch.channels_last)
+        optimizer = make_adam(model.parameters(), lr=1e-3)
+        loss_fn = get_loss(model.card.default_loss)
+        cpu = torch.device("cpu")
+        losses.append([float(training_step(model, model, loss_fn, optimizer, batch, cpu, "fp32").detach())
+                       for _ in range(2)])
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert losses[0] == losses[1]
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))

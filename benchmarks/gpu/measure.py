@@ -103,11 +103,31 @@ def part_env(out: Path, smoke: bool) -> None:
     _write(out, "env.json", info)
 
 
+def nhwc_conv_weights(model: torch.nn.Module) -> int:
+    """Store the weights of the FCSN encoder's k = 3 block convs (those ``conv_steps`` runs,
+    the first conv excepted: it is a matmul) in ``(O, k, I)`` memory, viewed as the usual
+    ``(O, I, k)``: the channels-last layout of the ``(O, I, 1, k)`` kernel the time-major
+    conv passes to cuDNN, which otherwise converts the weight in every call (the H100
+    profile's per-step layout conversions). Values unchanged; returns how many moved. An
+    experiment of the GPU script (part ``fcsn8192_nhwc``), not a model option."""
+    from highlightzoo.models.components.fcsn import FCSNEncoder
+
+    moved = 0
+    for encoder in (m for m in model.modules() if isinstance(m, FCSNEncoder)):
+        convs = [m for m in (*encoder.to_pool4.modules(), *encoder.pool5.modules())
+                 if isinstance(m, torch.nn.Conv1d)]
+        for conv in convs[1:]:
+            conv.weight.data = conv.weight.data.permute(0, 2, 1).contiguous().permute(0, 2, 1)
+            moved += 1
+    return moved
+
+
 def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: torch.device,
-                    video_dtype: str | None = None):
+                    video_dtype: str | None = None, nhwc_weights: bool = False):
     """Model, default loss, the trainer's Adam and a random batch (10 history segments of 8
     steps per user), seeded, on ``device``; ``video_dtype``: the features' dtype (e.g.
-    "bfloat16", as the trainer moves them under bf16), float32 when None."""
+    "bfloat16", as the trainer moves them under bf16), float32 when None; ``nhwc_weights``:
+    :func:`nhwc_conv_weights` before the optimiser sees the parameters."""
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
     from highlightzoo.losses import get_loss
@@ -115,6 +135,8 @@ def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: tor
 
     torch.manual_seed(0)
     model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
+    if nhwc_weights and not nhwc_conv_weights(model):
+        raise RuntimeError(f"{name} has no FCSN encoder conv whose weights could move to NHWC")
     loss_fn = get_loss(model.card.default_loss)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     batch = random_batch(b, t, d, 10, 8, seed=0)
@@ -156,16 +178,19 @@ def _graph_seconds(model, loss_fn, batch, device: torch.device, precision: str,
 
 def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
                       device: torch.device, repeats: int, compiled: bool = False,
-                      video_dtype: str | None = None, graphed: bool = False) -> dict:
+                      video_dtype: str | None = None, graphed: bool = False,
+                      nhwc_weights: bool = False) -> dict:
     """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
     forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it;
     ``graphed``: also the step replayed as one CUDA graph (``graph_*`` keys; on a CPU the
-    stand-in that reruns the step, so smoke runs exercise the code)."""
+    stand-in that reruns the step, so smoke runs exercise the code); ``nhwc_weights``:
+    see :func:`nhwc_conv_weights`."""
     from highlightzoo.training.trainer import training_step
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype)
+    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype,
+                                                       nhwc_weights)
     forward = model
 
     def step() -> None:  # what the trainer runs (single process: no zero tie)
@@ -190,6 +215,8 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
            "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
            "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
            "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
+    if nhwc_weights:
+        row["conv_weights"] = "nhwc"
     if graphed:
         try:
             graph = _graph_seconds(model, loss_fn, batch, device, precision, forward, repeats)
@@ -220,7 +247,7 @@ def part_models(out: Path, smoke: bool) -> None:
 
 
 def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, ...],
-                   compiled: bool = False, graphed: bool = True) -> None:
+                   compiled: bool = False, graphed: bool = True, nhwc_weights: bool = False) -> None:
     """FCSN at the reference width, 8192-d, bf16 autocast, batch 128 x 256, per features
     dtype (float32 as stored, bf16 as the trainer moves them under bf16) -> ``name``."""
     device = _device()
@@ -230,7 +257,8 @@ def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, 
     for dtype in dtypes:
         try:  # bf16 autocast also on a CPU smoke run: bf16 features need it
             row = _train_step_stats("fcsn", kwargs, b, t, d, "bf16", device, 2 if smoke else 10,
-                                    compiled=compiled, video_dtype=dtype, graphed=graphed)
+                                    compiled=compiled, video_dtype=dtype, graphed=graphed,
+                                    nhwc_weights=nhwc_weights)
         except Exception as error:  # noqa: BLE001 - a failed variant is a result too
             row = {"model": "fcsn", "video_dtype": dtype or "float32", "error": repr(error)[:500]}
         rows.append({**row, "target_clip_steps_per_s": 10e6, **({"code": LABEL} if LABEL else {})})
@@ -251,6 +279,13 @@ def part_fcsn8192_compile(out: Path, smoke: bool) -> None:
     """The step through ``torch.compile`` (TrainConfig.compile), bf16 features, eager and
     graphed, with the compilation time."""
     _fcsn8192_rows(out, smoke, "fcsn8192_compile.json", ("bfloat16",), compiled=True)
+
+
+def part_fcsn8192_nhwc(out: Path, smoke: bool) -> None:
+    """bf16 features with the block convs' weights in NHWC memory (:func:`nhwc_conv_weights`),
+    eager and graphed: beside ``fcsn8192``'s bf16 rows, whether that removes cuDNN's per-step
+    weight conversions."""
+    _fcsn8192_rows(out, smoke, "fcsn8192_nhwc.json", ("bfloat16",), nhwc_weights=True)
 
 
 def part_prnet(out: Path, smoke: bool) -> None:
@@ -394,7 +429,8 @@ def part_compile(out: Path, smoke: bool) -> None:
 
 
 PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192,
-         "fcsn8192_eager": part_fcsn8192_eager, "fcsn8192_compile": part_fcsn8192_compile, "prnet": part_prnet,
+         "fcsn8192_eager": part_fcsn8192_eager, "fcsn8192_compile": part_fcsn8192_compile,
+         "fcsn8192_nhwc": part_fcsn8192_nhwc, "prnet": part_prnet,
          "reference": part_reference, "compile": part_compile, "profile": part_profile, "bench": part_bench}
 
 

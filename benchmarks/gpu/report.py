@@ -56,6 +56,8 @@ def _variant_label(row: dict) -> str:
     dtype = row.get("video_dtype") or variant.get("video_dtype")
     if dtype and (dtype != "float32" or "target_clip_steps_per_s" in row):
         words.append(f"{dtype} features")
+    if row.get("conv_weights") == "nhwc":
+        words.append("conv weights in NHWC memory")
     if row.get("compiled"):
         words.append("compiled")
     if variant.get("graphed") or row.get("graphed"):
@@ -120,7 +122,7 @@ def render(folder: Path) -> str:
     ref = _load(folder, "reference")
     lines += _reference(ref) if ref else ["## Against the reference code: not measured", ""]
     big_rows: list[dict] = []
-    for part in ("fcsn8192_eager", "fcsn8192", "fcsn8192_compile"):
+    for part in ("fcsn8192_eager", "fcsn8192", "fcsn8192_nhwc", "fcsn8192_compile"):
         data = _load(folder, part)
         big_rows += data.get("rows", [data]) if data else []  # an older folder: a single row
     prof = _load(folder, "profile")
