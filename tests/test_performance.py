@@ -28,9 +28,14 @@ from highlightzoo.batch import random_batch
 from highlightzoo.errors import ConfigError
 from highlightzoo.losses import get_loss
 from highlightzoo.models.components.encoders import UNetEncoder1d
-from highlightzoo.models.components.fcsn import FCSNEncoder, first_conv_steps, run_steps
+from highlightzoo.models.components.fcsn import FCSNEncoder, first_conv_steps
 from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_steps
-from highlightzoo.models.components.steps import conv1d_steps, conv_steps, max_pool_steps
+from highlightzoo.models.components.steps import (
+    conv_steps,
+    max_pool_steps,
+    run_steps,
+    unfolded_conv_steps,
+)
 from highlightzoo.training import TrainConfig, train
 from highlightzoo.training.optim import make_adam
 
@@ -67,7 +72,7 @@ def test_conv_as_unfolded_matmul_equals_the_conv(kernel, padding):
     torch.manual_seed(2)
     conv = torch.nn.Conv1d(6, 5, kernel, padding=padding)
     x = torch.randn(2, 11, 6)
-    assert torch.allclose(conv1d_steps(x, conv), channels_first(conv, x), atol=1e-6)
+    assert torch.allclose(unfolded_conv_steps(x, conv), channels_first(conv, x), atol=1e-6)
 
 
 @pytest.mark.parametrize("conv", [torch.nn.Conv1d(5, 4, 3, stride=2, padding=1),
@@ -75,7 +80,7 @@ def test_conv_as_unfolded_matmul_equals_the_conv(kernel, padding):
 def test_other_convs_fall_back_to_the_conv(conv):
     x = torch.randn(2, 8, 5)
     assert torch.allclose(first_conv_steps(x, conv), channels_first(conv, x))
-    assert torch.allclose(conv1d_steps(x, conv), channels_first(conv, x))
+    assert torch.allclose(unfolded_conv_steps(x, conv), channels_first(conv, x))
 
 
 @pytest.mark.parametrize(("kernel", "padding"), [(3, 1), (3, 0), (5, 4), (1, 0)])

@@ -29,7 +29,7 @@ follows them, so the network must see each video at its real length:
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,12 +45,7 @@ from highlightzoo.models.components.norm import (
     inverse_l2_norms,
 )
 from highlightzoo.models.components.sizing import check_width_mult
-from highlightzoo.models.components.steps import (
-    conv1d_steps,
-    conv_steps,
-    is_plain,
-    max_pool_steps,
-)
+from highlightzoo.models.components.steps import is_plain, run_steps, unfolded_conv_steps
 
 REFERENCE_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 REFERENCE_FC = 4096
@@ -122,29 +117,6 @@ def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = Non
     return torch.cat([edge, inner + bias, edge], dim=1)
 
 
-def run_steps(layers: Iterable[nn.Module], h: Tensor) -> Tensor:
-    """Layers written for (B, C, T) on time-major ``h`` (B, T, C), without layout changes.
-
-    ``Conv1d`` runs as :func:`conv_steps`, a kernel-``k`` ``MaxPool1d`` as
-    :func:`max_pool_steps`; anything else (ReLU, channel dropout, other pools) as
-    itself on the channels-first view.
-    """
-    for layer in layers:
-        if isinstance(layer, nn.Conv1d):
-            h = conv_steps(h, layer)
-        elif isinstance(layer, nn.MaxPool1d) and _is_plain_pool(layer):
-            h = max_pool_steps(h, layer.kernel_size, layer.stride, layer.ceil_mode)
-        else:
-            h = layer(h.transpose(1, 2)).transpose(1, 2)
-    return h
-
-
-def _is_plain_pool(pool: nn.MaxPool1d) -> bool:
-    """Integer kernel and stride, no padding or dilation: what :func:`max_pool_steps` runs."""
-    return (isinstance(pool.kernel_size, int) and isinstance(pool.stride, int)
-            and (pool.padding, pool.dilation, pool.return_indices) == (0, 1, False))
-
-
 class FCSNEncoder(nn.Module):
     """VGG-style 1-D encoder: ``(B, T, D)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``.
 
@@ -174,8 +146,8 @@ class FCSNEncoder(nn.Module):
         matmul on the real steps (:func:`first_conv_steps`: no transposed copy of
         the input, no work on its 100-step padding); the other convs and pools run
         on the time-major memory as channels-last 2-D ops (:func:`run_steps`), which
-        oneDNN and cuDNN take with no layout conversion; fc6 and fc7 are matmuls
-        (:func:`conv1d_steps`). Returns pool4 and fc7 as channels-first (B, C, T') views.
+        oneDNN and cuDNN take without converting the activations; fc6 and fc7 are matmuls
+        (:func:`unfolded_conv_steps`). Returns pool4 and fc7 as channels-first (B, C, T') views.
         """
         first = self.to_pool4[0]
         h = run_steps(first[1:], first_conv_steps(x, first[0], step_scale))
@@ -184,7 +156,7 @@ class FCSNEncoder(nn.Module):
         pool4 = h
         h = run_steps(self.pool5, h)
         for fc in (self.fc6, self.fc7):
-            h = run_steps(fc[1:], conv1d_steps(h, fc[0]))
+            h = run_steps(fc[1:], unfolded_conv_steps(h, fc[0]))
         return pool4.transpose(1, 2), h.transpose(1, 2)
 
 

@@ -13,6 +13,8 @@ a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
@@ -60,7 +62,7 @@ def max_pool_steps(
     return _from_image(pooled)
 
 
-def conv1d_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
+def unfolded_conv_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
     """``conv`` on time-major ``h`` (B, T, D) -> time-major (B, T', C), as one matmul.
 
     The windows of ``k`` steps are unfolded into rows of ``k*D`` and multiplied by
@@ -76,3 +78,26 @@ def conv1d_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
         return F.linear(h, conv.weight[..., 0], conv.bias)
     windows = F.pad(h, (0, 0, pad, pad)).unfold(1, k, 1)  # (B, T', D, k), a view
     return F.linear(windows.flatten(2), conv.weight.flatten(1), conv.bias)
+
+
+def run_steps(layers: Iterable[nn.Module], h: Tensor) -> Tensor:
+    """Layers written for (B, C, T) on time-major ``h`` (B, T, C), without layout changes.
+
+    ``Conv1d`` runs as :func:`conv_steps`, a kernel-``k`` ``MaxPool1d`` as
+    :func:`max_pool_steps`; anything else (ReLU, channel dropout, other pools) as
+    itself on the channels-first view.
+    """
+    for layer in layers:
+        if isinstance(layer, nn.Conv1d):
+            h = conv_steps(h, layer)
+        elif isinstance(layer, nn.MaxPool1d) and _is_plain_pool(layer):
+            h = max_pool_steps(h, layer.kernel_size, layer.stride, layer.ceil_mode)
+        else:
+            h = layer(h.transpose(1, 2)).transpose(1, 2)
+    return h
+
+
+def _is_plain_pool(pool: nn.MaxPool1d) -> bool:
+    """Integer kernel and stride, no padding or dilation: what :func:`max_pool_steps` runs."""
+    return (isinstance(pool.kernel_size, int) and isinstance(pool.stride, int)
+            and (pool.padding, pool.dilation, pool.return_indices) == (0, 1, False))
