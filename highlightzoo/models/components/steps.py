@@ -9,6 +9,10 @@ memory, which the next layer copies back. Here a 1-D conv runs as a 2-D conv wit
 a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.md,
 "Time-major convolutions": on a CPU 1.3-1.45x faster than a channels-first ``Conv1d`` at
 16 x 256 steps, about even at small shapes, and no copies around it).
+
+- :func:`conv_steps`, :func:`max_pool_steps`: one conv / max-pool that way;
+- :func:`unfolded_conv_steps`: a conv as one GEMM over unfolded windows (FCSN's fc6/fc7);
+- :func:`run_steps`: a ``Sequential`` written for ``(B, C, T)`` run on time-major memory.
 """
 
 from __future__ import annotations
