@@ -29,7 +29,12 @@ from highlightzoo.errors import ConfigError
 from highlightzoo.losses import get_loss
 from highlightzoo.models.components.encoders import UNetEncoder1d
 from highlightzoo.models.components.fcsn import FCSNEncoder, first_conv_steps
-from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_steps
+from highlightzoo.models.components.norm import (
+    FEW_ROWS,
+    few_rows_linear,
+    inverse_l2_norms,
+    l2_normalize_steps,
+)
 from highlightzoo.models.components.steps import (
     conv_steps,
     max_pool_steps,
@@ -148,6 +153,24 @@ def test_unet_equals_its_channels_first_form(steps, depth):
         h = block(b, skip + h.repeat_interleave(2, dim=-1), m)
     want = rearrange(h[..., :steps], "b c t -> b t c")
     assert torch.allclose(enc(x, mask), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows", [1, 8, FEW_ROWS, FEW_ROWS + 1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_few_rows_linear_equals_the_linear(rows, bias):
+    """A-VHD's item projections with the weight on the left: the linear's values and
+    gradients, for few rows (that path) and more (the linear itself)."""
+    torch.manual_seed(6)
+    linear = torch.nn.Linear(24, 5, bias=bias).double()
+    x = torch.randn(1, rows, 24, dtype=torch.double, requires_grad=True)  # rows in all
+    got, want = few_rows_linear(x, linear), linear(x)
+    assert got.shape == want.shape == (1, rows, 5)
+    assert torch.allclose(got, want, atol=1e-12)
+    params = [x, *linear.parameters()]
+    grads = torch.autograd.grad(got.square().sum(), params)
+    wants = torch.autograd.grad(want.square().sum(), params)
+    for g, w in zip(grads, wants, strict=True):
+        assert torch.allclose(g, w, atol=1e-12)
 
 
 def test_inverse_l2_norms_rescale_like_l2_normalize():
