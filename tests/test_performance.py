@@ -38,7 +38,6 @@ from highlightzoo.models.components.norm import (
 from highlightzoo.models.components.steps import (
     conv_steps,
     max_pool_steps,
-    run_steps,
     unfolded_conv_steps,
 )
 from highlightzoo.training import TrainConfig, train
@@ -110,20 +109,6 @@ def test_time_major_max_pool_equals_max_pool1d(steps, ceil_mode):
     want = F.max_pool1d(rearrange(h, "b t c -> b c t"), 2, ceil_mode=ceil_mode)
     got = max_pool_steps(h, ceil_mode=ceil_mode)
     assert torch.equal(got, rearrange(want, "b c t -> b t c")) and got.is_contiguous()
-
-
-def test_run_steps_runs_other_layers_on_the_channels_first_view():
-    """A pool with padding and a channel dropout are not time-major ops: they see (B, C, T)."""
-    torch.manual_seed(4)
-    layers = [torch.nn.MaxPool1d(3, stride=2, padding=1), torch.nn.Dropout1d(0.5).train()]
-    h = torch.rand(2, 9, 16) + 0.1
-    torch.manual_seed(7)
-    got = run_steps(layers, h)
-    torch.manual_seed(7)
-    want = rearrange(torch.nn.Sequential(*layers)(rearrange(h, "b t c -> b c t")), "b c t -> b t c")
-    assert torch.equal(got, want)
-    dropped = (got == 0).all(dim=1)  # whole channels of a row, as Dropout1d on (B, C, T)
-    assert dropped.any() and ((got == 0).any(dim=1) == dropped).all()
 
 
 @pytest.mark.parametrize(("steps", "depth"), [(37, 3), (8, 2), (5, 0)])

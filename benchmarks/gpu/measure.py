@@ -104,12 +104,12 @@ def part_env(out: Path, smoke: bool) -> None:
 
 
 def nhwc_conv_weights(model: torch.nn.Module) -> int:
-    """Store the weights of the FCSN encoder's k = 3 block convs (those ``conv_steps`` runs,
-    the first conv excepted: it is a matmul) in ``(O, k, I)`` memory, viewed as the usual
-    ``(O, I, k)``: the channels-last layout of the ``(O, I, 1, k)`` kernel the time-major
-    conv passes to cuDNN, which otherwise converts the weight in every call (the H100
-    profile's per-step layout conversions). Values unchanged; returns how many moved. An
-    experiment of the GPU script (part ``fcsn8192_nhwc``), not a model option."""
+    """Store the weights of the FCSN encoder's k = 3 block convs (the first conv excepted:
+    it is a matmul) in ``(O, k, I)`` memory, viewed as the usual ``(O, I, k)``: the
+    channels-last layout of the ``(O, I, 1, k)`` kernel cuDNN gets for the NHWC views it
+    convolves, which it otherwise converts in every call (the H100 profile's per-step layout
+    conversions). Values unchanged; returns how many moved. An experiment of the GPU script
+    (part ``fcsn8192_nhwc``), not a model option."""
     from highlightzoo.models.components.fcsn import FCSNEncoder
 
     moved = 0

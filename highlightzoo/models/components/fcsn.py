@@ -45,7 +45,7 @@ from highlightzoo.models.components.norm import (
     inverse_l2_norms,
 )
 from highlightzoo.models.components.sizing import check_width_mult
-from highlightzoo.models.components.steps import is_plain, run_steps, unfolded_conv_steps
+from highlightzoo.models.components.steps import is_plain, unfolded_conv_steps
 
 REFERENCE_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 REFERENCE_FC = 4096
@@ -120,8 +120,8 @@ def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = Non
 class FCSNEncoder(nn.Module):
     """VGG-style 1-D encoder: ``(B, T, D)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``.
 
-    Activations stay time-major (channels-last) in memory from input to output;
-    see :meth:`forward` for how each layer runs (measured in docs/performance.md).
+    On a GPU the activations stay time-major (channels-last) in memory from input to
+    output; see :meth:`forward` for how each layer runs (measured in docs/performance.md).
     """
 
     def __init__(self, in_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
@@ -142,22 +142,30 @@ class FCSNEncoder(nn.Module):
     def forward(self, x: Tensor, step_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` time-major ``(B, T, D)``; ``step_scale`` (B, T) multiplies each input step.
 
-        Activations stay time-major in memory throughout. The first conv is one
-        matmul on the real steps (:func:`first_conv_steps`: no transposed copy of
-        the input, no work on its 100-step padding); the other convs and pools run
-        on the time-major memory as channels-last 2-D ops (:func:`run_steps`), which
-        oneDNN and cuDNN take without converting the activations; fc6 and fc7 are matmuls
-        (:func:`unfolded_conv_steps`). Returns pool4 and fc7 as channels-first (B, C, T') views.
+        The first conv is one matmul on the real steps (:func:`first_conv_steps`:
+        no transposed copy of the input, no work on its 100-step padding) and
+        returns time-major memory; the layers see it through channels-first
+        (B, C, T) views. The other conv blocks run as themselves on the views,
+        which cuDNN takes as channels-last (NHWC) with no layout conversion, so on
+        a GPU activations stay time-major throughout (oneDNN on a CPU returns
+        channels-first memory instead; the time-major 2-D ops of
+        :mod:`~highlightzoo.models.components.steps` measured no faster here at
+        the reference configuration, docs/performance.md). fc6 and fc7 are matmuls
+        (:func:`unfolded_conv_steps`). Returns pool4 and fc7 as (B, C, T') tensors.
         """
         first = self.to_pool4[0]
-        h = run_steps(first[1:], first_conv_steps(x, first[0], step_scale))
+        h = first_conv_steps(x, first[0], step_scale).transpose(1, 2)
+        for layer in first[1:]:
+            h = layer(h)
         for block in self.to_pool4[1:]:
-            h = run_steps(block, h)
+            h = block(h)
         pool4 = h
-        h = run_steps(self.pool5, h)
+        h = self.pool5(h)
         for fc in (self.fc6, self.fc7):
-            h = run_steps(fc[1:], unfolded_conv_steps(h, fc[0]))
-        return pool4.transpose(1, 2), h.transpose(1, 2)
+            h = unfolded_conv_steps(h.transpose(1, 2), fc[0]).transpose(1, 2)
+            for layer in fc[1:]:
+                h = layer(h)
+        return pool4, h
 
 
 NormFactory = Callable[[int], nn.Module]

@@ -1,8 +1,7 @@
 """1-D layers on time-major activations: ``(B, T, C)`` in, ``(B, T', C')`` out, no copies.
 
-The zoo's temporal networks (PR-Net's U-net encoder, the FCSN encoder) keep their
-activations time-major: everything around them (per-step norms, cosines, dot
-products, masks) works along the channels. A ``Conv1d`` wants ``(B, C, T)``; given
+PR-Net's U-net encoder keeps its activations time-major: everything around it
+(per-step norms, cosines, dot products, masks) works along the channels. A ``Conv1d`` wants ``(B, C, T)``; given
 a transposed view it copies the input to channels-first and returns channels-first
 memory, which the next layer copies back. Here a 1-D conv runs as a 2-D conv with a
 ``1 x k`` kernel on the same memory seen as a channels-last ``(B, C, 1, T)`` image,
@@ -11,13 +10,10 @@ a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.m
 16 x 256 steps, about even at small shapes, and no copies around it).
 
 - :func:`conv_steps`, :func:`max_pool_steps`: one conv / max-pool that way;
-- :func:`unfolded_conv_steps`: a conv as one GEMM over unfolded windows (FCSN's fc6/fc7);
-- :func:`run_steps`: a ``Sequential`` written for ``(B, C, T)`` run on time-major memory.
+- :func:`unfolded_conv_steps`: a conv as one GEMM over unfolded windows (FCSN's fc6/fc7).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import torch.nn.functional as F
 from einops import rearrange
@@ -82,26 +78,3 @@ def unfolded_conv_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
         return F.linear(h, conv.weight[..., 0], conv.bias)
     windows = F.pad(h, (0, 0, pad, pad)).unfold(1, k, 1)  # (B, T', D, k), a view
     return F.linear(windows.flatten(2), conv.weight.flatten(1), conv.bias)
-
-
-def run_steps(layers: Iterable[nn.Module], h: Tensor) -> Tensor:
-    """Layers written for (B, C, T) on time-major ``h`` (B, T, C), without layout changes.
-
-    ``Conv1d`` runs as :func:`conv_steps`, a kernel-``k`` ``MaxPool1d`` as
-    :func:`max_pool_steps`; anything else (ReLU, channel dropout, other pools) as
-    itself on the channels-first view.
-    """
-    for layer in layers:
-        if isinstance(layer, nn.Conv1d):
-            h = conv_steps(h, layer)
-        elif isinstance(layer, nn.MaxPool1d) and _is_plain_pool(layer):
-            h = max_pool_steps(h, layer.kernel_size, layer.stride, layer.ceil_mode)
-        else:
-            h = layer(h.transpose(1, 2)).transpose(1, 2)
-    return h
-
-
-def _is_plain_pool(pool: nn.MaxPool1d) -> bool:
-    """Integer kernel and stride, no padding or dilation: what :func:`max_pool_steps` runs."""
-    return (isinstance(pool.kernel_size, int) and isinstance(pool.stride, int)
-            and (pool.padding, pool.dilation, pool.return_indices) == (0, 1, False))
