@@ -1,9 +1,9 @@
 """1-D layers on time-major activations: ``(B, T, C)`` in, ``(B, T', C')`` out, no copies.
 
 PR-Net's U-net encoder keeps its activations time-major: everything around it
-(per-step norms, cosines, dot products, masks) works along the channels. A ``Conv1d`` wants ``(B, C, T)``; given
-a transposed view it copies the input to channels-first and returns channels-first
-memory, which the next layer copies back. Here a 1-D conv runs as a 2-D conv with a
+(per-step norms, cosines, dot products, masks) works along the channels. A ``Conv1d``
+wants ``(B, C, T)``; given a transposed view it copies the input to channels-first and
+returns channels-first memory, which the next layer copies back. Here a 1-D conv runs as a 2-D conv with a
 ``1 x k`` kernel on the same memory seen as a channels-last ``(B, C, 1, T)`` image,
 a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.md,
 "Time-major convolutions": on a CPU 1.3-1.45x faster than a channels-first ``Conv1d`` at
@@ -49,17 +49,13 @@ def conv_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
     return _from_image(F.conv2d(_as_image(h), weight, conv.bias, padding=(0, conv.padding[0])))
 
 
-def max_pool_steps(
-    h: Tensor, kernel_size: int = 2, stride: int | None = None, ceil_mode: bool = False
-) -> Tensor:
-    """``F.max_pool1d`` along the time axis of time-major ``h`` (B, T, C) -> (B, T', C).
+def max_pool_steps(h: Tensor) -> Tensor:
+    """``F.max_pool1d(kernel 2, stride 2)`` along the time axis of time-major ``h`` (B, T, C).
 
-    Run as a ``1 x kernel_size`` 2-D max-pool on the channels-last view, so the
-    output is time-major memory too. ``stride`` defaults to ``kernel_size``.
+    Run as a ``1 x 2`` 2-D max-pool on the channels-last view, so the output
+    (B, T // 2, C) is time-major memory too.
     """
-    stride = kernel_size if stride is None else stride
-    pooled = F.max_pool2d(_as_image(h), (1, kernel_size), (1, stride), ceil_mode=ceil_mode)
-    return _from_image(pooled)
+    return _from_image(F.max_pool2d(_as_image(h), (1, 2), (1, 2)))
 
 
 def unfolded_conv_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
