@@ -124,19 +124,27 @@ def test_every_model_replays_its_training_step_from_a_cuda_graph(name, precision
 
 @pytest.mark.parametrize("name", ["fcsn", "avhd"])
 def test_replayed_steps_train_like_eager_steps_on_cuda(name, monkeypatch):
-    """Float32 without TF32 or dropout: the weights after replayed steps equal the weights
-    after the same steps run eagerly (up to float rounding of the kernels chosen)."""
+    """Float32 without TF32 or dropout: the replayed steps give the eager steps' losses, and
+    move the weights where the eager steps move them. Not element-wise equal: the kernels
+    chosen under capture round differently, and Adam turns a rounding-level gradient of a
+    weight into an lr-sized step of either sign (seen on an H100: up to 5e-4 at lr 1e-3 in
+    FCSN's last bias), so the test bounds the whole weight vector's distance to the eager one
+    by 1 % of how far the eager steps moved it."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     stream = _stream(6)
     eager_model, eager_step, _ = _graphed(name, "fp32", dropout=0.0)
+    start = torch.cat([p.detach().flatten() for p in eager_model.parameters()])
     eager_losses = [float(eager_step(b.to("cuda")).detach()) for b in stream]
     graph_model, _, steps = _graphed(name, "fp32", dropout=0.0)
     graph_losses = [float(steps(b).detach()) for b in stream]
     assert steps.stats.replayed == 4
     torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-5)
-    for a, b in zip(eager_model.parameters(), graph_model.parameters(), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    eager = torch.cat([p.detach().flatten() for p in eager_model.parameters()])
+    graph = torch.cat([p.detach().flatten() for p in graph_model.parameters()])
+    moved = (eager - start).norm()
+    assert moved > 0
+    assert (graph - eager).norm() <= 0.01 * moved, ((graph - eager).norm(), moved)
 
 
 def test_trainer_with_cuda_graphs_end_to_end(tmp_path):
@@ -149,3 +157,19 @@ def test_trainer_with_cuda_graphs_end_to_end(tmp_path):
     assert result.test is not None and math.isfinite(result.test.map)
     log = (tmp_path / "run" / "train.log").read_text()
     assert int(log.split("CUDA graphs: ")[-1].split(" of ")[0]) > 0, log
+
+
+def test_fcsn_kernels_are_channels_last_on_cuda_and_contiguous_back_on_the_cpu():
+    """The block convs' kernels follow the device (FCSNEncoder._apply), with the same values."""
+    from highlightzoo.models.components.fcsn import FCSNEncoder
+
+    torch.manual_seed(0)
+    model = hz.create_model("fcsn", feature_dim=16, width_mult=1 / 16)
+    before = [p.detach().clone() for p in model.parameters()]
+    convs = next(m for m in model.modules() if isinstance(m, FCSNEncoder)).block_convs()
+    model.cuda()
+    assert all(c.weight.unsqueeze(2).is_contiguous(memory_format=torch.channels_last)
+               and not c.weight.is_contiguous() for c in convs)
+    model.cpu()
+    assert all(c.weight.is_contiguous() for c in convs)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -80,6 +80,26 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(store, tmp_path
         train(None, quiet=True, resume=resumed)
 
 
+def test_a_run_resumed_where_the_kernels_have_another_layout_restrides_adams_state(
+        store, tmp_path, monkeypatch):
+    """Paused where FCSN's kernels were channels-last (a GPU; here the CPU stands in),
+    resumed where they are contiguous: the saved Adam moments are given the parameters'
+    layout (fused Adam would otherwise pair wrong elements, silently), and the run ends."""
+    from highlightzoo.models.components import fcsn as fcsn_parts
+    from highlightzoo.training import resume as resume_module
+
+    cfg = _config(store, "fcsn", tmp_path / "r", max_steps=6, eval_every=2, batch_size=2)
+    monkeypatch.setattr(fcsn_parts, "CHANNELS_LAST_ON", frozenset({"cpu"}))
+    train(cfg, quiet=True, stop_after=1)
+    monkeypatch.setattr(fcsn_parts, "CHANNELS_LAST_ON", frozenset())
+    moved = []
+    real = resume_module.match_state_layout
+    monkeypatch.setattr(resume_module, "match_state_layout", lambda opt: moved.append(real(opt)))
+    result = train(None, quiet=True, resume=tmp_path / "r")
+    assert moved == [24]  # exp_avg and exp_avg_sq of the 12 block-conv kernels
+    assert result.selection.steps_run == 6 and result.test is not None
+
+
 def test_same_seed_same_result_and_other_seed_differs(store, tmp_path):
     runs = [train(_config(store, "phdgifs", tmp_path / f"r{i}", seed=s), quiet=True).run_dir
             for i, s in enumerate((1, 1, 2))]

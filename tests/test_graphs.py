@@ -244,3 +244,32 @@ def test_signatures_that_never_repeat_are_forgotten(monkeypatch):
         steps(batch_of(n, lengths=(10 + n, 10 + n)))
     assert len(steps._seen) <= 3 + 1 and len(steps._reads) <= 3 + 1
     assert steps.stats.eager == 10
+
+
+def test_a_cuda_capture_lets_other_threads_work(monkeypatch):
+    """The DataLoader's pin-memory thread allocates pinned host memory while the trainer
+    captures a step; in CUDA's default ("global") capture mode that invalidated the capture
+    on an H100 (docs/performance.md, "GPU"). The capture asks for "thread_local"."""
+    seen = {}
+
+    class FakeGraph:
+        def replay(self):
+            seen["replayed"] = True
+
+    class FakeContext:
+        def __init__(self, graph, **kwargs):
+            seen.update(kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", FakeContext)
+    capture = object.__new__(graphs.CudaCapture)
+    capture.pool = "pool"
+    replay = capture.capture(lambda: torch.ones(()))
+    assert seen == {"pool": "pool", "capture_error_mode": "thread_local"}
+    assert float(replay()) == 1.0 and seen["replayed"]

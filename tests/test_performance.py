@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 from unittest import mock
 
@@ -27,6 +28,7 @@ import highlightzoo as hz
 from highlightzoo.batch import random_batch
 from highlightzoo.errors import ConfigError
 from highlightzoo.losses import get_loss
+from highlightzoo.models.components import fcsn as fcsn_parts
 from highlightzoo.models.components.encoders import UNetEncoder1d
 from highlightzoo.models.components.fcsn import FCSNEncoder, first_conv_steps
 from highlightzoo.models.components.norm import (
@@ -38,10 +40,12 @@ from highlightzoo.models.components.norm import (
 from highlightzoo.models.components.steps import (
     conv_steps,
     max_pool_steps,
+    set_kernel_layout,
     unfolded_conv_steps,
 )
 from highlightzoo.training import TrainConfig, train
-from highlightzoo.training.optim import make_adam
+from highlightzoo.training.optim import make_adam, match_state_layout
+from highlightzoo.training.trainer import training_step
 
 NARROW = {"fcsn": {"width_mult": 1 / 16}, "avhd": {"width_mult": 1 / 16},
           "video2gif": {"width_mult": 0.25}}
@@ -364,3 +368,86 @@ def test_fused_adam_matches_the_default_adam():
             sum(F.softplus(p).sum() for p in params).backward()
             opt.step()
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a, b, strict=True))
+
+
+def _channels_last(weight: torch.Tensor) -> bool:
+    return weight.permute(0, 2, 1).is_contiguous() and not weight.is_contiguous()
+
+
+@pytest.mark.parametrize("name", ["fcsn", "avhd"])
+def test_fcsn_kernels_take_the_devices_layout_and_train_the_same(name, monkeypatch):
+    """The encoder's block-conv kernels are stored channels-last on the devices named in
+    CHANNELS_LAST_ON (CUDA; here the CPU stands in) and contiguous elsewhere, after every
+    ``.to``; training steps then give the contiguous model's losses and first gradients, in
+    the kernels' own layout (as fused Adam needs), up to float rounding. (Weights after
+    Adam are not compared element-wise: Adam turns a rounding-level gradient, e.g. a conv
+    bias before an instance norm, into an lr-sized step of either sign.)"""
+    batch = random_batch(2, 40, 12, 3, 4, seed=0)
+    runs = []
+    for on in (frozenset(), frozenset({"cpu"})):
+        monkeypatch.setattr(fcsn_parts, "CHANNELS_LAST_ON", on)
+        torch.manual_seed(0)
+        model = hz.create_model(name, feature_dim=12, width_mult=1 / 16, dropout=0.0).to("cpu")
+        convs = next(m for m in model.modules() if isinstance(m, FCSNEncoder)).block_convs()
+        assert len(convs) == 12  # 2+2+3+3+3 block convs, less the first (a matmul)
+        assert all(_channels_last(c.weight) == bool(on) for c in convs)
+        optimizer = make_adam(model.parameters(), lr=1e-3)
+        loss_fn = get_loss(model.card.default_loss)
+        losses, grads = [], []
+        for _ in range(3):
+            losses.append(float(training_step(model, model, loss_fn, optimizer, batch,
+                                              torch.device("cpu"), "fp32").detach()))
+            grads.append([p.grad.clone() for p in model.parameters()])
+        assert all(c.weight.grad.stride() == c.weight.stride() for c in convs)
+        runs.append((losses, grads[0]))
+    (plain_losses, plain_grads), (losses, laid_out_grads) = runs
+    assert losses[:2] == pytest.approx(plain_losses[:2], rel=1e-5) and losses[2] != losses[0]
+    assert losses[2] == pytest.approx(plain_losses[2], rel=1e-3)  # after two Adam steps
+    for a, b in zip(plain_grads, laid_out_grads, strict=True):
+        assert (b - a).norm() <= 1e-4 * a.norm() + 1e-7
+    monkeypatch.setattr(fcsn_parts, "CHANNELS_LAST_ON", frozenset())
+    weights = [p.detach().clone() for p in model.parameters()]
+    model.to("cpu")  # on a device without the layout: contiguous again, the same values
+    assert not any(_channels_last(c.weight) for c in convs)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True))
+
+
+def test_set_kernel_layout_keeps_values_and_says_whether_it_moved():
+    conv = torch.nn.Conv1d(4, 6, 3)
+    before = conv.weight.detach().clone()
+    assert set_kernel_layout(conv, channels_last=True) and _channels_last(conv.weight)
+    assert not set_kernel_layout(conv, channels_last=True)
+    assert torch.equal(conv.weight, before) and conv.weight.unsqueeze(2).is_contiguous(
+        memory_format=torch.channels_last)  # the (O, I, 1, k) kernel cuDNN gets
+    assert set_kernel_layout(conv, channels_last=False) and conv.weight.is_contiguous()
+    assert torch.equal(conv.weight, before)
+
+
+def test_optimizer_state_saved_in_another_layout_is_given_the_parameters_layout():
+    """Adam's moments saved where a kernel was contiguous (a CPU run) and loaded where it is
+    channels-last (a GPU run), or the other way: fused Adam walks parameter and state as flat
+    memory, so without :func:`match_state_layout` the resumed update would pair wrong
+    elements (seen with torch 2.13's CPU kernel); with it, the update is the reference's."""
+    torch.manual_seed(0)
+    start, grads = torch.randn(4, 3, 5), [torch.randn(4, 3, 5) for _ in range(3)]
+    saved_in = torch.nn.Parameter(start.clone())  # contiguous
+    reference = make_adam([saved_in], lr=0.1)
+    for g in grads[:2]:
+        saved_in.grad = g.clone()
+        reference.step()
+    conv = torch.nn.Conv1d(3, 4, 5)  # the same shape, its kernel channels-last
+    set_kernel_layout(conv, channels_last=True)
+    with torch.no_grad():
+        conv.weight.copy_(saved_in)
+    resumed = make_adam([conv.weight], lr=0.1)
+    resumed.load_state_dict(copy.deepcopy(reference.state_dict()))  # as saved and loaded
+    assert resumed.state[conv.weight]["exp_avg"].stride() != conv.weight.stride()
+    assert match_state_layout(resumed) == 2  # exp_avg, exp_avg_sq
+    assert match_state_layout(resumed) == 0
+    assert all(resumed.state[conv.weight][k].stride() == conv.weight.stride()
+               for k in ("exp_avg", "exp_avg_sq"))
+    saved_in.grad = grads[2].clone()
+    conv.weight.grad = torch.empty_like(conv.weight).copy_(grads[2])  # autograd's layout
+    reference.step()
+    resumed.step()
+    torch.testing.assert_close(conv.weight.detach(), saved_in.detach(), rtol=1e-6, atol=1e-7)

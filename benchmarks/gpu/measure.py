@@ -103,31 +103,37 @@ def part_env(out: Path, smoke: bool) -> None:
     _write(out, "env.json", info)
 
 
-def nhwc_conv_weights(model: torch.nn.Module) -> int:
-    """Store the weights of the FCSN encoder's k = 3 block convs (the first conv excepted:
-    it is a matmul) in ``(O, k, I)`` memory, viewed as the usual ``(O, I, k)``: the
-    channels-last layout of the ``(O, I, 1, k)`` kernel cuDNN gets for the NHWC views it
-    convolves, which it otherwise converts in every call (the H100 profile's per-step layout
-    conversions). Values unchanged; returns how many moved. An experiment of the GPU script
-    (part ``fcsn8192_nhwc``), not a model option."""
+def set_conv_weights(model: torch.nn.Module, layout: str) -> int:
+    """Store the FCSN encoder's block-conv kernels ``"nhwc"`` (channels-last, the library's
+    choice on a GPU: ``set_kernel_layout``) or ``"contiguous"`` (its choice elsewhere, and
+    the only layout before it) whatever the device; returns how many convs there are."""
     from highlightzoo.models.components.fcsn import FCSNEncoder
+    from highlightzoo.models.components.steps import set_kernel_layout
 
-    moved = 0
-    for encoder in (m for m in model.modules() if isinstance(m, FCSNEncoder)):
-        convs = [m for m in (*encoder.to_pool4.modules(), *encoder.pool5.modules())
-                 if isinstance(m, torch.nn.Conv1d)]
-        for conv in convs[1:]:
-            conv.weight.data = conv.weight.data.permute(0, 2, 1).contiguous().permute(0, 2, 1)
-            moved += 1
-    return moved
+    convs = [c for m in model.modules() if isinstance(m, FCSNEncoder) for c in m.block_convs()]
+    for conv in convs:
+        set_kernel_layout(conv, channels_last=layout == "nhwc")
+    return len(convs)
+
+
+def conv_weights_of(model: torch.nn.Module) -> str | None:
+    """``"nhwc"`` or ``"contiguous"``: how the FCSN encoder's block-conv kernels are stored
+    (None: no FCSN encoder, or code from before ``block_convs``)."""
+    encoder = next((m for m in model.modules() if type(m).__name__ == "FCSNEncoder"), None)
+    if encoder is None or not hasattr(encoder, "block_convs"):
+        return None
+    weight = encoder.block_convs()[0].weight
+    return "nhwc" if weight.permute(0, 2, 1).is_contiguous() and not weight.is_contiguous() \
+        else "contiguous"
 
 
 def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: torch.device,
-                    video_dtype: str | None = None, nhwc_weights: bool = False):
+                    video_dtype: str | None = None, conv_weights: str | None = None):
     """Model, default loss, the trainer's Adam and a random batch (10 history segments of 8
     steps per user), seeded, on ``device``; ``video_dtype``: the features' dtype (e.g.
-    "bfloat16", as the trainer moves them under bf16), float32 when None; ``nhwc_weights``:
-    :func:`nhwc_conv_weights` before the optimiser sees the parameters."""
+    "bfloat16", as the trainer moves them under bf16), float32 when None; ``conv_weights``:
+    :func:`set_conv_weights` before the optimiser sees the parameters (None: the library's
+    layout for the device)."""
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
     from highlightzoo.losses import get_loss
@@ -135,8 +141,8 @@ def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: tor
 
     torch.manual_seed(0)
     model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
-    if nhwc_weights and not nhwc_conv_weights(model):
-        raise RuntimeError(f"{name} has no FCSN encoder conv whose weights could move to NHWC")
+    if conv_weights and not set_conv_weights(model, conv_weights):
+        raise RuntimeError(f"{name} has no FCSN encoder conv whose weights could be laid out")
     loss_fn = get_loss(model.card.default_loss)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     batch = random_batch(b, t, d, 10, 8, seed=0)
@@ -179,18 +185,18 @@ def _graph_seconds(model, loss_fn, batch, device: torch.device, precision: str,
 def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
                       device: torch.device, repeats: int, compiled: bool = False,
                       video_dtype: str | None = None, graphed: bool = False,
-                      nhwc_weights: bool = False) -> dict:
+                      conv_weights: str | None = None) -> dict:
     """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
     forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it;
     ``graphed``: also the step replayed as one CUDA graph (``graph_*`` keys; on a CPU the
-    stand-in that reruns the step, so smoke runs exercise the code); ``nhwc_weights``:
-    see :func:`nhwc_conv_weights`."""
+    stand-in that reruns the step, so smoke runs exercise the code); ``conv_weights``:
+    see :func:`set_conv_weights`."""
     from highlightzoo.training.trainer import training_step
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype,
-                                                       nhwc_weights)
+                                                       conv_weights)
     forward = model
 
     def step() -> None:  # what the trainer runs (single process: no zero tie)
@@ -215,8 +221,8 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
            "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
            "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
            "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
-    if nhwc_weights:
-        row["conv_weights"] = "nhwc"
+    if conv_weights_of(model):
+        row["conv_weights"] = conv_weights_of(model)
     if graphed:
         try:
             graph = _graph_seconds(model, loss_fn, batch, device, precision, forward, repeats)
@@ -247,7 +253,7 @@ def part_models(out: Path, smoke: bool) -> None:
 
 
 def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, ...],
-                   compiled: bool = False, graphed: bool = True, nhwc_weights: bool = False) -> None:
+                   compiled: bool = False, graphed: bool = True, conv_weights: str | None = None) -> None:
     """FCSN at the reference width, 8192-d, bf16 autocast, batch 128 x 256, per features
     dtype (float32 as stored, bf16 as the trainer moves them under bf16) -> ``name``."""
     device = _device()
@@ -258,7 +264,7 @@ def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, 
         try:  # bf16 autocast also on a CPU smoke run: bf16 features need it
             row = _train_step_stats("fcsn", kwargs, b, t, d, "bf16", device, 2 if smoke else 10,
                                     compiled=compiled, video_dtype=dtype, graphed=graphed,
-                                    nhwc_weights=nhwc_weights)
+                                    conv_weights=conv_weights)
         except Exception as error:  # noqa: BLE001 - a failed variant is a result too
             row = {"model": "fcsn", "video_dtype": dtype or "float32", "error": repr(error)[:500]}
         rows.append({**row, "target_clip_steps_per_s": 10e6, **({"code": LABEL} if LABEL else {})})
@@ -281,11 +287,16 @@ def part_fcsn8192_compile(out: Path, smoke: bool) -> None:
     _fcsn8192_rows(out, smoke, "fcsn8192_compile.json", ("bfloat16",), compiled=True)
 
 
-def part_fcsn8192_nhwc(out: Path, smoke: bool) -> None:
-    """bf16 features with the block convs' weights in NHWC memory (:func:`nhwc_conv_weights`),
-    eager and graphed: beside ``fcsn8192``'s bf16 rows, whether that removes cuDNN's per-step
-    weight conversions."""
-    _fcsn8192_rows(out, smoke, "fcsn8192_nhwc.json", ("bfloat16",), nhwc_weights=True)
+def part_fcsn8192_contiguous(out: Path, smoke: bool) -> None:
+    """bf16 features with the block convs' kernels contiguous (the layout before they were
+    stored channels-last on a GPU), eager and graphed: beside ``fcsn8192``'s bf16 rows."""
+    _fcsn8192_rows(out, smoke, "fcsn8192_contiguous.json", ("bfloat16",), conv_weights="contiguous")
+
+
+def part_fcsn8192_compile_contiguous(out: Path, smoke: bool) -> None:
+    """``fcsn8192_compile`` with the block convs' kernels contiguous, eager and graphed."""
+    _fcsn8192_rows(out, smoke, "fcsn8192_compile_contiguous.json", ("bfloat16",), compiled=True,
+                   conv_weights="contiguous")
 
 
 def part_prnet(out: Path, smoke: bool) -> None:
@@ -372,11 +383,13 @@ def part_reference(out: Path, smoke: bool) -> None:
 
 
 def _profile_table(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
-                   device: torch.device, video_dtype: str | None = None) -> str:
-    """torch.profiler's per-op table (top 20 by device time) of three training steps."""
+                   device: torch.device, video_dtype: str | None = None,
+                   conv_weights: str | None = None) -> str:
+    """torch.profiler's per-op table (top 25 by device time) of three training steps."""
     from highlightzoo.training.trainer import training_step
 
-    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype)
+    model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype,
+                                                       conv_weights)
     for _ in range(2):
         training_step(model, model, loss_fn, optimizer, batch, device, precision)
     _sync(device)
@@ -390,7 +403,7 @@ def _profile_table(name: str, kwargs: dict, b: int, t: int, d: int, precision: s
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     kernels = sum(e.count for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
     return (f"## {name} {kwargs} batch {b} x {t}, {d}-d, {video_dtype or 'float32'} features, "
-            f"{precision}, "
+            f"{precision}, {f'conv weights {conv_weights_of(model)}, ' if conv_weights_of(model) else ''}"
             f"3 training steps, {kernels} device kernels\n"
             + prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60))
 
@@ -412,6 +425,67 @@ def part_profile(out: Path, smoke: bool) -> None:
         for v in dtypes] + [{"model": "prnet", "shape": list(prnet), "precision": "fp32"}]})
 
 
+def part_profile_contiguous(out: Path, smoke: bool) -> None:
+    """``profile``'s FCSN 8192-d table (bf16 features) with the block convs' kernels
+    contiguous, the layout before: cuDNN's per-step layout conversions -> ``profile_contiguous.txt``."""
+    device = _device()
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    (b, t, d), kwargs = ((2, 32, 16), {"width_mult": 0.125}) if smoke else ((128, 256, 8192), {})
+    dtype = "bfloat16" if device.type == "cuda" else None
+    table = _profile_table("fcsn", kwargs, b, t, d, precision, device, dtype, "contiguous")
+    (out / "profile_contiguous.txt").write_text(table + "\n")
+
+
+def part_trainer_graphs(out: Path, smoke: bool) -> None:
+    """``TrainConfig.cuda_graphs`` timed in the trainer: FCSN and PR-Net trained on a slice of
+    the quick world (64-d; 200 / 50 / 10 users, synthesised here) with the standard preset's
+    batch, clip, precision, model widths and workers, graphs off and on (PR-Net alternating
+    twice); per run the training time (steps and validations), steps run, best validation mAP
+    and the trainer's last graph count -> ``trainer_graphs.json`` (a run that fails is a row
+    with its error)."""
+    import dataclasses
+
+    from highlightzoo.bench import get_preset
+    from highlightzoo.data.synthetic import get_world_config, synthesize
+    from highlightzoo.training import TrainConfig, train
+
+    preset = get_preset("standard")
+    world = get_world_config("tiny" if smoke else preset.world)
+    if not smoke:
+        world = dataclasses.replace(world, name=f"{world.name}-slice", n_train=200, n_val=50,
+                                    n_test=10)
+    store = out / "cache" / "trainer_graphs.h5"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    synthesize(world, 0, store, progress=False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = preset.precision if device == "cuda" else "fp32"
+    rows = []
+    for name, order in (("fcsn", (False, True)), ("prnet", (False, True, False, True))):
+        for graphs in order:
+            run_dir = out / "cache" / f"{name}-{graphs}-{len(rows)}"
+            config = TrainConfig(
+                model=name, data=str(store), out=str(run_dir), device=device, seed=0,
+                model_overrides=preset.model_overrides.get(name, {}),
+                batch_size=4 if smoke else preset.batch_size, clip_len=32 if smoke else preset.clip_len,
+                max_steps=6 if smoke else 200, eval_every=3 if smoke else 100,
+                precision=precision, num_workers=0 if smoke else preset.num_workers,
+                test_split=None, cuda_graphs=graphs and device == "cuda")
+            row = {"model": name, "cuda_graphs": graphs, "precision": precision}
+            try:
+                result = train(config, quiet=True)
+            except Exception as error:  # noqa: BLE001 - a run that fails is a result
+                rows.append({**row, "error": repr(error)[:300]})
+            else:
+                log = (run_dir / "train.log").read_text().splitlines()
+                counts = [ln.split("CUDA graphs:")[-1].strip() for ln in log if "CUDA graphs:" in ln]
+                rows.append({**row, "training_time_s": result.training_time_s,
+                             "steps_run": result.selection.steps_run,
+                             "best_val_map": result.selection.best_val_map,
+                             "graphs_log": counts[-1] if counts else None})
+            _write(out, "trainer_graphs.json", {"device": device, "world": world.name,
+                                                 "rows": rows})
+
+
 def part_compile(out: Path, smoke: bool) -> None:
     """Training step eager vs ``torch.compile`` (TrainConfig.compile) at batch 16 x 256,
     64-d, per precision, with the compilation's own time -> ``compile.json``."""
@@ -430,7 +504,10 @@ def part_compile(out: Path, smoke: bool) -> None:
 
 PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192,
          "fcsn8192_eager": part_fcsn8192_eager, "fcsn8192_compile": part_fcsn8192_compile,
-         "fcsn8192_nhwc": part_fcsn8192_nhwc, "prnet": part_prnet,
+         "fcsn8192_contiguous": part_fcsn8192_contiguous,
+         "fcsn8192_compile_contiguous": part_fcsn8192_compile_contiguous,
+         "profile_contiguous": part_profile_contiguous, "trainer_graphs": part_trainer_graphs,
+         "prnet": part_prnet,
          "reference": part_reference, "compile": part_compile, "profile": part_profile, "bench": part_bench}
 
 

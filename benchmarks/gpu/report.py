@@ -58,6 +58,8 @@ def _variant_label(row: dict) -> str:
         words.append(f"{dtype} features")
     if row.get("conv_weights") == "nhwc":
         words.append("conv weights in NHWC memory")
+    elif row.get("conv_weights") == "contiguous" and "target_clip_steps_per_s" in row:
+        words.append("conv weights contiguous")
     if row.get("compiled"):
         words.append("compiled")
     if variant.get("graphed") or row.get("graphed"):
@@ -105,6 +107,22 @@ def _step_rows(rows: list[dict], peak: float | None, extra: tuple[str, ...] = ()
     return out
 
 
+def _trainer_graphs(data: dict | None) -> list[str]:
+    """The trainer with ``TrainConfig.cuda_graphs`` off and on, one row per run (a part
+    run only when named: no section without it)."""
+    if not data:
+        return []
+    lines = ["## TrainConfig.cuda_graphs in the trainer (same world, model, seed and budget)", ""]
+    rows = [[r["model"], str(r["cuda_graphs"]), r["precision"], "-", "-", "-", "-",
+             f"failed: {r['error'][:160]}"] if "error" in r else
+            [r["model"], str(r["cuda_graphs"]), r["precision"], str(r["steps_run"]),
+             f"{r['training_time_s']:.1f}", f"{r['steps_run'] / r['training_time_s']:.1f}",
+             f"{r['best_val_map']:.2f}", r["graphs_log"] or "-"] for r in data["rows"]]
+    return [*lines, f"World: {data['world']}.", "",
+            *_table(["model", "cuda_graphs", "precision", "steps", "training s (steps + validations)",
+                     "steps/s", "best val mAP", "trainer's graph count"], rows)]
+
+
 STEP_HEADER = ["model", "dim", "batch", "precision", "ms/step", "steps/s", "M clip-steps/s",
                "TFLOP/s", "of peak", "peak MiB"]
 
@@ -122,7 +140,8 @@ def render(folder: Path) -> str:
     ref = _load(folder, "reference")
     lines += _reference(ref) if ref else ["## Against the reference code: not measured", ""]
     big_rows: list[dict] = []
-    for part in ("fcsn8192_eager", "fcsn8192", "fcsn8192_nhwc", "fcsn8192_compile"):
+    for part in ("fcsn8192_eager", "fcsn8192", "fcsn8192_nhwc", "fcsn8192_contiguous",
+                 "fcsn8192_compile", "fcsn8192_compile_nhwc", "fcsn8192_compile_contiguous"):
         data = _load(folder, part)
         big_rows += data.get("rows", [data]) if data else []  # an older folder: a single row
     prof = _load(folder, "profile")
@@ -145,6 +164,7 @@ def render(folder: Path) -> str:
         lines += _table(["model", "precision", "compiled", "ms/step", "compile s"], rows)
     else:
         lines += ["not measured", ""]
+    lines += _trainer_graphs(_load(folder, "trainer_graphs"))
     bench = _load(folder, "bench")
     lines += ["## The standard preset: a timed sample", ""]
     if bench:

@@ -44,6 +44,8 @@ from highlightzoo.errors import ConfigError, TrainingError
 MEMORY = 4096
 #: the Batch fields that hold tensors (or None): what a graph keeps as static inputs
 TENSOR_FIELDS = tuple(f.name for f in fields(Batch) if "Tensor" in str(f.type))
+#: cudaStreamCaptureMode of a capture: only the capturing thread's unsafe calls are errors
+CAPTURE_MODE = "thread_local"
 
 Step = Callable[[Batch], Tensor]
 
@@ -77,7 +79,10 @@ class CudaCapture:
 
     def capture(self, run: Callable[[], Tensor]) -> Callable[[], Tensor]:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        # thread_local: the DataLoader's pin-memory thread allocates pinned host memory while
+        # a step is captured; the default ("global") mode lets that invalidate the capture
+        # (cudaErrorStreamCaptureInvalidated, seen on an H100 in the trainer)
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode=CAPTURE_MODE):
             loss = run().detach()  # the loss tensor each replay rewrites
 
         def replay() -> Tensor:

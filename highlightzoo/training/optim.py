@@ -40,3 +40,27 @@ def make_adam(
         params, lr=lr, betas=tuple(betas), weight_decay=weight_decay,
         fused=True if can_fuse(params) else None, capturable=capturable,
     )
+
+
+def match_state_layout(optimizer: torch.optim.Optimizer) -> int:
+    """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout;
+    returns how many moved.
+
+    Why: a checkpoint keeps its tensors' strides, and a parameter's layout can depend on
+    the device it trains on (FCSN's conv kernels are channels-last on a GPU:
+    :func:`~highlightzoo.models.components.steps.set_kernel_layout`). PyTorch's fused and
+    foreach Adam walk parameter and state as flat memory, so a state of another layout
+    than its parameter is updated element-for-wrong-element, silently (checked on a CPU
+    in tests/test_performance.py). Call after ``optimizer.load_state_dict``.
+    """
+    moved = 0
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if (torch.is_tensor(value) and value.shape == param.shape
+                        and value.stride() != param.stride()):
+                    state[key] = torch.empty_like(param, dtype=value.dtype,
+                                                  device=value.device).copy_(value)
+                    moved += 1
+    return moved

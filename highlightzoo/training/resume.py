@@ -26,6 +26,7 @@ from highlightzoo.errors import CheckpointError, ConfigError, RunFolderError
 from highlightzoo.training import runs
 from highlightzoo.training.checkpoint import load_checkpoint, load_weights
 from highlightzoo.training.config import TrainConfig
+from highlightzoo.training.optim import match_state_layout
 from highlightzoo.training.stopping import StopState
 
 #: Fields a resumed run may change; everything else must stay as the run started.
@@ -210,6 +211,7 @@ def load_resume_point(
     notes = [check_same_model(last, model, config, feature_dim, run_dir)]
     load_weights(model, last["model_state"], where=last["path"])
     optimizer.load_state_dict(last["optimizer_state"])
+    match_state_layout(optimizer)  # saved where the weights had another layout (GPU/CPU)
     if "step" not in last["trainer_state"]:
         raise CheckpointError(
             f"checkpoint {last['path']!r} was written by an epoch-based trainer (before "

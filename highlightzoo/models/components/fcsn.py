@@ -45,13 +45,15 @@ from highlightzoo.models.components.norm import (
     inverse_l2_norms,
 )
 from highlightzoo.models.components.sizing import check_width_mult
-from highlightzoo.models.components.steps import is_plain, unfolded_conv_steps
+from highlightzoo.models.components.steps import is_plain, set_kernel_layout, unfolded_conv_steps
 
 REFERENCE_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 REFERENCE_FC = 4096
 FIRST_PAD = 100
 POOL4_CROP = 5
 OUTPUT_CROP = 27
+#: device types whose FCSN block-conv kernels are stored channels-last (FCSNEncoder._apply)
+CHANNELS_LAST_ON = frozenset({"cuda"})
 
 
 def scaled(channels: int, width_mult: float) -> int:
@@ -138,6 +140,23 @@ class FCSNEncoder(nn.Module):
                                  nn.Dropout1d(dropout))
         self.fc7 = nn.Sequential(nn.Conv1d(ch.fc, ch.fc, 1), nn.ReLU(inplace=True),
                                  nn.Dropout1d(dropout))
+
+    def block_convs(self) -> list[nn.Conv1d]:
+        """The k = 3 convs that run on channels-last views (the first conv is a matmul)."""
+        convs = [m for m in (*self.to_pool4.modules(), *self.pool5.modules())
+                 if isinstance(m, nn.Conv1d)]
+        return convs[1:]
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module's signature
+        """After every move or cast (``.to``, ``.cuda``, ``.float``...): the block convs'
+        kernels channels-last on a CUDA device, contiguous elsewhere
+        (:func:`~highlightzoo.models.components.steps.set_kernel_layout`: 1.03-1.09x on an
+        H100, neutral to 0.94x on a CPU). The layout follows the device, so checkpoints and
+        ``load_state_dict`` see the same values either way."""
+        super()._apply(fn, recurse)
+        for conv in self.block_convs():
+            set_kernel_layout(conv, channels_last=conv.weight.device.type in CHANNELS_LAST_ON)
+        return self
 
     def forward(self, x: Tensor, step_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` time-major ``(B, T, D)``; ``step_scale`` (B, T) multiplies each input step.
