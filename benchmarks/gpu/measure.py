@@ -12,7 +12,10 @@ Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]
   (issue target: >= 10 M clip-steps/s on one H100), with float32 and bf16 features, eager and
   replayed as one CUDA graph -> ``fcsn8192.json``; ``fcsn8192_eager``: eager with float32
   features only (runs on older code too, for a side-by-side); ``fcsn8192_compile``: through
-  ``torch.compile``.
+  ``torch.compile``; ``fcsn8192_contiguous`` / ``fcsn8192_compile_contiguous``: with the
+  block-conv kernels contiguous, the layout before they were channels-last on a GPU.
+- ``trainer_graphs``: ``TrainConfig.cuda_graphs`` off and on in the trainer (FCSN, PR-Net on a
+  slice of the quick world) -> ``trainer_graphs.json``.
 - ``prnet``: PR-Net training at batch 16 x 256 at 64-d, 512-d, 4,096-d, fp32 and bf16, with
   peak memory -> ``prnet.json``.
 - ``reference``: FCSN and A-VHD at the reference configuration, the zoo (fp32 and bf16)
@@ -21,6 +24,7 @@ Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]
   batch 16 x 256, 64-d, with the compilation time -> ``compile.json``.
 - ``profile``: per-op tables (and device kernel counts) of the training step of FCSN at 8192-d
   bf16 (batch 128 x 256; float32 and bf16 features) and of PR-Net at 64-d -> ``profile.txt``.
+  ``profile_contiguous``: FCSN's table with the contiguous kernels -> ``profile_contiguous.txt``.
 - ``bench``: the standard preset (the converged rules) for FCSN and PR-Net and one seed,
   timed per run, with the extrapolation to the whole preset -> ``bench/`` + ``bench.json``.
 
