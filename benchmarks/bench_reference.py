@@ -20,6 +20,7 @@ docs/performance.md):
 
 from __future__ import annotations
 
+import collections
 import os
 import statistics
 import time
@@ -67,7 +68,10 @@ def reference_batch() -> Batch:
     """One 1,024-step video at 8192-d and 8 history videos of one segment each."""
     batch = random_batch(1, REFERENCE_STEPS, REFERENCE_DIM, HISTORY_ITEMS, 1, seed=0)
     batch.history_video[:] = torch.arange(HISTORY_ITEMS)
-    return batch
+    # with the collate's counts again (the edit above invalidated them), as every batch the
+    # trainer, the evaluator and Detector build has them: without, the model reads the
+    # lengths from the device, a sync on a GPU
+    return batch.with_host_counts([REFERENCE_STEPS], HISTORY_ITEMS)
 
 
 def _steps(model: str, mode: str, device: str = "cpu") -> dict[str, Callable[[], object]]:
@@ -218,3 +222,52 @@ def test_variable_length_eval_batched_vs_per_length(benchmark, model: str) -> No
     benchmark.extra_info.update({"model": model, "speedup": speedup, **times})
     print(f"\n{model}: batched evaluation {speedup:.2f}x one forward per length "
           f"({len(VARIABLE_LENGTHS)} videos, 64-d)")
+
+
+def _ops(fn: Callable[[], object]) -> collections.Counter:
+    """The tensor ops ``fn`` dispatches, views excluded: on a GPU each is a kernel launch
+    (or more), which is what a batch-1 forward there is bound by (docs/performance.md)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: collections.Counter = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            if not _is_view(func):
+                self.ops[str(func).removeprefix("aten.").removesuffix(".default")] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count() as count:
+        fn()
+    return count.ops
+
+
+def _is_view(func) -> bool:  # noqa: ANN001
+    """Ops that return a view of their input (no kernel)."""
+    return func is torch.ops.aten._unsafe_view.default or any(
+        r.alias_info is not None and not r.alias_info.is_write for r in func._schema.returns)
+
+
+@pytest.mark.parametrize("model", ["fcsn", "avhd"])
+def test_ops_per_forward_against_reference(model: str) -> None:
+    """Ops per eval forward at the reference configuration (T = 1,024, batch 1, 8 history
+    items; 64-d, which does not change the count), the zoo against the reference's layer
+    list: printed and kept with the benchmark run, no target (the zoo does more per forward:
+    masks, float32 norms, scores and probabilities)."""
+    torch.manual_seed(0)
+    dim = 64
+    batch = random_batch(1, REFERENCE_STEPS, dim, HISTORY_ITEMS, 1, seed=0)
+    batch.history_video[:] = torch.arange(HISTORY_ITEMS)
+    batch = batch.with_host_counts([REFERENCE_STEPS], HISTORY_ITEMS)
+    zoo = hz.create_model(model, feature_dim=dim).eval()
+    ref = (RefFCSN(dim) if model == "fcsn" else RefAVHD(dim)).eval()
+    video = reference_input(batch.video)
+    history = [batch.history[0, i, :1] for i in range(HISTORY_ITEMS)]
+    with torch.no_grad():
+        zoo_ops = _ops(lambda: zoo(batch))
+        ref_ops = _ops(lambda: ref(video) if model == "fcsn" else ref(video, history))
+    print(f"\n{model} forward: zoo {sum(zoo_ops.values())} ops, reference {sum(ref_ops.values())}"
+          f"\n  zoo: {dict(zoo_ops.most_common())}\n  reference: {dict(ref_ops.most_common())}")
+    assert sum(zoo_ops.values()) > 0 and sum(ref_ops.values()) > 0

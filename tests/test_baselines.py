@@ -20,6 +20,7 @@ from highlightzoo.models.components.norm import (
     TAINHistoryNet,
     TemporalAdaptiveInstanceNorm,
     history_video_items,
+    instance_normalize,
     masked_instance_stats,
 )
 from highlightzoo.models.components.pooling import (
@@ -134,6 +135,27 @@ def test_tain_runs_under_cpu_bf16_autocast_with_float32_statistics():
                                                          + 1e-5)
     ref = ref * params.weight[..., None] + params.bias[..., None]
     assert torch.allclose(out.float(), ref, atol=0.05, rtol=0.02)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8), (1, 16, 2), (3, 5, 33)])
+def test_unmasked_instance_norm_is_the_two_pass_formula_forward_and_backward(shape):
+    """Without a mask instance_normalize runs PyTorch's fused instance norm; it must equal
+    (x - mean) / sqrt(var + eps) with the biased variance, gradients included, in float32
+    for a bf16 input and under bf16 autocast too (a constant channel gives zeros)."""
+    torch.manual_seed(3)
+    x = (torch.randn(*shape) * 3 + 1).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    grad = torch.randn(*shape)
+    out = instance_normalize(x)
+    mean = x_ref.mean(-1, keepdim=True)
+    ref = (x_ref - mean) / torch.sqrt(((x_ref - mean) ** 2).mean(-1, keepdim=True) + 1e-5)
+    out.backward(grad)
+    ref.backward(grad)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert instance_normalize(x.detach().bfloat16()).dtype == torch.float32
+    assert torch.equal(instance_normalize(torch.ones(1, 2, 5)), torch.zeros(1, 2, 5))
 
 
 def test_avhd_runs_under_cpu_bf16_autocast():

@@ -284,8 +284,9 @@ def run_by_length(
 ) -> Tensor:
     """Apply ``fn(x, rows)`` to each group of equal-length rows at their real length.
 
-    ``fn`` gets ``x`` (G, T_g, D) and the long tensor ``rows`` of their batch
-    indices (to pick per-row conditioning) and returns (G, T_g, out_dim).
+    ``fn`` gets ``x`` (G, T_g, D) and ``rows``, the index of their batch rows (to pick
+    per-row conditioning: a long tensor, or ``slice(None)`` when one group holds every
+    row in order, which indexes as a view) and returns (G, T_g, out_dim).
     The results are re-padded into (B, T, out_dim) with zeros; empty rows
     stay zero. A video's output therefore does not depend on its batch.
     ``host_lengths``: the rows' lengths as the collate knew them
@@ -293,8 +294,8 @@ def run_by_length(
     checking the mask, on the device (a device sync on a GPU).
     """
     b, t, _ = video.shape
-    lengths = video_mask.sum(dim=1)
     if host_lengths is None:
+        lengths = video_mask.sum(dim=1)
         prefix = torch.arange(t, device=video_mask.device)[None, :] < lengths[:, None]
         # lengths and the "has a hole" flag reach the host in one copy (one device sync)
         host = torch.cat([lengths, (prefix != video_mask).any()[None].long()]).tolist()
@@ -302,11 +303,11 @@ def run_by_length(
             check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
         host_lengths = host[:-1]
     if len(set(host_lengths)) == 1 and host_lengths[0] > 0:  # one group: a view, no copy
-        part = fn(video[:, : host_lengths[0]], torch.arange(b, device=video.device))
+        part = fn(video[:, : host_lengths[0]], slice(None))
         return part if host_lengths[0] == t else F.pad(part, (0, 0, 0, t - host_lengths[0]))
     # rows sorted by length (stable): each group is a slice whose bounds the host knows, so
     # finding a group's rows needs no device sync (``nonzero`` would wait for the device)
-    order = torch.argsort(lengths, stable=True)
+    order = torch.argsort(video_mask.sum(dim=1), stable=True)
     counts = collections.Counter(host_lengths)
     out: Tensor | None = None
     start = counts.pop(0, 0)
