@@ -228,3 +228,45 @@ def test_leave_one_out_has_one_item_per_chunk_with_a_positive_and_random_offsets
     assert len(starts) > 1
     capped = HighlightDataset(store_path, "train", mode="train", clip_len=64, history_cap=1)
     assert all(len(capped[i].history) <= 1 for i in range(len(capped)))
+
+
+def test_power_of_two_buckets():
+    from highlightzoo.data.dataset import power_of_two_at_least
+
+    assert [power_of_two_at_least(n) for n in (0, 1, 2, 3, 4, 5, 8, 9, 70)] == \
+        [0, 1, 2, 4, 4, 8, 8, 16, 128]
+
+
+@pytest.mark.parametrize("context", [None, 1])
+def test_bucketed_history_pads_to_powers_of_two_and_changes_no_score(store_path: Path, context):
+    """``collate(bucket_history=True)`` (the trainer's collate under cuda_graphs) rounds the
+    history's segment count and segment length (and the context slices') up to powers of
+    two; every registered model gives the unbucketed batch's scores, and the loss too."""
+    import highlightzoo as hz
+    from highlightzoo.losses import get_loss
+
+    ds = HighlightDataset(store_path, "train", mode="eval", history_cap=3, history_context=context)
+    samples = [ds[i] for i in range(len(ds))]
+    plain, bucketed = collate(samples), collate(samples, bucket_history=True)
+    assert plain.history.shape[1:3] == (3, 6) and bucketed.history.shape[1:3] == (4, 8)
+    if context is not None:
+        lc = plain.history_context.shape[2]
+        assert bucketed.history_context.shape[1:3] == (4, 1 << (lc - 1).bit_length())
+    assert bucketed.host_counts().lengths == plain.host_counts().lengths
+    names = [n for n in hz.list_models() if context is None or n.startswith("prnet")]
+    for name in names:
+        kwargs = {"history_context": f"video:{context}"} if context is not None and name == "prnet" \
+            else {}
+        if kwargs == {} and context is not None:
+            continue
+        torch.manual_seed(0)
+        model = hz.create_model(name, feature_dim=D, **kwargs).eval()
+        with torch.no_grad():
+            a, b = model(plain), model(bucketed)
+        torch.testing.assert_close(b.scores, a.scores, rtol=1e-5, atol=1e-5, msg=name)
+        loss = get_loss(model.card.default_loss)
+        losses = []
+        for out, batch in ((a, plain), (b, bucketed)):
+            torch.manual_seed(1)  # the same sampled pairs, for the losses that sample
+            losses.append(loss(out, batch))
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5, msg=name)

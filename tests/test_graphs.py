@@ -212,8 +212,18 @@ def test_the_trainer_with_graphs_gives_the_eager_run(tmp_path, monkeypatch):
     eager = train(TrainConfig(**common, out=str(tmp_path / "eager")), quiet=True)
     monkeypatch.setattr(graphs, "check_supported", lambda device, distributed: None)
     monkeypatch.setattr(graphs, "CudaCapture", lambda device: StandIn())
+    from highlightzoo.training import trainer as trainer_module
+
+    buckets, real_collate = [], trainer_module.collate  # history padded to power-of-two buckets
+
+    def collate(samples, feature_dtype=None, bucket_history=False):
+        buckets.append(bucket_history)
+        return real_collate(samples, feature_dtype, bucket_history)
+
+    monkeypatch.setattr(trainer_module, "collate", collate)
     graphed = train(TrainConfig(**common, cuda_graphs=True, out=str(tmp_path / "graphed")),
                     quiet=True)
+    assert buckets and all(buckets)
     assert [c["val_map"] for c in graphed.selection.curve] == \
         [c["val_map"] for c in eager.selection.curve]
     assert [c["train_loss"] for c in graphed.selection.curve] == \

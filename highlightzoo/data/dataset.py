@@ -318,7 +318,8 @@ class HighlightDataset(Dataset):
         return self.store.video_duration(item.video), self._segments_on(item.user, item.video)
 
 
-def collate(samples: list[Sample], feature_dtype: torch.dtype | None = None) -> Batch:
+def collate(samples: list[Sample], feature_dtype: torch.dtype | None = None,
+            bucket_history: bool = False) -> Batch:
     """Pad a list of samples into a :class:`~highlightzoo.batch.Batch` with masks.
 
     Videos are zero-padded to the longest ``T``; histories to the most
@@ -327,7 +328,10 @@ def collate(samples: list[Sample], feature_dtype: torch.dtype | None = None) -> 
     -1 on padded segments. ``feature_dtype``: the padded feature tensors' dtype
     (float32 when None); bf16 under bf16 training halves the bytes to move to
     the GPU, and the cast costs nothing extra (it happens in the padding copy,
-    in the DataLoader's workers).
+    in the DataLoader's workers). ``bucket_history``: ``N`` and ``L`` rounded up
+    to powers of two, so batches fall into a few shapes, which a CUDA graph
+    needs to be replayed (``TrainConfig.cuda_graphs``); every model's scores are
+    invariant to padding (tests/test_models_common.py), so only the work grows.
     """
     if not samples:
         raise ValueError("collate needs at least one sample")
@@ -336,6 +340,8 @@ def collate(samples: list[Sample], feature_dtype: torch.dtype | None = None) -> 
     t_max = max(s.video.shape[0] for s in samples)
     n_max = max(len(s.history) for s in samples)
     l_max = max([h.shape[0] for s in samples for h in s.history], default=1)
+    if bucket_history:
+        n_max, l_max = power_of_two_at_least(n_max), power_of_two_at_least(l_max)
     dtype = feature_dtype or torch.float32
     video = torch.zeros(b, t_max, d, dtype=dtype)
     video_mask = torch.zeros(b, t_max, dtype=torch.bool)
@@ -361,18 +367,25 @@ def collate(samples: list[Sample], feature_dtype: torch.dtype | None = None) -> 
         user_ids=[s.user_id for s in samples],
         video_ids=[s.video_id for s in samples],
         offsets=torch.tensor([s.offset for s in samples], dtype=torch.long),
-        **collate_history_context(samples, n_max, d, dtype),
+        **collate_history_context(samples, n_max, d, dtype, bucket_history),
     ).with_host_counts(
         [s.video.shape[0] for s in samples],
         max([owner + 1 for s in samples for owner in s.history_video], default=0),
     )
 
 
+def power_of_two_at_least(n: int) -> int:
+    """The smallest power of two >= ``n`` (0 for 0): a padded size's bucket."""
+    return 0 if n <= 0 else 1 << (n - 1).bit_length()
+
+
 def collate_history_context(samples: list[Sample], n_max: int, d: int,
-                            dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+                            dtype: torch.dtype = torch.float32,
+                            bucket: bool = False) -> dict[str, Tensor]:
     """The Batch's ``history_context``/``_mask``/``_own`` fields (empty when no sample has them).
 
-    Padded like ``history``: slices to the longest slice ``Lc``, segments to ``n_max``.
+    Padded like ``history``: slices to the longest slice ``Lc`` (its power-of-two
+    bucket with ``bucket``), segments to ``n_max``.
     """
     if all(s.history_context is None for s in samples):
         return {}
@@ -380,6 +393,7 @@ def collate_history_context(samples: list[Sample], n_max: int, d: int,
         raise ConfigError("collate: some samples have history_context and some do not")
     b = len(samples)
     lc_max = max([c.shape[0] for s in samples for c in s.history_context], default=1)
+    lc_max = power_of_two_at_least(lc_max) if bucket else lc_max
     context = torch.zeros(b, n_max, lc_max, d, dtype=dtype)
     mask = torch.zeros(b, n_max, lc_max, dtype=torch.bool)
     own = torch.zeros(b, n_max, lc_max, dtype=torch.bool)
