@@ -451,3 +451,16 @@ def test_optimizer_state_saved_in_another_layout_is_given_the_parameters_layout(
     reference.step()
     resumed.step()
     torch.testing.assert_close(conv.weight.detach(), saved_in.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_training_step_returns_a_loss_without_its_autograd_graph():
+    """The step's loss comes back detached: a caller that keeps it (the trainer's running
+    loss, GraphedSteps) does not keep the step's graph alive, which on a GPU made the next
+    side-stream warm-up of cuda_graphs warn of an AccumulateGrad stream mismatch."""
+    torch.manual_seed(0)
+    model = hz.create_model("prnet", feature_dim=16).train()
+    optimizer = make_adam(model.parameters(), lr=1e-3)
+    loss = training_step(model, model, get_loss(model.card.default_loss), optimizer,
+                         random_batch(2, 32, 16, 4, 4, seed=0), torch.device("cpu"))
+    assert loss.grad_fn is None and not loss.requires_grad
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)

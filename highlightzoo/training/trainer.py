@@ -116,7 +116,9 @@ def training_step(
     ``forward``: ``model`` itself, its DDP wrapper or its ``torch.compile`` form.
     ``tie``: add :func:`zero_tie` (under DDP; a loss without a graph always gets it).
     ``autocast_cache=False``: as a CUDA graph capture needs (:mod:`~highlightzoo.training.graphs`).
-    Returns the loss as a float32 tensor on the device (no host copy: no sync).
+    Returns the loss as a detached float32 tensor on the device (no host copy: no sync;
+    detached, so a caller that keeps it does not keep the step's autograd graph alive,
+    which under ``cuda_graphs`` made the next side-stream step warn of a stream mismatch).
     """
     with autocast(device, precision, cache=autocast_cache):
         loss = loss_fn(forward(batch), batch)
@@ -125,7 +127,7 @@ def training_step(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.float()
+    return loss.detach().float()
 
 
 def _seed_worker(worker_id: int) -> None:
