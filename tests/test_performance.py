@@ -412,15 +412,32 @@ def test_fcsn_kernels_take_the_devices_layout_and_train_the_same(name, monkeypat
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True))
 
 
-def test_set_kernel_layout_keeps_values_and_says_whether_it_moved():
+@pytest.mark.parametrize("layout", ["channels_last", "matmul"])
+def test_set_kernel_layout_keeps_values_and_says_whether_it_moved(layout):
     conv = torch.nn.Conv1d(4, 6, 3)
     before = conv.weight.detach().clone()
-    assert set_kernel_layout(conv, channels_last=True) and _channels_last(conv.weight)
-    assert not set_kernel_layout(conv, channels_last=True)
-    assert torch.equal(conv.weight, before) and conv.weight.unsqueeze(2).is_contiguous(
-        memory_format=torch.channels_last)  # the (O, I, 1, k) kernel cuDNN gets
-    assert set_kernel_layout(conv, channels_last=False) and conv.weight.is_contiguous()
+    assert set_kernel_layout(conv, layout) and not set_kernel_layout(conv, layout)
+    assert torch.equal(conv.weight, before) and conv.weight.shape == (6, 4, 3)
+    if layout == "channels_last":  # the (O, I, 1, k) kernel cuDNN gets
+        assert conv.weight.unsqueeze(2).is_contiguous(memory_format=torch.channels_last)
+    else:  # the (I, k*O) matrix first_conv_steps multiplies by is a view of it
+        matrix = rearrange(conv.weight, "c d k -> d (k c)")
+        assert matrix.data_ptr() == conv.weight.data_ptr() and matrix.is_contiguous()
+    assert set_kernel_layout(conv, "contiguous") and conv.weight.is_contiguous()
     assert torch.equal(conv.weight, before)
+
+
+def test_fcsn_first_conv_reads_its_kernel_without_a_copy():
+    """The first conv (a matmul, first_conv_steps) keeps its kernel in (I, k, O) memory from
+    construction and after moves; its gradient comes back in that layout."""
+    model = hz.create_model("fcsn", feature_dim=12, width_mult=1 / 16)
+    first = next(m for m in model.modules() if isinstance(m, FCSNEncoder)).to_pool4[0][0]
+    for moved in (model, model.to("cpu"), model.float()):
+        assert moved is model and first.weight.permute(1, 2, 0).is_contiguous()
+    loss = get_loss("cross_entropy")(model(random_batch(2, 20, 12, 2, 3, seed=0)),
+                                     random_batch(2, 20, 12, 2, 3, seed=0))
+    loss.backward()
+    assert first.weight.grad.stride() == first.weight.stride()
 
 
 def test_optimizer_state_saved_in_another_layout_is_given_the_parameters_layout():
@@ -436,7 +453,7 @@ def test_optimizer_state_saved_in_another_layout_is_given_the_parameters_layout(
         saved_in.grad = g.clone()
         reference.step()
     conv = torch.nn.Conv1d(3, 4, 5)  # the same shape, its kernel channels-last
-    set_kernel_layout(conv, channels_last=True)
+    set_kernel_layout(conv, "channels_last")
     with torch.no_grad():
         conv.weight.copy_(saved_in)
     resumed = make_adam([conv.weight], lr=0.1)

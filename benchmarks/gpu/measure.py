@@ -116,7 +116,7 @@ def set_conv_weights(model: torch.nn.Module, layout: str) -> int:
 
     convs = [c for m in model.modules() if isinstance(m, FCSNEncoder) for c in m.block_convs()]
     for conv in convs:
-        set_kernel_layout(conv, channels_last=layout == "nhwc")
+        set_kernel_layout(conv, "channels_last" if layout == "nhwc" else "contiguous")
     return len(convs)
 
 

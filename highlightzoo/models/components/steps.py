@@ -11,8 +11,8 @@ a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.m
 
 - :func:`conv_steps`, :func:`max_pool_steps`: one conv / max-pool that way;
 - :func:`unfolded_conv_steps`: a conv as one GEMM over unfolded windows (FCSN's fc6/fc7);
-- :func:`set_kernel_layout`: a conv's weight stored channels-last, as cuDNN wants it for
-  these layouts.
+- :func:`set_kernel_layout`: a conv's kernel stored in the memory order its use wants
+  (channels-last for cuDNN on these layouts; ``(I, k, O)`` for a conv run as a matmul).
 """
 
 from __future__ import annotations
@@ -28,24 +28,34 @@ def is_plain(conv: nn.Conv1d) -> bool:
             and not isinstance(conv.padding, str) and conv.padding_mode == "zeros")
 
 
-def set_kernel_layout(conv: nn.Conv1d, channels_last: bool) -> bool:
-    """Store ``conv.weight`` ``(O, I, k)`` in ``(O, k, I)`` memory (``channels_last``) or
-    contiguous; the values and the shape stay. Returns whether the weight moved.
+#: memory orders of a conv kernel ``(O, I, k)``, as the permutation that makes it contiguous
+KERNEL_LAYOUTS: dict[str, tuple[int, int, int]] = {
+    "contiguous": (0, 1, 2),
+    "channels_last": (0, 2, 1),  # (O, k, I): cuDNN's NHWC kernel for channels-last activations
+    "matmul": (1, 2, 0),  # (I, k, O): FCSN's first conv as one matmul (first_conv_steps)
+}
 
-    Why: cuDNN convolves channels-last (NHWC) activations with a channels-last kernel;
-    given a contiguous one it converts the kernel, and the kernel's gradient back, in
-    every call (on an H100: FCSN at 8192-d spent 0.77 ms of a 5.6 ms bf16 step there,
-    and the step replayed as a CUDA graph ran 1.03-1.09x faster with the weights stored
-    so; docs/performance.md, "GPU"). A parameter's optimiser state must have its layout:
+
+def set_kernel_layout(conv: nn.Conv1d, layout: str) -> bool:
+    """Store ``conv.weight`` ``(O, I, k)`` in the memory order ``layout`` names
+    (:data:`KERNEL_LAYOUTS`); the values and the shape stay. Returns whether it moved.
+
+    Why: ``"channels_last"``: cuDNN convolves channels-last (NHWC) activations with a
+    channels-last kernel; given a contiguous one it converts the kernel, and the kernel's
+    gradient back, in every call (on an H100: FCSN at 8192-d spent 0.77 ms of a 5.6 ms
+    bf16 step there, and the step replayed as a CUDA graph ran 1.02-1.09x faster with the
+    kernels stored so; docs/performance.md, "GPU"). ``"matmul"``: the ``(I, k*O)`` matrix
+    :func:`~highlightzoo.models.components.fcsn.first_conv_steps` multiplies by is then a
+    view, not a copy (8192-d: a 6 MB copy per forward; 1.05x FCSN's forward on a CPU). A
+    parameter's optimiser state must have its layout:
     :func:`highlightzoo.training.optim.match_state_layout`.
     """
+    order = KERNEL_LAYOUTS[layout]
     weight = conv.weight
-    want = weight.permute(0, 2, 1).is_contiguous() if channels_last else weight.is_contiguous()
-    if want:
+    if weight.permute(*order).is_contiguous():
         return False
-    data = weight.data.permute(0, 2, 1).contiguous().permute(0, 2, 1) if channels_last \
-        else weight.data.contiguous()
-    weight.data = data
+    back = tuple(order.index(i) for i in range(3))
+    weight.data = weight.data.permute(*order).contiguous().permute(*back)
     return True
 
 
