@@ -159,7 +159,7 @@ class FCSNEncoder(nn.Module):
         """The first conv's kernel in ``(I, k, O)`` memory, so the matmul it runs as reads
         it without a copy; the block convs' kernels channels-last on a CUDA device,
         contiguous elsewhere (:func:`~highlightzoo.models.components.steps.set_kernel_layout`:
-        1.05x forward on a CPU; 1.02-1.09x per step on an H100, neutral to 0.94x on a CPU).
+        1.03-1.06x forward on a CPU; 1.02-1.09x per step on an H100, neutral to 0.94x on a CPU).
         Values unchanged, so checkpoints and ``load_state_dict`` work either way."""
         set_kernel_layout(self.to_pool4[0][0], "matmul")
         for conv in self.block_convs():

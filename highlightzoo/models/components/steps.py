@@ -46,7 +46,7 @@ def set_kernel_layout(conv: nn.Conv1d, layout: str) -> bool:
     bf16 step there, and the step replayed as a CUDA graph ran 1.02-1.09x faster with the
     kernels stored so; docs/performance.md, "GPU"). ``"matmul"``: the ``(I, k*O)`` matrix
     :func:`~highlightzoo.models.components.fcsn.first_conv_steps` multiplies by is then a
-    view, not a copy (8192-d: a 6 MB copy per forward; 1.05x FCSN's forward on a CPU). A
+    view, not a copy (8192-d: a 6 MB copy per forward; 1.06x FCSN's forward on a CPU). A
     parameter's optimiser state must have its layout:
     :func:`highlightzoo.training.optim.match_state_layout`.
     """
