@@ -90,10 +90,12 @@ class TrainConfig:
     #: set by ``train()``: the content fingerprint of ``data`` (made absolute) when the run
     #: started, so resume and evaluate refuse another store (docs/reliability.md)
     data_fingerprint: dict[str, Any] | None = None
-    #: ``torch.compile`` the training forward (off: not yet measured to help; docs/performance.md)
+    #: ``torch.compile`` the training forward (off: its 20-40 s of compilation is not earned
+    #: back by runs of a few thousand small steps; docs/performance.md, "GPU")
     compile: bool = False
     #: replay training steps whose batch shapes repeat as CUDA graphs (CUDA only, one process;
-    #: off: not yet measured through the trainer; docs/training.md, "CUDA graphs")
+    #: off: in the trainer few steps repeated their shapes when timed on an H100; docs/training.md,
+    #: "CUDA graphs")
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
