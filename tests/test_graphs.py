@@ -232,6 +232,7 @@ def test_the_trainer_with_graphs_gives_the_eager_run(tmp_path, monkeypatch):
     log = (tmp_path / "graphed" / "train.log").read_text()
     replayed = int(log.split("CUDA graphs: ")[-1].split(" of ")[0])
     assert replayed > 0, log
+    assert graphed.graphs.startswith(f"CUDA graphs: {replayed} of 12 ") and eager.graphs is None
 
 
 def test_a_failed_capture_is_a_training_error_naming_the_option():

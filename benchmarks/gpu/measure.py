@@ -225,8 +225,8 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
            "seconds_per_step": seconds, "steps_per_s": 1 / seconds,
            "clip_steps_per_s": b * t / seconds, "flops_per_step": flops,
            "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
-    if conv_weights_of(model):
-        row["conv_weights"] = conv_weights_of(model)
+    if layout := conv_weights_of(model):
+        row["conv_weights"] = layout
     if graphed:
         try:
             graph = _graph_seconds(model, loss_fn, batch, device, precision, forward, repeats)
@@ -256,13 +256,17 @@ def part_models(out: Path, smoke: bool) -> None:
     _write(out, "models.json", {"device": str(device), "rows": rows})
 
 
+def _fcsn8192_size(smoke: bool) -> tuple[tuple[int, int, int], dict]:
+    """``(batch, steps, dim)`` and model kwargs of the FCSN 8192-d runs (tiny for smoke)."""
+    return ((2, 32, 16), {"width_mult": 0.125}) if smoke else ((128, 256, 8192), {})
+
+
 def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, ...],
                    compiled: bool = False, graphed: bool = True, conv_weights: str | None = None) -> None:
     """FCSN at the reference width, 8192-d, bf16 autocast, batch 128 x 256, per features
     dtype (float32 as stored, bf16 as the trainer moves them under bf16) -> ``name``."""
     device = _device()
-    b, t, d = (2, 32, 16) if smoke else (128, 256, 8192)
-    kwargs = {"width_mult": 0.125} if smoke else {}
+    (b, t, d), kwargs = _fcsn8192_size(smoke)
     rows = []
     for dtype in dtypes:
         try:  # bf16 autocast also on a CPU smoke run: bf16 features need it
@@ -406,8 +410,9 @@ def _profile_table(name: str, kwargs: dict, b: int, t: int, d: int, precision: s
         _sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     kernels = sum(e.count for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    layout = conv_weights_of(model)
     return (f"## {name} {kwargs} batch {b} x {t}, {d}-d, {video_dtype or 'float32'} features, "
-            f"{precision}, {f'conv weights {conv_weights_of(model)}, ' if conv_weights_of(model) else ''}"
+            f"{precision}, {f'conv weights {layout}, ' if layout else ''}"
             f"3 training steps, {kernels} device kernels\n"
             + prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60))
 
@@ -418,7 +423,7 @@ def part_profile(out: Path, smoke: bool) -> None:
     (+ ``profile.json``: what was profiled)."""
     device = _device()
     precision = "bf16" if device.type == "cuda" else "fp32"
-    (b, t, d), kwargs = ((2, 32, 16), {"width_mult": 0.125}) if smoke else ((128, 256, 8192), {})
+    (b, t, d), kwargs = _fcsn8192_size(smoke)
     dtypes = [None] + (["bfloat16"] if device.type == "cuda" else [])
     tables = [_profile_table("fcsn", kwargs, b, t, d, precision, device, v) for v in dtypes]
     prnet = (2, 32, 8) if smoke else (16, 256, 64)
@@ -434,7 +439,7 @@ def part_profile_contiguous(out: Path, smoke: bool) -> None:
     contiguous, the layout before: cuDNN's per-step layout conversions -> ``profile_contiguous.txt``."""
     device = _device()
     precision = "bf16" if device.type == "cuda" else "fp32"
-    (b, t, d), kwargs = ((2, 32, 16), {"width_mult": 0.125}) if smoke else ((128, 256, 8192), {})
+    (b, t, d), kwargs = _fcsn8192_size(smoke)
     dtype = "bfloat16" if device.type == "cuda" else None
     table = _profile_table("fcsn", kwargs, b, t, d, precision, device, dtype, "contiguous")
     (out / "profile_contiguous.txt").write_text(table + "\n")
@@ -445,7 +450,7 @@ def part_trainer_graphs(out: Path, smoke: bool) -> None:
     the quick world (64-d; 200 / 50 / 10 users, synthesised here) with the standard preset's
     batch, clip, precision, model widths and workers, graphs off and on (PR-Net alternating
     twice); per run the training time (steps and validations), steps run, best validation mAP
-    and the trainer's last graph count -> ``trainer_graphs.json`` (a run that fails is a row
+    and the trainer's graph count (``TrainResult.graphs``) -> ``trainer_graphs.json`` (a run that fails is a row
     with its error)."""
     import dataclasses
 
@@ -480,12 +485,10 @@ def part_trainer_graphs(out: Path, smoke: bool) -> None:
             except Exception as error:  # noqa: BLE001 - a run that fails is a result
                 rows.append({**row, "error": repr(error)[:300]})
             else:
-                log = (run_dir / "train.log").read_text().splitlines()
-                counts = [ln.split("CUDA graphs:")[-1].strip() for ln in log if "CUDA graphs:" in ln]
                 rows.append({**row, "training_time_s": result.training_time_s,
                              "steps_run": result.selection.steps_run,
                              "best_val_map": result.selection.best_val_map,
-                             "graphs_log": counts[-1] if counts else None})
+                             "graphs_log": result.graphs})
             _write(out, "trainer_graphs.json", {"device": device, "world": world.name,
                                                  "rows": rows})
 

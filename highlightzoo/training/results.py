@@ -73,6 +73,9 @@ class TrainResult:
     provenance: dict[str, Any]
     #: how the store's features were made (backbone, weights, rate; None when it does not say)
     features: dict[str, Any] | None = None
+    #: with ``cuda_graphs``: how this process's training steps ran (replayed / eager / graphs,
+    #: ``GraphStats.summary()`` words); None without the option. Not in results.json.
+    graphs: str | None = None
 
     @property
     def model(self) -> str:

@@ -584,6 +584,7 @@ class _Trainer:
             test_time_s=test_s,
             provenance=runs.provenance(self.device, cfg.seed, self.ctx.world_size),
             features=self.store.metadata.get("features"),
+            graphs=self.graphs.stats.summary() if self.graphs is not None else None,
         )
 
     def _say(self, message: str) -> None:

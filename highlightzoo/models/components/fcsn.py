@@ -302,6 +302,7 @@ def run_by_length(
     checking the mask, on the device (a device sync on a GPU).
     """
     b, t, _ = video.shape
+    lengths = None  # on the device: read only without the host's, or to order the groups
     if host_lengths is None:
         lengths = video_mask.sum(dim=1)
         prefix = torch.arange(t, device=video_mask.device)[None, :] < lengths[:, None]
@@ -315,7 +316,7 @@ def run_by_length(
         return part if host_lengths[0] == t else F.pad(part, (0, 0, 0, t - host_lengths[0]))
     # rows sorted by length (stable): each group is a slice whose bounds the host knows, so
     # finding a group's rows needs no device sync (``nonzero`` would wait for the device)
-    order = torch.argsort(video_mask.sum(dim=1), stable=True)
+    order = torch.argsort(video_mask.sum(dim=1) if lengths is None else lengths, stable=True)
     counts = collections.Counter(host_lengths)
     out: Tensor | None = None
     start = counts.pop(0, 0)
