@@ -64,25 +64,30 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) ->
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def reference_batch() -> Batch:
-    """One 1,024-step video at 8192-d and 8 history videos of one segment each."""
-    batch = random_batch(1, REFERENCE_STEPS, REFERENCE_DIM, HISTORY_ITEMS, 1, seed=0)
+def reference_batch(dim: int = REFERENCE_DIM, steps: int = REFERENCE_STEPS) -> Batch:
+    """One ``steps``-step video at ``dim``-d and 8 history videos of one segment each
+    (the reference configuration by default)."""
+    batch = random_batch(1, steps, dim, HISTORY_ITEMS, 1, seed=0)
     batch.history_video[:] = torch.arange(HISTORY_ITEMS)
     # with the collate's counts again (the edit above invalidated them), as every batch the
     # trainer, the evaluator and Detector build has them: without, the model reads the
     # lengths from the device, a sync on a GPU
-    return batch.with_host_counts([REFERENCE_STEPS], HISTORY_ITEMS)
+    return batch.with_host_counts([steps], HISTORY_ITEMS)
 
 
-def _steps(model: str, mode: str, device: str = "cpu") -> dict[str, Callable[[], object]]:
+def _steps(model: str, mode: str, device: str = "cpu", dim: int = REFERENCE_DIM,
+           steps: int = REFERENCE_STEPS, width: float = 1.0) -> dict[str, Callable[[], object]]:
     """The zoo's and the reference's forward (``mode="forward"``) or training step
-    (``"train"``) of ``model`` at the reference configuration, on ``device``."""
+    (``"train"``) of ``model`` on ``device``, at the reference configuration unless
+    ``dim``, ``steps`` or the channel ``width`` say otherwise (same parameter counts)."""
     torch.manual_seed(0)
-    zoo = hz.create_model(model, feature_dim=REFERENCE_DIM).to(device)
-    ref = (RefFCSN(REFERENCE_DIM) if model == "fcsn" else RefAVHD(REFERENCE_DIM)).to(device)
-    for net in (zoo, ref):
-        assert sum(p.numel() for p in net.parameters()) == PARAMS[model]
-    batch = reference_batch().to(device)
+    zoo = hz.create_model(model, feature_dim=dim, width_mult=width).to(device)
+    ref = (RefFCSN if model == "fcsn" else RefAVHD)(dim, width).to(device)
+    counts = {sum(p.numel() for p in net.parameters()) for net in (zoo, ref)}
+    assert len(counts) == 1, counts
+    if (dim, width) == (REFERENCE_DIM, 1.0):
+        assert counts == {PARAMS[model]}
+    batch = reference_batch(dim, steps).to(device)
     video = reference_input(batch.video)
     history = [batch.history[0, i, :1] for i in range(HISTORY_ITEMS)]  # the reference's list
 
@@ -251,23 +256,61 @@ def _is_view(func) -> bool:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("model", ["fcsn", "avhd"])
-def test_ops_per_forward_against_reference(model: str) -> None:
-    """Ops per eval forward at the reference configuration (T = 1,024, batch 1, 8 history
-    items; 64-d, which does not change the count), the zoo against the reference's layer
-    list: printed and kept with the benchmark run, no target (the zoo does more per forward:
-    masks, float32 norms, scores and probabilities)."""
-    torch.manual_seed(0)
-    dim = 64
-    batch = random_batch(1, REFERENCE_STEPS, dim, HISTORY_ITEMS, 1, seed=0)
-    batch.history_video[:] = torch.arange(HISTORY_ITEMS)
-    batch = batch.with_host_counts([REFERENCE_STEPS], HISTORY_ITEMS)
-    zoo = hz.create_model(model, feature_dim=dim).eval()
-    ref = (RefFCSN(dim) if model == "fcsn" else RefAVHD(dim)).eval()
-    video = reference_input(batch.video)
-    history = [batch.history[0, i, :1] for i in range(HISTORY_ITEMS)]
-    with torch.no_grad():
-        zoo_ops = _ops(lambda: zoo(batch))
-        ref_ops = _ops(lambda: ref(video) if model == "fcsn" else ref(video, history))
-    print(f"\n{model} forward: zoo {sum(zoo_ops.values())} ops, reference {sum(ref_ops.values())}"
-          f"\n  zoo: {dict(zoo_ops.most_common())}\n  reference: {dict(ref_ops.most_common())}")
-    assert sum(zoo_ops.values()) > 0 and sum(ref_ops.values()) > 0
+def test_ops_per_step_against_reference(model: str) -> None:
+    """Ops per eval forward and per training step (forward, loss, backward, optimiser) at
+    the reference configuration (T = 1,024, batch 1, 8 history items; 64-d, which does not
+    change the count), the zoo against the reference's layer list: printed and kept with the
+    benchmark run, no target (the zoo does more per forward: masks, float32 norms, scores and
+    probabilities). The reference's Adam is counted as it runs on a GPU (``foreach``),
+    without the per-parameter ``.item()`` its CPU path adds."""
+    fwd = _steps(model, "forward", dim=64)
+    train = _steps(model, "train", dim=64)
+    for fn in train.values():
+        fn()  # the optimisers' state exists from here on, as in every later step
+    _, ref_opt = _optimisers(train)
+    ref_opt.defaults["foreach"] = True
+    for group in ref_opt.param_groups:
+        group["foreach"] = True
+    lines = []
+    for mode, fns in (("forward", fwd), ("training step", train)):
+        counts = {name: _ops(fn) for name, fn in fns.items()}
+        # the reference's Adam reads each parameter's step count, a CPU tensor, with .item():
+        # a host read, no kernel on a GPU either
+        counts["reference"].pop("_local_scalar_dense", None)
+        zoo, ref = (sum(counts[name].values()) for name in ("zoo", "reference"))
+        lines.append(f"{model} {mode}: zoo {zoo} ops, reference {ref}\n"
+                     f"  zoo: {dict(counts['zoo'].most_common())}\n"
+                     f"  reference: {dict(counts['reference'].most_common())}")
+        assert zoo > 0 and ref > 0
+    print("\n" + "\n".join(lines))
+
+
+def _optimisers(fns: dict[str, Callable[[], object]]) -> tuple[torch.optim.Optimizer, ...]:
+    """The zoo's and the reference's optimiser of a ``_steps(..., "train")`` pair."""
+    return tuple(next(c.cell_contents for c in fns[name].__closure__
+                      if isinstance(c.cell_contents, torch.optim.Optimizer))
+                 for name in ("zoo", "reference"))
+
+
+#: host-time configuration: channels at 1/64 of the reference, 16-d input, 64 steps, batch 1
+HOST_DIM, HOST_STEPS, HOST_WIDTH, HOST_CALLS = 16, 64, 1 / 64, 20
+
+
+@pytest.mark.parametrize("mode", ["forward", "train"])
+@pytest.mark.parametrize("model", ["fcsn", "avhd"])
+def test_host_time_against_reference(benchmark, model: str, mode: str) -> None:
+    """Reference time / zoo time where the layers do almost no arithmetic (every channel
+    count at 1/64 of the reference's, 16-d input, 64 steps, batch 1): what is left is the
+    host's work per layer (Python, dispatch, autograd's bookkeeping), which a batch-1 step
+    on a GPU is bound by (docs/performance.md, "Host time per step"). Printed and kept
+    with the run, no target."""
+    fns = _steps(model, mode, dim=HOST_DIM, steps=HOST_STEPS, width=HOST_WIDTH)
+    loops = {name: (lambda fn=fn: [fn() for _ in range(HOST_CALLS)]) for name, fn in fns.items()}
+    times = benchmark.pedantic(lambda: interleaved(loops, 15), rounds=1, iterations=1)
+    ratio = times["reference"] / times["zoo"]
+    benchmark.extra_info.update({"model": model, "mode": mode, "ratio": ratio,
+                                 "reference_s": times["reference"] / HOST_CALLS,
+                                 "zoo_s": times["zoo"] / HOST_CALLS})
+    print(f"\n{model} {mode} host time: zoo/reference speed ratio {ratio:.2f}x "
+          f"(zoo {times['zoo'] / HOST_CALLS * 1e6:.0f} us, reference "
+          f"{times['reference'] / HOST_CALLS * 1e6:.0f} us per call)")

@@ -21,24 +21,31 @@ ENCODER_LAYERS = [
     "c", "c", "c", "pool4", "c", "c", "c", "pool",
 ]
 CHANNELS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+FC, POOL4 = 4096, 512
+
+
+def wide(channels: int, width: float) -> int:
+    """``channels`` at ``width`` (1.0 = the reference), rounded as the zoo's ``width_mult``."""
+    return max(1, round(channels * width))
 
 
 class RefEncoder(nn.Module):
     """VGG-style encoder over ``(B, D, 1, T)``: -> fc7 ``(B, 4096, 1, ~T/32)``, pool4."""
 
-    def __init__(self, feature_dim: int) -> None:
+    def __init__(self, feature_dim: int, width: float = 1.0) -> None:
         super().__init__()
         layers, prev, conv_i = [], feature_dim, 0
         for kind in ENCODER_LAYERS:
             if kind.startswith("pool"):
                 layers.append(nn.MaxPool2d((1, 2), stride=(1, 2), ceil_mode=True))
                 continue
-            out = CHANNELS[conv_i]
+            out = wide(CHANNELS[conv_i], width)
             layers.append(nn.Conv2d(prev, out, (1, 3), padding=(0, 100 if kind == "c1" else 1)))
             prev, conv_i = out, conv_i + 1
         self.layers = nn.ModuleList(layers)
-        self.fc6 = nn.Conv2d(512, 4096, (1, 7))
-        self.fc7 = nn.Conv2d(4096, 4096, (1, 1))
+        fc = wide(FC, width)
+        self.fc6 = nn.Conv2d(prev, fc, (1, 7))
+        self.fc7 = nn.Conv2d(fc, fc, (1, 1))
         self.drop6, self.drop7 = nn.Dropout2d(), nn.Dropout2d()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -75,14 +82,15 @@ class RefAdaIN(nn.Module):
 class RefDecoder(nn.Module):
     """FCN-16s decoder: norms (skipped at one step), 1x1 scores, two transposed convs, crops."""
 
-    def __init__(self, adaptive: bool) -> None:
+    def __init__(self, adaptive: bool, width: float = 1.0) -> None:
         super().__init__()
-        self.score_fr = nn.Conv2d(4096, 2, (1, 1))
-        self.score_pool4 = nn.Conv2d(512, 2, (1, 1))
+        fc, pool4 = wide(FC, width), wide(POOL4, width)
+        self.score_fr = nn.Conv2d(fc, 2, (1, 1))
+        self.score_pool4 = nn.Conv2d(pool4, 2, (1, 1))
         self.up2 = nn.ConvTranspose2d(2, 2, (1, 4), stride=(1, 2), bias=False)
         self.up16 = nn.ConvTranspose2d(2, 2, (1, 32), stride=(1, 16), bias=False)
         norm = RefAdaIN if adaptive else nn.InstanceNorm2d
-        self.norm7, self.norm4 = norm(4096), norm(512)
+        self.norm7, self.norm4 = norm(fc), norm(pool4)
 
     def forward(self, fc7: Tensor, pool4: Tensor, length: int) -> Tensor:
         if fc7.shape[3] > 1:
@@ -112,12 +120,13 @@ class RefSelfAttention(nn.Module):
 
 
 class RefFCSN(nn.Module):
-    """FCSN: ``(1, D, 1, T)`` -> logits ``(1, 2, 1, T)``."""
+    """FCSN: ``(1, D, 1, T)`` -> logits ``(1, 2, 1, T)``; ``width`` scales every channel
+    count (1.0 = the reference; smaller widths measure per-layer host time)."""
 
-    def __init__(self, feature_dim: int = 8192) -> None:
+    def __init__(self, feature_dim: int = 8192, width: float = 1.0) -> None:
         super().__init__()
-        self.encoder = RefEncoder(feature_dim)
-        self.decoder = RefDecoder(adaptive=False)
+        self.encoder = RefEncoder(feature_dim, width)
+        self.decoder = RefDecoder(adaptive=False, width=width)
 
     def forward(self, x: Tensor) -> Tensor:
         fc7, pool4 = self.encoder(x)
@@ -127,12 +136,12 @@ class RefFCSN(nn.Module):
 class RefAVHD(nn.Module):
     """A-VHD ("attn" history net): FCSN whose decoder norms take params from history items."""
 
-    def __init__(self, feature_dim: int = 8192) -> None:
+    def __init__(self, feature_dim: int = 8192, width: float = 1.0) -> None:
         super().__init__()
-        self.encoder = RefEncoder(feature_dim)
-        self.decoder = RefDecoder(adaptive=True)
+        self.encoder = RefEncoder(feature_dim, width)
+        self.decoder = RefDecoder(adaptive=True, width=width)
         self.attention = RefSelfAttention(feature_dim)
-        self.to_params = nn.Linear(feature_dim, 2 * (4096 + 512))
+        self.to_params = nn.Linear(feature_dim, 2 * (wide(FC, width) + wide(POOL4, width)))
 
     def forward(self, x: Tensor, history: list[Tensor]) -> Tensor:
         fc7, pool4 = self.encoder(x)

@@ -190,6 +190,25 @@ def test_history_items_are_means_per_history_video_of_normalised_steps():
     assert torch.allclose(items[0, 1], torch.tensor([0.0, 1.0, 0.0]))
 
 
+@pytest.mark.parametrize("n_videos", [None, 2])
+def test_padding_segments_add_nothing_to_any_history_item(n_videos):
+    """Padding segments (video -1, no valid step) next to real ones, and a user whose
+    segments are all padding: the items are those of the real segments alone."""
+    h, m, v = history_of([(0, [3.0, 0, 0]), (1, [0, 2.0, 0]), (0, [0, 0, 5.0])])
+    pad = torch.randn(1, 2, 2, 3)  # padding steps hold garbage that must not leak in
+    h2 = torch.cat([torch.cat([h, pad], dim=1), torch.cat([pad, pad, h[:, :1]], dim=1)])
+    m2 = torch.cat([torch.cat([m, torch.zeros(1, 2, 2, dtype=torch.bool)], dim=1),
+                    torch.zeros(1, 5, 2, dtype=torch.bool)])
+    v2 = torch.cat([torch.cat([v, torch.full((1, 2), -1)], dim=1), torch.full((1, 5), -1)])
+    items, item_mask = history_video_items(h2, m2, v2, n_videos=n_videos)
+    want, _ = history_video_items(h, m, v)
+    assert torch.allclose(items[0], want[0]) and torch.equal(items[1], torch.zeros(2, 3))
+    assert item_mask.tolist() == [[True, True], [False, False]]
+    # no user with a history video at all: no items
+    none, none_mask = history_video_items(h2[1:], m2[1:], v2[1:])
+    assert none.shape == (1, 0, 3) and none_mask.shape == (1, 0)
+
+
 def test_history_net_groups_segments_by_history_video():
     torch.manual_seed(3)
     net = TAINHistoryNet(3, fc_channels=4, pool4_channels=2).eval()

@@ -145,6 +145,36 @@ def test_gradients_reach_every_parameter(name):
         )
 
 
+def graph_nodes(loss: torch.Tensor) -> set[str]:
+    """The type names of every node in ``loss``'s autograd graph."""
+    seen, stack, names = set(), [loss.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(fn for fn, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_no_in_place_op_on_a_view_in_the_training_graph(name):
+    """An in-place op on a view (e.g. an in-place ReLU after a transpose) makes autograd
+    copy the whole base tensor back and forth (``CopySlices``): extra kernels and memory in
+    every backward pass, which a GPU step pays for (docs/performance.md, "Host time per
+    step"). Equal and mixed lengths, with and without history."""
+    model = build(name).train()
+    if not trainable(model):
+        pytest.skip(f"{name} has no trainable parameters")
+    loss_fn = get_loss(model.card.default_loss)
+    for lengths, history in (([48, 48], [4, 4]), ([48, 30], [4, 0])):
+        batch = random_batch(2, 48, FEATURE_DIM, 4, 5, lengths=lengths, history_counts=history,
+                             seed=3)
+        nodes = graph_nodes(loss_fn(model(batch), batch))
+        assert "CopySlices" not in nodes, f"{name}: an in-place op on a view, lengths {lengths}"
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_deterministic_on_cpu_with_a_seed(name):
     batch = random_batch(2, 40, FEATURE_DIM, 4, 6, seed=5)

@@ -31,6 +31,7 @@ from highlightzoo.losses import get_loss
 from highlightzoo.models.components import fcsn as fcsn_parts
 from highlightzoo.models.components.encoders import UNetEncoder1d
 from highlightzoo.models.components.fcsn import FCSNEncoder, first_conv_steps
+from highlightzoo.models.components.heads import full_precision_region
 from highlightzoo.models.components.norm import (
     FEW_ROWS,
     few_rows_linear,
@@ -81,6 +82,38 @@ def test_conv_as_unfolded_matmul_equals_the_conv(kernel, padding):
     conv = torch.nn.Conv1d(6, 5, kernel, padding=padding)
     x = torch.randn(2, 11, 6)
     assert torch.allclose(unfolded_conv_steps(x, conv), channels_first(conv, x), atol=1e-6)
+
+
+@pytest.mark.parametrize(("kernel", "padding"), [(7, 0), (1, 0), (3, 1)])
+def test_unfolded_conv_then_an_in_place_relu_is_conv_then_relu(kernel, padding):
+    """``then`` runs on the GEMM's own output: the same values and gradients as an
+    out-of-place ReLU after the conv, and no in-place op on a view in the graph."""
+    torch.manual_seed(3)
+    conv = torch.nn.Conv1d(6, 5, kernel, padding=padding)
+    x = torch.randn(2, 11, 6, requires_grad=True)
+    got = unfolded_conv_steps(x, conv, then=torch.nn.ReLU(inplace=True))
+    want = torch.relu(channels_first(conv, x))
+    assert torch.allclose(got, want, atol=1e-6)
+    assert type(got.grad_fn).__name__ != "CopySlices"
+    grad = torch.randn_like(want)
+    (g_got,) = torch.autograd.grad(got, x, grad)
+    (g_want,) = torch.autograd.grad(want, x, grad)
+    assert torch.allclose(g_got, g_want, atol=1e-6)
+
+
+def test_full_precision_region_only_acts_under_an_enabled_autocast():
+    """Without autocast it is a no-op context; under CPU bf16 autocast, math inside is
+    float32 and autocast is back on after it."""
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with full_precision_region("cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+        assert (a @ b).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (a @ b).dtype == torch.bfloat16
+        with full_precision_region("cpu"):
+            assert not torch.is_autocast_enabled("cpu")
+            assert (a @ b).dtype == torch.float32
+        assert torch.is_autocast_enabled("cpu")
 
 
 @pytest.mark.parametrize("conv", [torch.nn.Conv1d(5, 4, 3, stride=2, padding=1),

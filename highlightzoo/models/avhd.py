@@ -48,7 +48,7 @@ class AVHD(nn.Module):
 
         logits = run_by_length(run, batch.video, batch.video_mask, 2, batch.video_ids,
                                counts.lengths if counts is not None else None)
-        return logits_to_output(logits, batch.video_mask)
+        return logits_to_output(logits)
 
 
 @register_model(

@@ -19,13 +19,13 @@ from highlightzoo.models.components.sizing import check_width_mult
 from highlightzoo.models.registry import ModelCard, register_model
 
 
-def logits_to_output(logits: Tensor, video_mask: Tensor) -> ModelOutput:
+def logits_to_output(logits: Tensor) -> ModelOutput:
     """ModelOutput of a 2-class model: scores = logit1 - logit0, probs = softmax class 1.
 
-    Float32; scores 0 and probs 0.5 on padding.
+    ``logits`` (B, T, 2) are zero on padding, as :func:`run_by_length` returns them, so
+    scores are 0 and probs 0.5 there with no masking here. Float32.
     """
     logits = full_precision(logits)
-    logits = logits * video_mask[..., None].to(logits.dtype)
     return ModelOutput(
         scores=logits[..., 1] - logits[..., 0],
         extras={"logits": logits},
@@ -47,7 +47,7 @@ class FCSNDetector(nn.Module):
             lambda x, rows: self.net(x), batch.video, batch.video_mask, 2, batch.video_ids,
             counts.lengths if counts is not None else None,
         )
-        return logits_to_output(logits, batch.video_mask)
+        return logits_to_output(logits)
 
 
 @register_model(

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.errors import ConfigError
+from highlightzoo.models.components.heads import full_precision_region
 from highlightzoo.models.registry import ModelCard, register_model
 
 EPS = 1e-8
@@ -120,7 +121,7 @@ class HistorySimilarityFloor(nn.Module):
 
     def forward(self, batch: Batch) -> ModelOutput:
         # float32 throughout, also under bf16 autocast: the cosine is the score
-        with torch.autocast(batch.video.device.type, enabled=False):
+        with full_precision_region(batch.video.device.type):
             user = user_history_mean(batch.history.float(), batch.history_mask)
             cosine = cosine_to_vector(batch.video.float(), user) * batch.video_mask.float()
         return ModelOutput(scores=cosine, probs=(1.0 + cosine) / 2.0)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.fcsn import scaled
-from highlightzoo.models.components.heads import MLPHead
+from highlightzoo.models.components.heads import MLPHead, full_precision_region
 from highlightzoo.models.components.history import masked_mean
 from highlightzoo.models.components.norm import l2_normalize_steps
 from highlightzoo.models.components.sizing import check_width_mult
@@ -114,7 +114,7 @@ def nearest_history_similarity(
     """
     if history.shape[1] == 0:
         return segments.new_zeros(segments.shape[:2], dtype=torch.float32)
-    with torch.autocast(segments.device.type, enabled=False):  # float32 scores under bf16
+    with full_precision_region(segments.device.type):  # float32 scores under bf16
         sim = torch.einsum(
             "bse,bne->bsn",
             F.normalize(segments.float(), dim=-1),

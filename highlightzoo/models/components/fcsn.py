@@ -38,7 +38,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.errors import DataFormatError
-from highlightzoo.models.components.heads import full_precision
+from highlightzoo.models.components.heads import full_precision, full_precision_region
 from highlightzoo.models.components.norm import (
     AffineParams,
     TemporalInstanceNorm,
@@ -180,18 +180,17 @@ class FCSNEncoder(nn.Module):
         the reference configuration, docs/performance.md). fc6 and fc7 are matmuls
         (:func:`unfolded_conv_steps`). Returns pool4 and fc7 as (B, C, T') tensors.
         """
-        first = self.to_pool4[0]
-        h = first_conv_steps(x, first[0], step_scale).transpose(1, 2)
-        for layer in first[1:]:
+        # Unpacked, not sliced (slicing an nn.Sequential builds a new one per call). Each
+        # in-place ReLU after a time-major layer runs before the transposed view is taken:
+        # in place on a view, autograd would copy the whole map back and forth (CopySlices)
+        (first_conv, first_relu, *first_rest), *blocks = self.to_pool4
+        h = first_relu(first_conv_steps(x, first_conv, step_scale)).transpose(1, 2)
+        for layer in (*first_rest, *blocks):
             h = layer(h)
-        for block in self.to_pool4[1:]:
-            h = block(h)
         pool4 = h
         h = self.pool5(h)
-        for fc in (self.fc6, self.fc7):
-            h = unfolded_conv_steps(h.transpose(1, 2), fc[0]).transpose(1, 2)
-            for layer in fc[1:]:
-                h = layer(h)
+        for conv, relu, dropout in (self.fc6, self.fc7):
+            h = dropout(unfolded_conv_steps(h.transpose(1, 2), conv, then=relu).transpose(1, 2))
         return pool4, h
 
 
@@ -262,7 +261,7 @@ class FCSN(nn.Module):
         length = x.shape[1]
         scale = inverse_l2_norms(x) if self.l2_normalize else None
         pool4, fc7 = self.encoder(x, scale)
-        with torch.autocast(x.device.type, enabled=False):  # float32 logits under bf16 autocast
+        with full_precision_region(x.device.type):  # float32 logits under bf16 autocast
             logits = self.decoder(full_precision(pool4), full_precision(fc7), length, params)
         return rearrange(logits, "b k t -> b t k")
 

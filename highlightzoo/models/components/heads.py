@@ -6,6 +6,7 @@ dropout 0.5) and by any new detector that needs a learned scorer.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +16,20 @@ from torch import Tensor, nn
 def full_precision(x: Tensor) -> Tensor:
     """``x`` in float32 when it is a half type (bf16/fp16, from autocast); else unchanged."""
     return x.float() if x.is_floating_point() and x.element_size() < 4 else x
+
+
+def full_precision_region(device_type: str) -> contextlib.AbstractContextManager:
+    """A region where autocast is off, so its math runs in float32 under bf16 autocast.
+
+    Without an enabled autocast it is a no-op context: entering ``torch.autocast`` costs
+    host time on every call, which a batch-1 forward on a GPU is bound by
+    (docs/performance.md, "Host time per forward").
+    """
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no per-device query; the context is then always entered
+        enabled = True
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
 
 
 class MLPHead(nn.Module):
@@ -39,6 +54,8 @@ class MLPHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Hidden layers as the caller's autocast says; the last Linear in float32 (scores)."""
-        hidden = self.net[:-1](x)
-        with torch.autocast(x.device.type, enabled=False):
-            return self.net[-1](hidden.to(self.net[-1].weight.dtype))
+        *hidden_layers, last = self.net  # unpacked: slicing a Sequential builds a new one
+        for layer in hidden_layers:
+            x = layer(x)
+        with full_precision_region(x.device.type):
+            return last(x.to(last.weight.dtype))

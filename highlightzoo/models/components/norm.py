@@ -174,10 +174,13 @@ def history_video_items(
     v = max(n_videos, 0)
     feats = l2_normalize_steps(history) * history_mask[..., None]
     seg_sum = reduce(feats, "b n l d -> b n d", "sum")
-    seg_count = reduce(history_mask.to(feats.dtype), "b n l -> b n", "sum")
-    slot = torch.where(history_video < 0, torch.full_like(history_video, v), history_video)
-    sums = feats.new_zeros(b, v + 1, d).scatter_add_(1, slot[..., None].expand(b, n, d), seg_sum)
-    counts = feats.new_zeros(b, v + 1).scatter_add_(1, slot, seg_count)
+    seg_count = history_mask.sum(dim=-1, dtype=feats.dtype)  # (B, N)
+    # a padding segment (video -1) has no valid step, so it adds zeros wherever it lands:
+    # slot 0 (one extra slot when there is no video at all)
+    slot = history_video.clamp(min=0)
+    slots = max(v, 1)
+    sums = feats.new_zeros(b, slots, d).scatter_add_(1, slot[..., None].expand(b, n, d), seg_sum)
+    counts = feats.new_zeros(b, slots).scatter_add_(1, slot, seg_count)
     sums, counts = sums[:, :v], counts[:, :v]
     return sums / counts.clamp(min=1.0)[..., None], counts > 0
 
@@ -268,6 +271,11 @@ class TAINHistoryNet(nn.Module):
         self.fc_channels, self.pool4_channels = fc_channels, pool4_channels
         self.attention = ItemSelfAttention(feature_dim)
         self.to_params = nn.Linear(feature_dim, 2 * (fc_channels + pool4_channels))
+        # the params of a user without history, in to_params' order: bias 0, weight 1 (not
+        # saved in checkpoints: a constant)
+        identity = torch.cat([torch.zeros(fc_channels), torch.ones(fc_channels),
+                              torch.zeros(pool4_channels), torch.ones(pool4_channels)])
+        self.register_buffer("identity", identity, persistent=False)
 
     def summary(
         self, history: Tensor, history_mask: Tensor, history_video: Tensor,
@@ -286,11 +294,7 @@ class TAINHistoryNet(nn.Module):
         """Affine params for (fc7 norm, pool4 norm), each (B, C)."""
         pooled, has_history = self.summary(history, history_mask, history_video, user_ids,
                                            n_videos)
-        raw = self.to_params(pooled)
+        raw = torch.where(has_history[:, None], self.to_params(pooled), self.identity)
         c7, c4 = self.fc_channels, self.pool4_channels
         bias7, weight7, bias4, weight4 = torch.split(raw, [c7, c7, c4, c4], dim=-1)
-        keep = has_history[:, None]
-        return (
-            AffineParams(torch.where(keep, weight7, 1.0), torch.where(keep, bias7, 0.0)),
-            AffineParams(torch.where(keep, weight4, 1.0), torch.where(keep, bias4, 0.0)),
-        )
+        return AffineParams(weight7, bias7), AffineParams(weight4, bias4)

@@ -17,6 +17,8 @@ a layout both oneDNN (CPU) and cuDNN take without converting (docs/performance.m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
@@ -91,19 +93,31 @@ def max_pool_steps(h: Tensor) -> Tensor:
     return _from_image(F.max_pool2d(_as_image(h), (1, 2), (1, 2)))
 
 
-def unfolded_conv_steps(h: Tensor, conv: nn.Conv1d) -> Tensor:
-    """``conv`` on time-major ``h`` (B, T, D) -> time-major (B, T', C), as one matmul.
+def unfolded_conv_steps(
+    h: Tensor, conv: nn.Conv1d, then: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
+    """``then(conv(...))`` on time-major ``h`` (B, T, D) -> time-major (B, T', C), as one matmul.
 
     The windows of ``k`` steps are unfolded into rows of ``k*D`` and multiplied by
     the conv's weight viewed as (C, D*k): a plain GEMM over all B*T' steps. For
     FCSN's fc6/fc7 (k = 7 and 1 over 512 and 4,096 channels on few steps) this is a
     matmul that cuBLAS runs well; as convs, a GPU profile showed a slow kernel in
     their backward pass that this removed (docs/performance.md, "GPU").
+    ``then``: an element-wise layer (FCSN's in-place ReLU) applied to the GEMM's own
+    (B*T', C) output before it is viewed as (B, T', C): in place on that view, autograd
+    would copy the whole map back and forth in the backward pass (``CopySlices``).
     """
     if not is_plain(conv):
-        return conv_steps(h, conv)
+        out = conv_steps(h, conv)
+        return out if then is None else then(out)
     (k,), (pad,) = conv.kernel_size, conv.padding
     if k == 1:
-        return F.linear(h, conv.weight[..., 0], conv.bias)
-    windows = F.pad(h, (0, 0, pad, pad)).unfold(1, k, 1)  # (B, T', D, k), a view
-    return F.linear(windows.flatten(2), conv.weight.flatten(1), conv.bias)
+        rows, weight = h.reshape(-1, h.shape[-1]), conv.weight[..., 0]
+    else:
+        padded = F.pad(h, (0, 0, pad, pad)) if pad else h  # a zero pad would still copy
+        windows = padded.unfold(1, k, 1)  # (B, T', D, k), a view
+        rows, weight = windows.reshape(-1, windows.shape[2] * k), conv.weight.flatten(1)
+    out = F.linear(rows, weight, conv.bias)
+    if then is not None:
+        out = then(out)
+    return out.view(h.shape[0], -1, out.shape[-1])
