@@ -19,6 +19,7 @@ from highlightzoo.models.components.norm import (
     ItemSelfAttention,
     TAINHistoryNet,
     TemporalAdaptiveInstanceNorm,
+    affine_instance_normalize,
     history_video_items,
     instance_normalize,
     masked_instance_stats,
@@ -79,6 +80,23 @@ def test_tain_statistics_are_per_instance_over_valid_steps_only():
     x2[0, :, 5:] = 1e3
     x2[1] = torch.randn(3, 8)
     assert torch.allclose(norm(x2, params, mask)[0, :, :5], out[0, :, :5])
+
+
+def test_affine_instance_norm_equals_the_norm_then_the_affine():
+    """The fused form (one batch norm over the (1, B*C, T) view) gives the instance norm's
+    values times the per-sample weight plus bias, with the same gradients, also on a
+    channels-first view of time-major memory (the FCSN encoder's maps on a GPU)."""
+    torch.manual_seed(4)
+    x = torch.randn(3, 10, 5).transpose(1, 2).requires_grad_(True)  # (B, C=5, T=10), a view
+    weight = torch.randn(3, 5, requires_grad=True)
+    bias = torch.randn(3, 5, requires_grad=True)
+    got = affine_instance_normalize(x, weight, bias)
+    want = instance_normalize(x) * weight[..., None] + bias[..., None]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(want)
+    for g_got, g_want in zip(torch.autograd.grad(got, (x, weight, bias), grad),
+                             torch.autograd.grad(want, (x, weight, bias), grad), strict=True):
+        torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5)
 
 
 def test_tain_is_skipped_at_length_one_and_applied_at_eval():
