@@ -98,6 +98,17 @@ def test_fcsn8192_contiguous_part_sets_and_reports_the_kernel_layout(tmp_path):
     assert "conv weights contiguous" in (tmp_path / "gpu.md").read_text()
 
 
+def test_profile_compile_part_profiles_the_compiled_step(tmp_path):
+    """The named-only part: FCSN's step with the forward through torch.compile, profiled per
+    op (on a CPU at the smoke size)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/measure.py"), "profile_compile",
+                           str(tmp_path), "--smoke"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = (tmp_path / "profile_compile.txt").read_text()
+    assert table.startswith("## fcsn") and "compiled, 3 training steps" in table
+    assert "Self CPU" in table
+
+
 def test_the_report_still_reads_the_earlier_nhwc_experiment_rows(tmp_path):
     """Committed result folders hold fcsn8192_nhwc.json (the experiment before the layout
     became the library's choice on a GPU); the report keeps labelling them."""
