@@ -23,7 +23,7 @@ def full_precision_region(device_type: str) -> contextlib.AbstractContextManager
 
     Without an enabled autocast it is a no-op context: entering ``torch.autocast`` costs
     host time on every call, which a batch-1 forward on a GPU is bound by
-    (docs/performance.md, "Host time per forward").
+    (docs/performance.md, "Host time per step").
     """
     try:
         enabled = torch.is_autocast_enabled(device_type)
