@@ -84,8 +84,8 @@ def affine_instance_normalize(x: Tensor, weight: Tensor, bias: Tensor, eps: floa
     ``x`` (B, C, T), ``weight`` and ``bias`` (B, C): a per-sample affine (T-AIN's).
     Computed as PyTorch's batch norm over the ``(1, B*C, T)`` view with the batch's own
     statistics, i.e. the same per-(b, c) statistics over time as
-    :func:`instance_normalize`: one fused op forward and one backward instead of five and
-    twelve (fewer kernel launches on a GPU; docs/performance.md, "Host time per step").
+    :func:`instance_normalize`: one fused op forward and one backward instead of four and
+    eight (fewer kernel launches on a GPU; docs/performance.md, "Host time per step").
     """
     b, c, t = x.shape
     flat = F.batch_norm(x.float().reshape(1, b * c, t), None, None, weight.float().reshape(-1),
