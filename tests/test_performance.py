@@ -4,6 +4,8 @@
 - the time-major convs and pools (channels-last 2-D ops) equal ``Conv1d`` / ``max_pool1d``
   and return time-major memory; PR-Net's U-net equals its channels-first form;
 - the FCSN encoder equals its plain conv stack on L2-normalised steps, gradients included;
+- the history summaries and segment means of L2-normalised steps equal normalising first,
+  and make no normalised copy of the history (and one masked copy of a video, not two);
 - every registered model runs forward + backward under bf16 autocast (on CPU) with
   float32 scores;
 - a training step's loss, backward and Adam step never copy a tensor to the host, and the
@@ -29,21 +31,27 @@ from highlightzoo.batch import random_batch
 from highlightzoo.errors import ConfigError
 from highlightzoo.losses import get_loss
 from highlightzoo.models.components import fcsn as fcsn_parts
+from highlightzoo.models.components import pooling
 from highlightzoo.models.components.encoders import UNetEncoder1d
 from highlightzoo.models.components.fcsn import FCSNEncoder, first_conv_steps
 from highlightzoo.models.components.heads import full_precision_region
 from highlightzoo.models.components.norm import (
     FEW_ROWS,
     few_rows_linear,
+    history_video_items,
     inverse_l2_norms,
     l2_normalize_steps,
+    l2_normalized_sum,
 )
+from highlightzoo.models.components.pooling import pool_segments
 from highlightzoo.models.components.steps import (
     conv_steps,
     max_pool_steps,
     set_kernel_layout,
     unfolded_conv_steps,
 )
+from highlightzoo.models.phdgifs import history_segment_features
+from highlightzoo.models.video2gif import segment_features
 from highlightzoo.training import TrainConfig, train
 from highlightzoo.training.optim import make_adam, match_state_layout
 from highlightzoo.training.trainer import training_step
@@ -198,6 +206,106 @@ def test_inverse_l2_norms_rescale_like_l2_normalize():
     x = torch.randn(2, 5, 7)
     x[0, 1] = 0  # a zero step stays zero
     assert torch.allclose(x * inverse_l2_norms(x)[..., None], l2_normalize_steps(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_l2_normalized_sum_equals_normalising_masking_and_summing(dtype):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 7, dtype=dtype)
+    mask = torch.rand(2, 3, 5) < 0.6
+    x[0, 1, 2] = 0  # a zero step adds zero (as F.normalize leaves it)
+    mask[0, 1, 2] = True
+    x[1, 2] = 1e6 * torch.randn(5, 7, dtype=dtype)  # garbage on padding adds nothing
+    mask[1, 2] = False
+    want = (l2_normalize_steps(x) * mask[..., None]).sum(dim=-2)
+    got = l2_normalized_sum(x, mask)
+    assert got.dtype == torch.promote_types(dtype, torch.float32) and got.shape == (2, 3, 7)
+    assert torch.allclose(got, want, atol=1e-6)
+    known = l2_normalized_sum(torch.tensor([[3.0, 4.0], [0.0, 2.0], [9.0, 9.0]]),
+                              torch.tensor([True, True, False]))
+    assert known.tolist() == pytest.approx([0.6, 1.8])
+
+
+def test_l2_normalized_sum_is_not_cast_down_under_bf16_autocast():
+    """float32 steps under bf16 autocast are summed in float32 (a bf16 contraction would be
+    off by ~1e-2), and bf16 steps stay bf16 until the float32 result."""
+    torch.manual_seed(0)
+    x, mask = torch.randn(4, 30, 64), torch.rand(4, 30) < 0.8
+    want = l2_normalized_sum(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = l2_normalized_sum(x, mask)
+        half = l2_normalized_sum(x.bfloat16(), mask)
+    assert got.dtype == half.dtype == torch.float32
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(half, want, atol=0.1)
+
+
+def test_pool_segments_step_scale_pools_the_scaled_steps():
+    torch.manual_seed(0)
+    feats, scale = torch.randn(2, 9, 3), torch.rand(2, 9) + 0.5
+    mask = torch.arange(9)[None] < torch.tensor([9, 5])[:, None]
+    rate = torch.tensor([0.6, 0.6])
+    got = pool_segments(feats, mask, rate, step_scale=scale)
+    want = pool_segments(feats * scale[..., None], mask, rate)
+    assert torch.equal(got.mask, want.mask) and torch.equal(got.index, want.index)
+    assert torch.allclose(got.features, want.features, atol=1e-6)
+
+
+def op_output_sizes(fn) -> list[int]:
+    """The number of elements of every tensor each dispatched op returns in ``fn()``, views
+    (which allocate nothing) left out."""
+    sizes: list[int] = []
+
+    class Sizes(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            out = func(*args, **(kwargs or {}))
+            for t in () if func.is_view else (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(t, torch.Tensor):
+                    sizes.append(t.numel())
+            return out
+
+    with Sizes():
+        fn()
+    return sizes
+
+
+def test_history_summaries_and_segment_means_make_no_copy_of_their_input():
+    """A-VHD's history items, PHD-GIFs' history segment means and its segment means of the
+    video contract their input with per-step weights: no op returns a tensor of the
+    history's (or the video's) size; normalising first made two such copies."""
+    batch = random_batch(2, 40, 16, 6, 5, seed=0, lengths=[40, 23])
+    for fn, full in [
+        (lambda: history_video_items(batch.history, batch.history_mask, batch.history_video),
+         batch.history.numel()),
+        (lambda: history_segment_features(batch.history, batch.history_mask),
+         batch.history.numel()),
+        (lambda: segment_features(batch, 5.0, True), batch.video.numel()),
+    ]:
+        assert max(op_output_sizes(fn)) < full
+
+
+@pytest.mark.parametrize("features", [torch.float32, torch.float64, torch.bfloat16])
+def test_segment_sums_as_one_matmul_equal_the_scatter(features, monkeypatch):
+    """Both ways :func:`pool_segments` sums its segments give the same means, with and
+    without a step scale, and neither is cast down under bf16 autocast."""
+    torch.manual_seed(0)
+    feats = torch.randn(3, 50, 8).to(features)
+    mask = torch.arange(50)[None] < torch.tensor([50, 31, 7])[:, None]
+    rate, scale = torch.tensor([2.0, 0.7, 3.0]), torch.rand(3, 50) + 0.5
+    offsets = torch.tensor([0, 4, 9])
+
+    def pooled(limit: int, autocast: bool = False):
+        monkeypatch.setattr(pooling, "ONE_MATMUL_SEGMENTS", limit)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            return [pool_segments(feats, mask, rate, 5.0, offsets, step_scale=s)
+                    for s in (None, scale)]
+
+    tol = 1e-2 if features == torch.bfloat16 else 1e-6
+    for autocast in (False, True):
+        for got, want in zip(pooled(128, autocast), pooled(0), strict=True):
+            assert got.features.dtype == want.features.dtype == features
+            assert torch.equal(got.mask, want.mask) and torch.equal(got.index, want.index)
+            assert torch.allclose(got.features.double(), want.features.double(), atol=tol)
 
 
 @pytest.mark.parametrize("steps", [40, 37, 1])

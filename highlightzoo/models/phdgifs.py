@@ -31,7 +31,7 @@ from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.fcsn import scaled
 from highlightzoo.models.components.heads import MLPHead, full_precision_region
 from highlightzoo.models.components.history import masked_mean
-from highlightzoo.models.components.norm import l2_normalize_steps
+from highlightzoo.models.components.norm import l2_normalized_sum
 from highlightzoo.models.components.sizing import check_width_mult
 from highlightzoo.models.registry import ModelCard, register_model
 from highlightzoo.models.video2gif import REFERENCE_HIDDEN, segment_features, segment_output
@@ -42,8 +42,11 @@ def history_segment_features(
 ) -> tuple[Tensor, Tensor]:
     """(B, N, D) mean step of each history segment (steps L2-normalised first if asked),
     and (B, N) bool: the segment has a real step."""
-    feats = l2_normalize_steps(history) if normalize else history
-    return masked_mean(feats, history_mask, dim=2), history_mask.any(dim=-1)
+    if not normalize:
+        return masked_mean(history, history_mask, dim=2), history_mask.any(dim=-1)
+    counts = history_mask.sum(dim=-1, dtype=torch.float32).clamp(min=1.0)[..., None]
+    seg_mean = l2_normalized_sum(history, history_mask) / counts  # no normalised copy
+    return seg_mean.to(history.dtype), history_mask.any(dim=-1)
 
 
 def history_feature(history: Tensor, history_mask: Tensor, normalize: bool = True) -> Tensor:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.models.components.fcsn import scaled
 from highlightzoo.models.components.heads import MLPHead, full_precision
-from highlightzoo.models.components.norm import l2_normalize_steps
+from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_steps
 from highlightzoo.models.components.pooling import (
     Segments,
     broadcast_segment_scores,
@@ -53,11 +53,11 @@ def segment_output(segment_scores: Tensor, segments: Segments) -> ModelOutput:
 
 
 def segment_features(batch: Batch, window_s: float, normalize: bool) -> Segments:
-    """Fixed-window segments of the batch's videos (steps L2-normalised first if asked)."""
-    video = l2_normalize_steps(batch.video) if normalize else batch.video
+    """Fixed-window segments of the batch's videos (the means of L2-normalised steps if
+    asked, with the normalisation folded into the pooling weights: no normalised copy)."""
     return pool_segments(
-        video, batch.video_mask, batch.rate, window_s, batch.offsets, batch.video_ids,
-        batch.host_counts(),
+        batch.video, batch.video_mask, batch.rate, window_s, batch.offsets, batch.video_ids,
+        batch.host_counts(), step_scale=inverse_l2_norms(batch.video) if normalize else None,
     )
 
 

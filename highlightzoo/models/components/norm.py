@@ -29,6 +29,7 @@ from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.models.components.heads import full_precision_region
 
 EPS = 1e-5
 
@@ -152,12 +153,32 @@ def l2_normalize_steps(x: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def inverse_l2_norms(x: Tensor, eps: float = 1e-12) -> Tensor:
-    """``1 / max(||x_t||, eps)`` per step (``x`` without its last dim), in float32.
+    """``1 / max(||x_t||, eps)`` per step (``x`` without its last dim), in float32 (float64
+    for float64 ``x``).
 
     ``x * inverse_l2_norms(x)[..., None]`` is :func:`l2_normalize_steps`; a model
     whose first layer is linear applies the scale to that layer's (narrower) output.
     """
-    return torch.linalg.vector_norm(x, dim=-1, dtype=torch.float32).clamp_min(eps).reciprocal()
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    return torch.linalg.vector_norm(x, dim=-1, dtype=dtype).clamp_min(eps).reciprocal()
+
+
+def l2_normalized_sum(x: Tensor, mask: Tensor) -> Tensor:
+    """``sum_l mask_l * x_l / ||x_l||`` over the steps: ``x`` (..., L, D), ``mask`` (..., L)
+    -> (..., D), in float32 (float64 for float64 ``x``).
+
+    Equal to summing ``l2_normalize_steps(x) * mask[..., None]`` over L up to float rounding,
+    computed as one contraction of ``x`` with the per-step weights ``mask / ||x_l||``: no
+    normalised and no masked copy of ``x``. Why: a history is the largest tensor a
+    personalised model reads (up to 1,347 segments per user), and at 8192-d those two copies
+    cost more than the sum itself (docs/performance.md, "History summaries without copies").
+    The contraction runs in ``x``'s dtype with autocast off (bf16 features stay bf16, float32
+    ones are not cast down).
+    """
+    weights = (inverse_l2_norms(x) * mask).to(x.dtype)
+    with full_precision_region(x.device.type):
+        summed = torch.einsum("...ld,...l->...d", x, weights)
+    return summed.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def history_video_items(
@@ -191,17 +212,17 @@ def history_video_items(
             )
         n_videos = int(flags[1]) + 1
     v = max(n_videos, 0)
-    feats = l2_normalize_steps(history) * history_mask[..., None]
-    seg_sum = reduce(feats, "b n l d -> b n d", "sum")
-    seg_count = history_mask.sum(dim=-1, dtype=feats.dtype)  # (B, N)
+    seg_sum = l2_normalized_sum(history, history_mask)  # (B, N, D) float32
+    seg_count = history_mask.sum(dim=-1, dtype=seg_sum.dtype)  # (B, N)
     # a padding segment (video -1) has no valid step, so it adds zeros wherever it lands:
     # slot 0 (one extra slot when there is no video at all)
     slot = history_video.clamp(min=0)
     slots = max(v, 1)
-    sums = feats.new_zeros(b, slots, d).scatter_add_(1, slot[..., None].expand(b, n, d), seg_sum)
-    counts = feats.new_zeros(b, slots).scatter_add_(1, slot, seg_count)
+    sums = seg_sum.new_zeros(b, slots, d).scatter_add_(1, slot[..., None].expand(b, n, d), seg_sum)
+    counts = seg_sum.new_zeros(b, slots).scatter_add_(1, slot, seg_count)
     sums, counts = sums[:, :v], counts[:, :v]
-    return sums / counts.clamp(min=1.0)[..., None], counts > 0
+    items = sums / counts.clamp(min=1.0)[..., None]  # means summed in float32
+    return items.to(history.dtype), counts > 0
 
 
 #: at most this many rows, :func:`few_rows_linear` multiplies the weight from the left
