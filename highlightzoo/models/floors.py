@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.heads import full_precision_region
+from highlightzoo.models.components.history import masked_mean
 from highlightzoo.models.registry import ModelCard, register_model
 
 EPS = 1e-8
@@ -51,16 +52,6 @@ def random_step_scores(seed: int, video_id: str, offset: int, steps: int) -> Ten
     """
     g = torch.Generator().manual_seed(video_generator_seed(seed, video_id))
     return torch.rand(offset + steps, generator=g)[offset:]
-
-
-def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
-    """Mean of ``x`` over the True entries of ``mask`` along ``dim`` (0 where none).
-
-    ``x`` has one more trailing (feature) dim than ``mask``.
-    """
-    weights = mask.to(x.dtype).unsqueeze(-1)
-    total = (x * weights).sum(dim=dim)
-    return total / weights.sum(dim=dim).clamp(min=1.0)
 
 
 def user_history_mean(history: Tensor, history_mask: Tensor) -> Tensor:
