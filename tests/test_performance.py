@@ -284,6 +284,16 @@ def test_history_summaries_and_segment_means_make_no_copy_of_their_input():
         assert max(op_output_sizes(fn)) < full
 
 
+@pytest.mark.parametrize("channels", [1, 8, 64])
+def test_segment_pooling_allocates_nothing_larger_than_its_features(channels):
+    """The matmul's (B, S, T) weight matrix is used only where it is no larger than the
+    weighted copy of the features it replaces (one score per step: the scatter)."""
+    feats = torch.randn(3, 50, channels)
+    mask = torch.arange(50)[None] < torch.tensor([50, 31, 7])[:, None]
+    sizes = op_output_sizes(lambda: pool_segments(feats, mask, torch.tensor([2.0, 0.7, 3.0])))
+    assert max(sizes) <= feats.numel()
+
+
 @pytest.mark.parametrize("features", [torch.float32, torch.float64, torch.bfloat16])
 def test_segment_sums_as_one_matmul_equal_the_scatter(features, monkeypatch):
     """Both ways :func:`pool_segments` sums its segments give the same means, with and

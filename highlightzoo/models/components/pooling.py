@@ -20,12 +20,14 @@ from highlightzoo.device import to_device_without_waiting
 from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.heads import full_precision_region
 
-#: up to this many segments (+1 spare) per row, :func:`pool_segments` sums them as one batched
-#: matmul with a (B, S, T) weight matrix; more, and it scatters a weighted copy of the
-#: features, whose cost does not grow with S. On one core of this project's 2-core CPU the
-#: matmul costs ~0.03 * S ns per feature value against ~4 ns for the copy and scatter
-#: (break-even near S = 130; 5x faster at S = 27, a 256-step training clip at 2 steps/s;
-#: docs/performance.md, "History summaries without copies"). A GPU favours the matmul more.
+#: up to this many segments (+1 spare) per row, and no more than the features have channels
+#: (so the weight matrix is never larger than the copy it replaces), :func:`pool_segments`
+#: sums them as one batched matmul with a (B, S, T) weight matrix; otherwise it scatters a
+#: weighted copy of the features, whose cost does not grow with S. On one core of this
+#: project's 2-core CPU the matmul costs ~0.03 * S ns per feature value against ~4 ns for
+#: the copy and scatter (break-even near S = 130; 5x faster at S = 27, a 256-step training
+#: clip at 2 steps/s; docs/performance.md, "History summaries without copies"). A GPU
+#: favours the matmul more.
 ONE_MATMUL_SEGMENTS = 128
 
 # Relative slack so that a step starting exactly on a window boundary lands in the later
@@ -140,7 +142,7 @@ def pool_segments(
     counts = features.new_zeros(b, s + 1).scatter_add_(1, slot, weights)
     if step_scale is not None:
         weights = weights * step_scale.to(features.dtype)
-    if s + 1 <= ONE_MATMUL_SEGMENTS:
+    if s + 1 <= min(ONE_MATMUL_SEGMENTS, d):
         # row s of ``pick`` holds each step's weight in segment s: one batched matmul sums
         # the segments, with no weighted copy of the features (autocast off: not cast down)
         pick = features.new_zeros(b, s + 1, t).scatter_(1, slot[:, None, :], weights[:, None, :])
