@@ -98,6 +98,21 @@ def test_fcsn8192_contiguous_part_sets_and_reports_the_kernel_layout(tmp_path):
     assert "conv weights contiguous" in (tmp_path / "gpu.md").read_text()
 
 
+def test_prenormed_part_times_the_compiled_step_without_the_input_norm(tmp_path):
+    """The named-only experiment: the compiled FCSN step with the model's L2 normalisation
+    off (read off the model, not assumed), labelled as such in the report."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/measure.py"),
+                           "fcsn8192_compile_prenormed", str(tmp_path), "--smoke"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "fcsn8192_compile_prenormed.json").read_text())["rows"]
+    assert [(r["in_step_l2_norm"], r["compiled"]) for r in rows] == [(False, True)]
+    assert rows[0]["seconds_per_step"] > 0 and rows[0]["graph_seconds_per_step"] > 0
+    subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/report.py"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=60)
+    assert "no L2 norm in the step, compiled" in (tmp_path / "gpu.md").read_text()
+
+
 def test_profile_compile_part_profiles_the_compiled_step(tmp_path):
     """The named-only part: FCSN's step with the forward through torch.compile, profiled per
     op (on a CPU at the smoke size)."""

@@ -13,7 +13,9 @@ Parts (each can run alone: ``python benchmarks/gpu/measure.py PART OUT [--smoke]
   replayed as one CUDA graph -> ``fcsn8192.json``; ``fcsn8192_eager``: eager with float32
   features only (runs on older code too, for a side-by-side); ``fcsn8192_compile``: through
   ``torch.compile``; ``fcsn8192_contiguous`` / ``fcsn8192_compile_contiguous``: with the
-  block-conv kernels contiguous, the layout before they were channels-last on a GPU.
+  block-conv kernels contiguous, the layout before they were channels-last on a GPU;
+  ``fcsn8192_compile_prenormed``: compiled, without the input's L2 norm in the step (the
+  most that norms computed in the data loader could save).
 - ``trainer_graphs``: ``TrainConfig.cuda_graphs`` off and on in the trainer (FCSN, PR-Net on a
   slice of the quick world) -> ``trainer_graphs.json``.
 - ``prnet``: PR-Net training at batch 16 x 256 at 64-d, 512-d, 4,096-d, fp32 and bf16, with
@@ -132,12 +134,15 @@ def conv_weights_of(model: torch.nn.Module) -> str | None:
 
 
 def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: torch.device,
-                    video_dtype: str | None = None, conv_weights: str | None = None):
+                    video_dtype: str | None = None, conv_weights: str | None = None,
+                    in_step_norm: bool = True):
     """Model, default loss, the trainer's Adam and a random batch (10 history segments of 8
     steps per user), seeded, on ``device``; ``video_dtype``: the features' dtype (e.g.
     "bfloat16", as the trainer moves them under bf16), float32 when None; ``conv_weights``:
     :func:`set_conv_weights` before the optimiser sees the parameters (None: the library's
-    layout for the device)."""
+    layout for the device); ``in_step_norm=False``: an FCSN-based model's step without its
+    L2 normalisation of the input (an experiment: what moving it out of the step, into the
+    data loader as the reference does, can save at most)."""
     import highlightzoo as hz
     from highlightzoo.batch import random_batch
     from highlightzoo.losses import get_loss
@@ -147,6 +152,8 @@ def _training_setup(name: str, kwargs: dict, b: int, t: int, d: int, device: tor
     model = hz.create_model(name, feature_dim=d, **kwargs).to(device).train()
     if conv_weights and not set_conv_weights(model, conv_weights):
         raise RuntimeError(f"{name} has no FCSN encoder conv whose weights could be laid out")
+    if not in_step_norm:
+        model.net.l2_normalize = False  # FCSN and A-VHD: the flag of their FCSN network
     loss_fn = get_loss(model.card.default_loss)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     batch = random_batch(b, t, d, 10, 8, seed=0)
@@ -189,18 +196,18 @@ def _graph_seconds(model, loss_fn, batch, device: torch.device, precision: str,
 def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision: str,
                       device: torch.device, repeats: int, compiled: bool = False,
                       video_dtype: str | None = None, graphed: bool = False,
-                      conv_weights: str | None = None) -> dict:
+                      conv_weights: str | None = None, in_step_norm: bool = True) -> dict:
     """One training step's time, FLOPs (counted eagerly) and memory; ``compiled``: the
     forward through ``torch.compile``, as ``TrainConfig(compile=True)`` runs it;
     ``graphed``: also the step replayed as one CUDA graph (``graph_*`` keys; on a CPU the
     stand-in that reruns the step, so smoke runs exercise the code); ``conv_weights``:
-    see :func:`set_conv_weights`."""
+    see :func:`set_conv_weights`; ``in_step_norm``: see :func:`_training_setup`."""
     from highlightzoo.training.trainer import training_step
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model, loss_fn, optimizer, batch = _training_setup(name, kwargs, b, t, d, device, video_dtype,
-                                                       conv_weights)
+                                                       conv_weights, in_step_norm)
     forward = model
 
     def step() -> None:  # what the trainer runs (single process: no zero tie)
@@ -227,6 +234,8 @@ def _train_step_stats(name: str, kwargs: dict, b: int, t: int, d: int, precision
            "achieved_tflops": flops / seconds / 1e12, "max_memory_bytes": memory}
     if layout := conv_weights_of(model):
         row["conv_weights"] = layout
+    if not in_step_norm:
+        row["in_step_l2_norm"] = False
     if graphed:
         try:
             graph = _graph_seconds(model, loss_fn, batch, device, precision, forward, repeats)
@@ -262,7 +271,8 @@ def _fcsn8192_size(smoke: bool) -> tuple[tuple[int, int, int], dict]:
 
 
 def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, ...],
-                   compiled: bool = False, graphed: bool = True, conv_weights: str | None = None) -> None:
+                   compiled: bool = False, graphed: bool = True, conv_weights: str | None = None,
+                   in_step_norm: bool = True) -> None:
     """FCSN at the reference width, 8192-d, bf16 autocast, batch 128 x 256, per features
     dtype (float32 as stored, bf16 as the trainer moves them under bf16) -> ``name``."""
     device = _device()
@@ -272,7 +282,7 @@ def _fcsn8192_rows(out: Path, smoke: bool, name: str, dtypes: tuple[str | None, 
         try:  # bf16 autocast also on a CPU smoke run: bf16 features need it
             row = _train_step_stats("fcsn", kwargs, b, t, d, "bf16", device, 2 if smoke else 10,
                                     compiled=compiled, video_dtype=dtype, graphed=graphed,
-                                    conv_weights=conv_weights)
+                                    conv_weights=conv_weights, in_step_norm=in_step_norm)
         except Exception as error:  # noqa: BLE001 - a failed variant is a result too
             row = {"model": "fcsn", "video_dtype": dtype or "float32", "error": repr(error)[:500]}
         rows.append({**row, "target_clip_steps_per_s": 10e6, **({"code": LABEL} if LABEL else {})})
@@ -305,6 +315,14 @@ def part_fcsn8192_compile_contiguous(out: Path, smoke: bool) -> None:
     """``fcsn8192_compile`` with the block convs' kernels contiguous, eager and graphed."""
     _fcsn8192_rows(out, smoke, "fcsn8192_compile_contiguous.json", ("bfloat16",), compiled=True,
                    conv_weights="contiguous")
+
+
+def part_fcsn8192_compile_prenormed(out: Path, smoke: bool) -> None:
+    """``fcsn8192_compile`` without the L2 normalisation of the 8192-d input in the step (one
+    full read of the 537 MB batch): the most that computing the per-step norms in the data
+    loader could save, measured before building it. Not a faithful FCSN (no norm at all)."""
+    _fcsn8192_rows(out, smoke, "fcsn8192_compile_prenormed.json", ("bfloat16",), compiled=True,
+                   in_step_norm=False)
 
 
 def part_prnet(out: Path, smoke: bool) -> None:
@@ -527,6 +545,7 @@ PARTS = {"env": part_env, "models": part_models, "fcsn8192": part_fcsn8192,
          "fcsn8192_eager": part_fcsn8192_eager, "fcsn8192_compile": part_fcsn8192_compile,
          "fcsn8192_contiguous": part_fcsn8192_contiguous,
          "fcsn8192_compile_contiguous": part_fcsn8192_compile_contiguous,
+         "fcsn8192_compile_prenormed": part_fcsn8192_compile_prenormed,
          "profile_contiguous": part_profile_contiguous, "profile_compile": part_profile_compile,
          "trainer_graphs": part_trainer_graphs,
          "prnet": part_prnet,

@@ -60,6 +60,8 @@ def _variant_label(row: dict) -> str:
         words.append("conv weights in NHWC memory")
     elif row.get("conv_weights") == "contiguous" and "target_clip_steps_per_s" in row:
         words.append("conv weights contiguous")
+    if row.get("in_step_l2_norm") is False:
+        words.append("no L2 norm in the step")
     if row.get("compiled"):
         words.append("compiled")
     if variant.get("graphed") or row.get("graphed"):
@@ -141,7 +143,8 @@ def render(folder: Path) -> str:
     lines += _reference(ref) if ref else ["## Against the reference code: not measured", ""]
     big_rows: list[dict] = []
     for part in ("fcsn8192_eager", "fcsn8192", "fcsn8192_nhwc", "fcsn8192_contiguous",
-                 "fcsn8192_compile", "fcsn8192_compile_nhwc", "fcsn8192_compile_contiguous"):
+                 "fcsn8192_compile", "fcsn8192_compile_nhwc", "fcsn8192_compile_contiguous",
+                 "fcsn8192_compile_prenormed"):
         data = _load(folder, part)
         big_rows += data.get("rows", [data]) if data else []  # an older folder: a single row
     prof = _load(folder, "profile")

@@ -21,11 +21,12 @@ run_part() {  # name, time limit in seconds
 declare -A LIMIT=([env]=45 [fcsn8192]=90 [fcsn8192_compile]=150 [reference]=75 [models]=90 [prnet]=50 [profile]=90
                   [compile]=90 [bench]=130 [fcsn8192_contiguous]=60 [fcsn8192_eager]=60
                   [fcsn8192_compile_contiguous]=150 [profile_contiguous]=60 [trainer_graphs]=180
-                  [profile_compile]=120)
+                  [profile_compile]=120 [fcsn8192_compile_prenormed]=150)
 # PARTS="env models" benchmarks/gpu/run.sh OUT runs only those parts (default: all, in this order;
 # also named only: fcsn8192_contiguous, fcsn8192_compile_contiguous and profile_contiguous (the
 # conv-kernel layout before, side by side), trainer_graphs, profile_compile (the compiled FCSN
-# 8192-d step per kernel), and fcsn8192_eager, for older code)
+# 8192-d step per kernel), fcsn8192_compile_prenormed (that step without the input's L2 norm:
+# what norms from the data loader could save), and fcsn8192_eager, for older code)
 for part in ${PARTS:-env fcsn8192 fcsn8192_compile reference models prnet profile compile bench}; do
   run_part "$part" "${LIMIT[$part]:?unknown part $part}"
 done
