@@ -138,3 +138,42 @@ def test_bench_time_major_conv(benchmark, rows, steps):
     benchmark.extra_info.update({"shape": [rows, steps, 64], "ratio": ratio, **medians})
     print(f"\nconv {rows} x {steps} x 64: channels-first {medians['channels_first'] * 1e3:.2f} "
           f"ms, time-major {medians['time_major'] * 1e3:.2f} ms: {ratio:.2f}x")
+
+
+@pytest.mark.parametrize(("dim", "batch_size"), [(64, 16), (512, 16), (4096, 1)])
+def test_bench_unet_kernel_layout(benchmark, dim, batch_size):
+    """Side by side in one process: PR-Net's training step with its U-net kernels stored
+    contiguous (before) and channels-last (the default: the layout the backward returns
+    their gradients in, so autograd accumulates them without a copy). Clips of 256 steps,
+    20 history segments of up to 16 steps, width = ``dim``. ``extra_info``: ``ratio`` =
+    contiguous time / channels-last time (medians of interleaved repeats, process CPU
+    seconds) and the bytes every op of one forward + backward allocates, per layout (exact)."""
+    from bench_history_summary import allocated_bytes
+
+    from highlightzoo.models.components.steps import set_kernel_layout
+
+    torch.set_num_threads(THREADS)
+    batch = random_batch(batch_size, 256, dim, 20, 16, seed=0,
+                         lengths=[256 - 7 * i for i in range(batch_size)]).to(DEVICE)
+    arms, allocated = {}, {}
+    for layout in ("contiguous", "channels_last"):
+        torch.manual_seed(0)
+        model = hz.create_model("prnet", feature_dim=dim).to(DEVICE).train()
+        for conv in (m for m in model.modules() if isinstance(m, torch.nn.Conv1d)):
+            set_kernel_layout(conv, layout)
+        loss_fn = get_loss(model.card.default_loss)
+        allocated[layout] = allocated_bytes(
+            lambda m=model, f=loss_fn: f(m(batch), batch).backward())
+        optimizer = make_adam(model.parameters(), lr=1e-4)
+        arms[layout] = (lambda m=model, f=loss_fn, o=optimizer:
+                        training_step(m, m, f, o, batch, DEVICE, PRECISION))
+
+    medians = benchmark.pedantic(lambda: interleaved(arms, repeats=3 if dim > 512 else 7),
+                                 rounds=1, iterations=1)
+    ratio = medians["contiguous"] / medians["channels_last"]
+    benchmark.extra_info.update({"dim": dim, "batch": batch_size, "ratio": ratio, **medians,
+                                 "allocated_bytes": allocated})
+    print(f"\nPR-Net {dim}-d, batch {batch_size}: contiguous kernels {medians['contiguous'] * 1e3:.1f}"
+          f" ms, channels-last {medians['channels_last'] * 1e3:.1f} ms per step: {ratio:.2f}x; "
+          f"allocated per forward + backward {allocated['contiguous'] / 2**20:.0f} -> "
+          f"{allocated['channels_last'] / 2**20:.0f} MiB")

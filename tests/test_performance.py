@@ -563,6 +563,59 @@ def test_fcsn_kernels_take_the_devices_layout_and_train_the_same(name, monkeypat
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True))
 
 
+def kernel_copies_in_backward(model, batch) -> int:
+    """How many ops return a tensor of a conv kernel's shape in the backward of one loss."""
+    shapes = {tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Conv1d)}
+    loss = get_loss(model.card.default_loss)(model(batch), batch)
+    copies = 0
+
+    class Copies(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            nonlocal copies
+            out = func(*args, **(kwargs or {}))
+            copies += func in (torch.ops.aten.copy_.default, torch.ops.aten.clone.default) \
+                and tuple(out.shape) in shapes
+            return out
+
+    with Copies():
+        loss.backward()
+    return copies
+
+
+@pytest.mark.parametrize("name", [n for n in hz.list_models() if hz.get_model_card(n).trainable])
+def test_no_training_step_copies_a_conv_kernel_gradient(name):
+    """Every trainable model's conv kernels are stored in the layout their gradients come
+    back in on this device, so no backward copies a kernel-sized gradient."""
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=16, **NARROW.get(name, {}))
+    assert kernel_copies_in_backward(model, random_batch(2, 40, 16, 3, 4, seed=0)) == 0
+
+
+def test_unet_kernels_are_channels_last_so_their_gradients_are_not_copied():
+    """PR-Net's U-net stores its conv kernels channels-last, the layout its backward returns
+    their gradients in: no kernel-sized copy per step (contiguous kernels: one per kernel),
+    the same loss and gradients, and the layout survives casts, moves, copies and loading a
+    state dict saved with contiguous kernels."""
+    batch = random_batch(2, 40, 12, 3, 4, seed=0, lengths=[40, 29])
+    torch.manual_seed(0)
+    model = hz.create_model("prnet", feature_dim=12)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert len(convs) == 7 and all(_channels_last(c.weight) for c in convs)
+    plain = copy.deepcopy(model)
+    for conv in (m for m in plain.modules() if isinstance(m, torch.nn.Conv1d)):
+        set_kernel_layout(conv, "contiguous")
+    assert kernel_copies_in_backward(model, batch) == 0
+    assert kernel_copies_in_backward(plain, batch) == len(convs)
+    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6) and a.grad.stride() == a.stride()
+    moved = copy.deepcopy(model).double().to("cpu").float()
+    fresh = hz.create_model("prnet", feature_dim=12)
+    fresh.load_state_dict({k: v.contiguous() for k, v in plain.state_dict().items()})
+    for m in (moved, fresh):
+        assert all(_channels_last(c.weight) for c in m.modules() if isinstance(c, torch.nn.Conv1d))
+    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), model.parameters(), strict=True))
+
+
 @pytest.mark.parametrize("layout", ["channels_last", "matmul"])
 def test_set_kernel_layout_keeps_values_and_says_whether_it_moved(layout):
     conv = torch.nn.Conv1d(4, 6, 3)

@@ -20,7 +20,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.errors import ConfigError
-from highlightzoo.models.components.steps import conv_steps, max_pool_steps
+from highlightzoo.models.components.steps import conv_steps, max_pool_steps, set_kernel_layout
 
 
 class _ConvBlock(nn.Module):
@@ -36,6 +36,11 @@ class _ConvBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2)
+        # the kernel in (O, k, I) memory: oneDNN returns its gradient in that layout for
+        # time-major (channels-last) activations, so autograd accumulates it into .grad without
+        # a copy (PR-Net at 4,096-d allocated 2.6 GiB less per step on a CPU, at the same or
+        # slightly better speed; docs/performance.md). Moves and casts keep the layout.
+        set_kernel_layout(self.conv, "channels_last")
         self.activation, self.mask_input = activation, mask_input
 
     def forward(self, h: Tensor, keep: Tensor) -> Tensor:
