@@ -99,6 +99,12 @@ class HostCounts:
         object.__setattr__(self, "versions", _versions(self.tensors))
 
 
+def _extent(mask: Tensor) -> int:
+    """1 + the index of the last True in a 1-D ``mask`` (0 when none)."""
+    real = mask.nonzero()
+    return int(real.max()) + 1 if len(real) else 0
+
+
 def _versions(tensors: tuple[Tensor | None, ...]) -> tuple[int | None, ...]:
     return tuple(None if t is None else t._version for t in tensors)
 
@@ -173,6 +179,27 @@ class Batch:
             out.host = HostCounts.of(out, counts.lengths, counts.history_videos, counts.rates,
                                      counts.offsets)
         return out
+
+    def row(self, i: int) -> Batch:
+        """Row ``i`` as a batch of its own, cut to its real extents (video steps, history
+        segments and their steps): that sample as a model sees it alone, e.g. to check
+        that a model's output does not depend on its batch. No host counts (a model
+        reads the new masks)."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"row {i} of a batch of {len(self)} rows")
+        one = slice(i % len(self), i % len(self) + 1)
+        steps = _extent(self.video_mask[one][0])
+        segments = _extent(self.history_mask[one][0].any(dim=-1))
+        seg_steps = _extent(self.history_mask[one][0, :segments].any(dim=0))
+        cut = {"video": (one, slice(steps)), "video_mask": (one, slice(steps)),
+               "labels": (one, slice(steps)),
+               "history": (one, slice(segments), slice(seg_steps)),
+               "history_mask": (one, slice(segments), slice(seg_steps)),
+               "history_video": (one, slice(segments))}
+        changed = {f.name: getattr(self, f.name)[cut.get(f.name, (one,))] for f in fields(self)
+                   if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **changed, user_ids=self.user_ids[one],
+                       video_ids=self.video_ids[one], host=None)
 
     def with_host_counts(self, lengths: Sequence[int], history_videos: int) -> Batch:
         """This batch (its tensors on the CPU) with :class:`HostCounts` taken now; the caller

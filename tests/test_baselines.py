@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import highlightzoo as hz
-from highlightzoo.batch import Batch, random_batch
+from highlightzoo.batch import random_batch
 from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.norm import (
     AffineParams,
@@ -38,24 +38,6 @@ DIM = 6
 def build(name: str, **kw) -> torch.nn.Module:
     torch.manual_seed(0)
     return hz.create_model(name, feature_dim=DIM, width_mult=1 / 16, **kw).eval()
-
-
-def row_alone(batch: Batch, i: int) -> Batch:
-    """Row ``i`` of ``batch`` as a batch of one, cut to its own video and history length."""
-    t = int(batch.video_mask[i].sum())
-    n = int(batch.history_segment_mask[i].sum())
-    return Batch(
-        video=batch.video[i : i + 1, :t],
-        video_mask=batch.video_mask[i : i + 1, :t],
-        labels=batch.labels[i : i + 1, :t],
-        history=batch.history[i : i + 1, :n],
-        history_mask=batch.history_mask[i : i + 1, :n],
-        history_video=batch.history_video[i : i + 1, :n],
-        rate=batch.rate[i : i + 1],
-        user_ids=batch.user_ids[i : i + 1],
-        video_ids=batch.video_ids[i : i + 1],
-        offsets=batch.offsets[i : i + 1],
-    )
 
 
 # --- T-AIN -------------------------------------------------------------------------------
@@ -376,7 +358,7 @@ def test_padding_invariance(name):
     with torch.no_grad():
         full = model(batch).scores
         for i in range(3):
-            alone = model(row_alone(batch, i)).scores[0]
+            alone = model(batch.row(i)).scores[0]
             assert torch.allclose(full[i, : alone.shape[0]], alone, atol=1e-5), (name, i)
 
 
@@ -505,7 +487,7 @@ def test_video2gif_alone_equals_padded_in_a_batch():
     with torch.no_grad():
         full = model(batch)
         for i in range(3):
-            alone = model(row_alone(batch, i))
+            alone = model(batch.row(i))
             n = alone.scores.shape[1]
             assert torch.allclose(full.scores[i, :n], alone.scores[0], atol=1e-6)
             s = alone.extras["segment_scores"].shape[1]

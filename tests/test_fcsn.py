@@ -1,17 +1,19 @@
-"""FCSN encoder/decoder: reference size, output length for every T, per-length running."""
+"""FCSN encoder/decoder: reference size, output length for every T, padded batches."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+import highlightzoo as hz
+from highlightzoo.batch import random_batch
 from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.fcsn import (
     FCSN,
     FCSNChannels,
     FCSNDecoder,
     FCSNEncoder,
-    run_by_length,
+    run_padded,
 )
 from highlightzoo.models.components.norm import AffineParams, TemporalInstanceNorm
 
@@ -108,41 +110,60 @@ def test_deconvolutions_keep_pytorch_default_init():
         assert torch.equal(w, getattr(reference, name).weight)  # seeded like any other layer
 
 
-def test_run_by_length_runs_each_row_alone_at_its_length(narrow_fcsn):
-    lengths = [5, 12, 5, 1]
-    video = torch.rand(4, 12, 3)
-    mask = torch.arange(12)[None] < torch.tensor(lengths)[:, None]
-    seen: list[tuple[int, list[int]]] = []
+# every length up to 70 (the fc7 map has one step up to 26: the per-row norm skip), odd and even
+# lengths at every pool, and rows much shorter than the batch's longest
+MIXED_LENGTHS = [*range(1, 71), 97, 128, 129, 200]
 
-    def fn(x, rows):
-        seen.append((x.shape[1], rows.tolist()))
-        return narrow_fcsn(x)
 
-    with torch.no_grad():
-        out = run_by_length(fn, video, mask, 2)
-        for i, n in enumerate(lengths):
-            alone = narrow_fcsn(video[i : i + 1, :n])
-            assert torch.allclose(out[i, :n], alone[0], atol=1e-6)
-            assert torch.equal(out[i, n:], torch.zeros(12 - n, 2))
-    assert sorted(seen) == [(1, [3]), (5, [0, 2]), (12, [1])]
+@pytest.mark.parametrize("name", ["fcsn", "avhd"])
+def test_a_padded_batch_gives_each_row_what_it_gets_alone(name):
+    """One forward over rows of many lengths (masked past each row's end) gives each row
+    the scores, and the parameters the gradients, of running it alone at its real length:
+    float64 end to end, so any step past a row's end that leaked in would show far above
+    the rounding level. The padding holds non-zero values, which must not matter."""
+    torch.manual_seed(0)
+    model = hz.create_model(name, feature_dim=6, width_mult=1 / 8).double().eval()
+    batch = random_batch(len(MIXED_LENGTHS), max(MIXED_LENGTHS), 6, 4, 3, seed=1,
+                         lengths=MIXED_LENGTHS).to("cpu", feature_dtype=torch.float64)
+    batch.video[~batch.video_mask] = 3.0
+    weights = torch.randn(batch.labels.shape, dtype=torch.float64)
+    scores = model(batch).scores
+    (scores * weights * batch.video_mask).sum().backward()
+    together = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    for i, n in enumerate(MIXED_LENGTHS):
+        alone = model(batch.row(i)).scores[0]
+        assert torch.allclose(scores[i, :n], alone, rtol=0, atol=1e-12), n
+        assert torch.equal(scores[i, n:], torch.zeros_like(scores[i, n:]))
+        (alone * weights[i, :n]).sum().backward()
+    for k, p in model.named_parameters():
+        assert (together[k] - p.grad).abs().max() <= 1e-10 * p.grad.abs().max() + 1e-15, k
 
 
 def test_mask_with_holes_is_a_typed_error_naming_the_video(narrow_fcsn):
     mask = torch.tensor([[True, False, True]])
     with pytest.raises(DataFormatError, match="vid-7"):
-        run_by_length(lambda x, r: narrow_fcsn(x), torch.rand(1, 3, 3), mask, 2, ["vid-7"])
+        run_padded(lambda x, m: narrow_fcsn(x, mask=m), torch.rand(1, 3, 3), mask, 2, ["vid-7"])
 
 
-@pytest.mark.parametrize("host", [None, [6, 0, 3, 3, 6]])
-def test_run_by_length_gives_each_group_its_own_rows(host):
-    """Groups found from the sorted lengths (no device wait) get the right batch rows, an
-    empty row stays zero, with or without the collate's host lengths."""
-    lengths = [6, 0, 3, 3, 6]
-    video = torch.randn(5, 6, 3)
-    mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
-    out = run_by_length(lambda x, rows: x * 2 + rows[:, None, None], video, mask, 3,
-                        host_lengths=host)
-    want = torch.zeros_like(video)
-    for i, n in enumerate(lengths):
-        want[i, :n] = video[i, :n] * 2 + i
-    assert torch.equal(out, want)
+@pytest.mark.parametrize("host", [None, [6, 0, 3, 3, 5]])
+def test_run_padded_calls_once_on_the_longest_rows(host):
+    """One call on the batch cut to its longest row, with the rows' mask (None when every
+    row is that long), re-padded with zeros; with or without the collate's host lengths."""
+    lengths = [6, 0, 3, 3, 5]
+    video = torch.randn(5, 8, 3)
+    mask = torch.arange(8)[None, :] < torch.tensor(lengths)[:, None]
+    seen = []
+
+    def fn(x, m):
+        seen.append((x.shape, None if m is None else m.tolist()))
+        return x * 2
+
+    out = run_padded(fn, video, mask, 3, host_lengths=host)
+    assert seen == [((5, 6, 3), mask[:, :6].tolist())]
+    assert torch.equal(out[:, :6], video[:, :6] * 2) and torch.equal(out[:, 6:], torch.zeros(5, 2, 3))
+    seen.clear()
+    run_padded(fn, video[:2], torch.ones(2, 8, dtype=torch.bool), 3)
+    assert seen == [((2, 8, 3), None)]
+    empty = run_padded(fn, video[:2], torch.zeros(2, 8, dtype=torch.bool), 3)
+    assert len(seen) == 1 and torch.equal(empty, torch.zeros(2, 8, 3))

@@ -10,7 +10,6 @@ has one (PR-Net: ``width`` channels; the FCSN family and segment MLPs: ``width_m
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
 
 import pytest
 import torch
@@ -40,28 +39,6 @@ def build(name: str, seed: int = 0) -> torch.nn.Module:
 def trainable(model: torch.nn.Module) -> bool:
     """Whether ``model`` has a parameter to optimise (the floors have none)."""
     return any(p.requires_grad for p in model.parameters())
-
-
-def alone(batch: Batch, row: int) -> Batch:
-    """Row ``row`` of ``batch`` as a batch of one, cropped to its real extents."""
-    steps = int(batch.video_mask[row].sum())
-    seg_mask = batch.history_segment_mask[row]
-    segments = int(seg_mask.sum())
-    seg_steps = int(batch.history_mask[row].sum(-1).max()) if segments else 0
-    sl = slice(row, row + 1)
-    return replace(
-        batch,
-        video=batch.video[sl, :steps],
-        video_mask=batch.video_mask[sl, :steps],
-        labels=batch.labels[sl, :steps],
-        history=batch.history[sl, :segments, :seg_steps],
-        history_mask=batch.history_mask[sl, :segments, :seg_steps],
-        history_video=batch.history_video[sl, :segments],
-        rate=batch.rate[sl],
-        user_ids=batch.user_ids[sl],
-        video_ids=batch.video_ids[sl],
-        offsets=batch.offsets[sl],
-    )
 
 
 def check_output(out: ModelOutput, batch: Batch, name: str) -> None:
@@ -100,7 +77,7 @@ def test_padding_invariance(name):
     with torch.no_grad():
         together = model(batch).scores
         for row in range(3):
-            single = alone(batch, row)
+            single = batch.row(row)
             got = model(single).scores[0]
             want = together[row, : single.video.shape[1]]
             assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (
@@ -213,3 +190,22 @@ def test_a_few_optimisation_steps_lower_the_loss(name):
         optimiser.step()
     after = eval_loss()
     assert after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
+
+
+def test_a_batch_row_is_that_sample_alone_cut_to_its_real_extents():
+    """``Batch.row``: the row's video cut to its real steps and its history to its real
+    segments and their longest real segment, every other field that row's; no host counts."""
+    batch = random_batch(3, 20, 4, 5, 6, lengths=[7, 20, 3], history_counts=[2, 5, 0], seed=1)
+    batch.history_mask[0, :2] = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0]]).bool()
+    row = batch.row(0)
+    assert row.video.shape == (1, 7, 4) and torch.equal(row.video[0], batch.video[0, :7])
+    assert row.history.shape == (1, 2, 4, 4)
+    assert torch.equal(row.history_mask[0], batch.history_mask[0, :2, :4])
+    assert torch.equal(row.history_video[0], batch.history_video[0, :2])
+    assert row.labels.shape == (1, 7) and row.rate.shape == (1,) and row.host is None
+    assert (row.user_ids, row.video_ids) == (batch.user_ids[:1], batch.video_ids[:1])
+    last = batch.row(-1)
+    assert last.video.shape == (1, 3, 4) and last.history.shape == (1, 0, 0, 4)
+    assert last.video_ids == batch.video_ids[2:]
+    with pytest.raises(IndexError, match="row 3 of a batch of 3"):
+        batch.row(3)

@@ -331,7 +331,7 @@ def test_fcsn_encoder_equals_its_plain_conv_stack_forward_and_backward(steps):
         encoder.zero_grad()
         torch.manual_seed(5)
         if fast:
-            pool4, fc7 = encoder(x, 1 / x.norm(dim=-1))
+            pool4, fc7, _ = encoder(x, 1 / x.norm(dim=-1))
         else:
             pool4 = encoder.to_pool4(rearrange(l2_normalize_steps(x), "b t d -> b d t"))
             fc7 = encoder.fc7(encoder.fc6(encoder.pool5(pool4)))

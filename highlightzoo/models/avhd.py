@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from highlightzoo.batch import Batch, ModelOutput
-from highlightzoo.models.components.fcsn import FCSN, run_by_length
+from highlightzoo.models.components.fcsn import FCSN, run_padded
 from highlightzoo.models.components.norm import (
     TAINHistoryNet,
     TemporalAdaptiveInstanceNorm,
@@ -43,11 +43,10 @@ class AVHD(nn.Module):
             n_videos=counts.history_videos if counts is not None else None,
         )
 
-        def run(x, rows):
-            return self.net(x, (fc7_params.select(rows), pool4_params.select(rows)))
-
-        logits = run_by_length(run, batch.video, batch.video_mask, 2, batch.video_ids,
-                               counts.lengths if counts is not None else None)
+        logits = run_padded(
+            lambda x, mask: self.net(x, (fc7_params, pool4_params), mask), batch.video,
+            batch.video_mask, 2, batch.video_ids, counts.lengths if counts is not None else None,
+        )
         return logits_to_output(logits)
 
 

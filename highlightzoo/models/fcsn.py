@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from highlightzoo.batch import Batch, ModelOutput
-from highlightzoo.models.components.fcsn import FCSN, run_by_length
+from highlightzoo.models.components.fcsn import FCSN, run_padded
 from highlightzoo.models.components.heads import full_precision
 from highlightzoo.models.components.norm import TemporalInstanceNorm
 from highlightzoo.models.components.sizing import check_width_mult
@@ -22,7 +22,7 @@ from highlightzoo.models.registry import ModelCard, register_model
 def logits_to_output(logits: Tensor) -> ModelOutput:
     """ModelOutput of a 2-class model: scores = logit1 - logit0, probs = softmax class 1.
 
-    ``logits`` (B, T, 2) are zero on padding, as :func:`run_by_length` returns them, so
+    ``logits`` (B, T, 2) are zero on padding, as :func:`run_padded` returns them, so
     scores are 0 and probs 0.5 there with no masking here. Float32.
     """
     logits = full_precision(logits)
@@ -34,7 +34,8 @@ def logits_to_output(logits: Tensor) -> ModelOutput:
 
 
 class FCSNDetector(nn.Module):
-    """FCSN over a padded batch: each video runs alone at its real length."""
+    """FCSN over a padded batch: each video's scores are those it gets alone at its real
+    length (one forward for the batch, masked past each row's end)."""
 
     def __init__(self, feature_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
@@ -43,9 +44,9 @@ class FCSNDetector(nn.Module):
 
     def forward(self, batch: Batch) -> ModelOutput:
         counts = batch.host_counts()
-        logits = run_by_length(  # steps L2-normalised inside the net's first conv
-            lambda x, rows: self.net(x), batch.video, batch.video_mask, 2, batch.video_ids,
-            counts.lengths if counts is not None else None,
+        logits = run_padded(  # steps L2-normalised inside the net's first conv
+            lambda x, mask: self.net(x, mask=mask), batch.video, batch.video_mask, 2,
+            batch.video_ids, counts.lengths if counts is not None else None,
         )
         return logits_to_output(logits)
 

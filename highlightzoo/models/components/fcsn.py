@@ -22,13 +22,14 @@ A-VHD).
 4, 8, 16, 32, 32 conv channels and 256 fc channels.
 
 The 100-step padding and the pools mix a video's real steps with whatever
-follows them, so the network must see each video at its real length:
-:func:`run_by_length` groups batch rows by length and runs each group alone.
+follows them, so on a right-padded batch of videos of different lengths the net
+zeroes every step past a row's end after each conv (:class:`StepMasks`): each row
+then computes what it would alone at its real length, in one forward for the whole
+batch (:func:`run_padded`; docs/performance.md, "Mixed lengths in one forward").
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -119,6 +120,48 @@ def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = Non
     return torch.cat([edge, inner + bias, edge], dim=1)
 
 
+@dataclass(frozen=True)
+class StepMasks:
+    """Which steps of a right-padded batch are real, at the resolutions the FCSN's
+    decoder reads: ``pool4`` (B, 1, T4) and ``fc7`` (B, 1, T7), 1 on real steps, 0 past
+    each row's end, in the activations' dtype.
+
+    Why it is exact: a row run alone at length L sees zeros past its end (the convs'
+    zero padding). In a padded batch the net multiplies every conv's output by its mask,
+    so each conv and each pool reads zeros there too; a max-pool of masked ReLU outputs
+    (>= 0) equals the ceil-mode pool of the row alone, and its output is zero past
+    ``ceil(L / 2)``, so pooling the mask gives the next resolution's mask. fc6 (kernel 7,
+    no padding) is valid where its window ends inside the row; the decoder's norms take
+    their statistics over real steps and the scores entering the first transposed conv
+    are masked. The outputs the final crop keeps read no other step (the crop offsets'
+    arithmetic: ``tests/test_fcsn.py``). Equal to running each row alone, up to float
+    rounding.
+    """
+
+    pool4: Tensor
+    fc7: Tensor
+
+
+def mask_steps(h: Tensor, mask: Tensor) -> Tensor:
+    """``h`` (B, C, T) times ``mask`` (B, 1, T), in place: a conv's output, which its own
+    backward does not read (the ReLU after it then saves the masked map)."""
+    return h.mul_(mask)
+
+
+def masked_layers(layers: Sequence[nn.Module], h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Run ``layers`` (convs, ReLUs, max-pools) on ``h`` (B, C, T) whose real steps
+    ``mask`` (B, 1, T) marks: every conv's output masked, every pool pooling the mask
+    too. Returns the output and its mask."""
+    for layer in layers:
+        h = layer(h)
+        if isinstance(layer, nn.Conv1d):
+            h = mask_steps(h, mask)
+        elif isinstance(layer, nn.MaxPool1d):
+            mask = F.max_pool1d(mask, layer.kernel_size, layer.stride, layer.padding,
+                                layer.dilation, layer.ceil_mode)
+    return h, mask
+
+
 class FCSNEncoder(nn.Module):
     """VGG-style 1-D encoder: ``(B, T, D)`` -> pool4 ``(B, C4, ~T/16)``, fc7 ``(B, Cfc, ~T/32)``.
 
@@ -166,8 +209,13 @@ class FCSNEncoder(nn.Module):
             on = conv.weight.device.type in CHANNELS_LAST_ON
             set_kernel_layout(conv, "channels_last" if on else "contiguous")
 
-    def forward(self, x: Tensor, step_scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, step_scale: Tensor | None = None, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, StepMasks | None]:
         """``x`` time-major ``(B, T, D)``; ``step_scale`` (B, T) multiplies each input step.
+        ``mask`` (B, T): the real steps of a right-padded batch (None: all real); the
+        steps past a row's end must have a zero ``step_scale`` (:meth:`FCSN.forward`
+        sees to it), and each conv's output is masked past it (:class:`StepMasks`).
 
         The first conv is one matmul on the real steps (:func:`first_conv_steps`:
         no transposed copy of the input, no work on its 100-step padding) and
@@ -178,20 +226,37 @@ class FCSNEncoder(nn.Module):
         channels-first memory instead; the time-major 2-D ops of
         :mod:`~highlightzoo.models.components.steps` measured no faster here at
         the reference configuration, docs/performance.md). fc6 and fc7 are matmuls
-        (:func:`unfolded_conv_steps`). Returns pool4 and fc7 as (B, C, T') tensors.
+        (:func:`unfolded_conv_steps`). Returns pool4 and fc7 as (B, C, T') tensors, and
+        their masks when ``mask`` is given.
         """
         # Unpacked, not sliced (slicing an nn.Sequential builds a new one per call). Each
         # in-place ReLU after a time-major layer runs before the transposed view is taken:
         # in place on a view, autograd would copy the whole map back and forth (CopySlices)
         (first_conv, first_relu, *first_rest), *blocks = self.to_pool4
-        h = first_relu(first_conv_steps(x, first_conv, step_scale)).transpose(1, 2)
-        for layer in (*first_rest, *blocks):
-            h = layer(h)
-        pool4 = h
-        h = self.pool5(h)
+        taps = first_conv_steps(x, first_conv, step_scale)  # (B, T1, C)
+        level = None
+        if mask is not None:  # T1 - T = 2p - k + 1 outputs more than inputs, all real
+            level = F.pad(mask.to(taps.dtype), (taps.shape[1] - mask.shape[1], 0), value=1.0)
+            level = level[:, None]  # (B, 1, T1)
+            taps = taps * level.transpose(1, 2)  # not in place: taps may be a view
+        h = first_relu(taps).transpose(1, 2)
+        if level is None:
+            for layer in (*first_rest, *blocks):
+                h = layer(h)
+            pool4, pool4_mask = h, None
+            h = self.pool5(h)
+        else:
+            h, level = masked_layers(first_rest, h, level)
+            for block in blocks:
+                h, level = masked_layers(block, h, level)
+            pool4, pool4_mask = h, level
+            h, level = masked_layers(self.pool5, h, level)
         for conv, relu, dropout in (self.fc6, self.fc7):
             h = dropout(unfolded_conv_steps(h.transpose(1, 2), conv, then=relu).transpose(1, 2))
-        return pool4, h
+        if level is None:
+            return pool4, h, None
+        # fc6 (no padding) is real where its window ends on a real step; fc7 is 1 x 1
+        return pool4, h, StepMasks(pool4_mask, level[..., self.fc6[0].kernel_size[0] - 1 :])
 
 
 NormFactory = Callable[[int], nn.Module]
@@ -226,17 +291,27 @@ class FCSNDecoder(nn.Module):
         fc7: Tensor,
         length: int,
         params: tuple[AffineParams, AffineParams] | None = None,
+        masks: StepMasks | None = None,
     ) -> Tensor:
+        """``masks``: the real steps of a right-padded batch (:class:`StepMasks`; None:
+        all real): the norms' statistics use those only, and the fc7 scores are zero past
+        each row's end, where the first transposed conv would read them."""
         fc7_params, pool4_params = params if params is not None else (None, None)
-        up = self.up2(self.score_fc7(self.norm_fc7(fc7, fc7_params)))
-        skip = self.score_pool4(self.norm_pool4(pool4, pool4_params))
+        fc7_mask, pool4_mask = (None, None) if masks is None else (masks.fc7[:, 0],
+                                                                  masks.pool4[:, 0])
+        scores = self.score_fc7(self.norm_fc7(fc7, fc7_params, fc7_mask))
+        if masks is not None:
+            scores = mask_steps(scores, masks.fc7)
+        up = self.up2(scores)
+        skip = self.score_pool4(self.norm_pool4(pool4, pool4_params, pool4_mask))
         skip = skip[..., POOL4_CROP : POOL4_CROP + up.shape[-1]]
         out = self.up16(up + skip)
         return out[..., OUTPUT_CROP : OUTPUT_CROP + length]
 
 
 class FCSN(nn.Module):
-    """FCSN encoder + decoder on same-length videos: ``(B, T, D)`` -> logits ``(B, T, 2)``."""
+    """FCSN encoder + decoder: ``(B, T, D)`` -> logits ``(B, T, 2)``; rows of different
+    lengths with a ``mask`` (:meth:`forward`)."""
 
     def __init__(
         self,
@@ -254,15 +329,29 @@ class FCSN(nn.Module):
         self.l2_normalize = l2_normalize
 
     def forward(
-        self, x: Tensor, params: tuple[AffineParams, AffineParams] | None = None
+        self,
+        x: Tensor,
+        params: tuple[AffineParams, AffineParams] | None = None,
+        mask: Tensor | None = None,
     ) -> Tensor:
         """``l2_normalize``: each input step scaled to unit L2 norm (as ``F.normalize``),
-        folded into the first conv as a per-step scale (no normalised copy of ``x``)."""
+        folded into the first conv as a per-step scale (no normalised copy of ``x``).
+
+        ``mask`` (B, T) bool: each row's real steps, a prefix (None: every step is
+        real). Each row's logits are then what it gets run alone at its real length, up
+        to float rounding (:class:`StepMasks`), and zero past its end; what the padding
+        holds is never read.
+        """
         length = x.shape[1]
         scale = inverse_l2_norms(x) if self.l2_normalize else None
-        pool4, fc7 = self.encoder(x, scale)
+        if mask is not None:  # padding steps add nothing to the first conv
+            scale = mask.to(torch.float32) if scale is None else scale * mask
+        pool4, fc7, masks = self.encoder(x, scale, mask)
         with full_precision_region(x.device.type):  # float32 logits under bf16 autocast
-            logits = self.decoder(full_precision(pool4), full_precision(fc7), length, params)
+            logits = self.decoder(full_precision(pool4), full_precision(fc7), length, params,
+                                  masks)
+            if mask is not None:
+                logits = logits * mask[:, None]
         return rearrange(logits, "b k t -> b t k")
 
 
@@ -281,27 +370,27 @@ def check_prefix_mask(video_mask: Tensor, video_ids: Sequence[str] | None = None
     return lengths
 
 
-def run_by_length(
-    fn: Callable[[Tensor, Tensor], Tensor],
+def run_padded(
+    fn: Callable[[Tensor, Tensor | None], Tensor],
     video: Tensor,
     video_mask: Tensor,
     out_dim: int,
     video_ids: Sequence[str] | None = None,
     host_lengths: Sequence[int] | None = None,
 ) -> Tensor:
-    """Apply ``fn(x, rows)`` to each group of equal-length rows at their real length.
+    """``fn(x, mask)`` once on the batch cut to its longest row, re-padded to (B, T, out_dim).
 
-    ``fn`` gets ``x`` (G, T_g, D) and ``rows``, the index of their batch rows (to pick
-    per-row conditioning: a long tensor, or ``slice(None)`` when one group holds every
-    row in order, which indexes as a view) and returns (G, T_g, out_dim).
-    The results are re-padded into (B, T, out_dim) with zeros; empty rows
-    stay zero. A video's output therefore does not depend on its batch.
+    ``fn`` gets ``x`` (B, T_max, D) and ``mask`` (B, T_max) bool, the rows' real steps, or
+    None when every row has all T_max steps; it returns (B, T_max, out_dim), zero past each
+    row's end, computing each row as if it ran alone at its real length (the FCSN does, with
+    :class:`StepMasks`). A video's output therefore does not depend on its batch. Steps
+    past T_max are zero; a batch of empty rows gives zeros without calling ``fn``. The mask
+    must mark a prefix of each row (else :class:`DataFormatError` naming the video).
     ``host_lengths``: the rows' lengths as the collate knew them
     (:meth:`~highlightzoo.batch.Batch.host_counts`), which spares reading them, and
     checking the mask, on the device (a device sync on a GPU).
     """
     b, t, _ = video.shape
-    lengths = None  # on the device: read only without the host's, or to order the groups
     if host_lengths is None:
         lengths = video_mask.sum(dim=1)
         prefix = torch.arange(t, device=video_mask.device)[None, :] < lengths[:, None]
@@ -310,20 +399,9 @@ def run_by_length(
         if host[-1]:
             check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
         host_lengths = host[:-1]
-    if len(set(host_lengths)) == 1 and host_lengths[0] > 0:  # one group: a view, no copy
-        part = fn(video[:, : host_lengths[0]], slice(None))
-        return part if host_lengths[0] == t else F.pad(part, (0, 0, 0, t - host_lengths[0]))
-    # rows sorted by length (stable): each group is a slice whose bounds the host knows, so
-    # finding a group's rows needs no device sync (``nonzero`` would wait for the device)
-    order = torch.argsort(video_mask.sum(dim=1) if lengths is None else lengths, stable=True)
-    counts = collections.Counter(host_lengths)
-    out: Tensor | None = None
-    start = counts.pop(0, 0)
-    for length, count in sorted(counts.items()):
-        rows = order[start : start + count]
-        start += count
-        part = fn(video[rows, :length], rows)
-        if out is None:
-            out = part.new_zeros(b, t, out_dim)
-        out = out.index_put((rows[:, None], torch.arange(length, device=video.device)), part)
-    return out if out is not None else video.new_zeros(b, t, out_dim)
+    longest = max(host_lengths, default=0)
+    if longest == 0:
+        return video.new_zeros(b, t, out_dim)
+    mask = None if min(host_lengths) == longest else video_mask[:, :longest]
+    out = fn(video[:, :longest], mask)
+    return out if longest == t else F.pad(out, (0, 0, 0, t - longest))

@@ -29,7 +29,7 @@ from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from highlightzoo.errors import ConfigError, DataFormatError
-from highlightzoo.models.components.heads import full_precision_region
+from highlightzoo.models.components.heads import full_precision, full_precision_region
 
 EPS = 1e-5
 
@@ -41,25 +41,21 @@ class AffineParams:
     weight: Tensor
     bias: Tensor
 
-    def select(self, rows: Tensor | slice) -> AffineParams:
-        """The params of batch rows ``rows`` (a long index tensor, or a slice: a view)."""
-        return AffineParams(self.weight[rows], self.bias[rows])
-
 
 def masked_instance_stats(x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-instance, per-channel mean and biased variance over valid time steps.
 
     ``x`` (B, C, T); ``mask`` (B, T) bool, True on valid steps (None = all).
-    Returns ``mean, var`` of shape (B, C, 1), always float32 whatever the
-    dtype of ``x`` (bf16 statistics are too coarse). A row with no valid step
-    gets mean 0 and variance 0.
+    Returns ``mean, var`` of shape (B, C, 1), in float32 for a half-precision ``x``
+    (bf16 statistics are too coarse), else in ``x``'s dtype (float64 stays float64). A
+    row with no valid step gets mean 0 and variance 0.
     """
-    x32 = x.float()
+    x32 = full_precision(x)
     if mask is None:
         mean = x32.mean(dim=-1, keepdim=True)
         var = (x32 - mean).pow(2).mean(dim=-1, keepdim=True)
         return mean, var
-    w = rearrange(mask.to(torch.float32), "b t -> b 1 t")
+    w = rearrange(mask.to(x32.dtype), "b t -> b 1 t")
     count = reduce(w, "b 1 t -> b 1 1", "sum").clamp(min=1.0)
     mean = (x32 * w).sum(dim=-1, keepdim=True) / count
     var = ((x32 - mean).pow(2) * w).sum(dim=-1, keepdim=True) / count
@@ -67,20 +63,20 @@ def masked_instance_stats(x: Tensor, mask: Tensor | None = None) -> tuple[Tensor
 
 
 def instance_normalize(x: Tensor, mask: Tensor | None = None, eps: float = EPS) -> Tensor:
-    """``(x - mean) / sqrt(var + eps)`` per instance and channel, in float32.
+    """``(x - mean) / sqrt(var + eps)`` per instance and channel, in float32 (float64 stays float64).
 
     Without a mask it is PyTorch's fused instance norm (the same statistics, one pass
     forward and one backward instead of about eight element-wise ops each way: fewer
     kernel launches on a GPU, 1.1-1.9x on a CPU at the decoder's shapes; docs/performance.md).
     """
     if mask is None:
-        return F.instance_norm(x.float(), eps=eps)
+        return F.instance_norm(full_precision(x), eps=eps)
     mean, var = masked_instance_stats(x, mask)
-    return (x.float() - mean) * torch.rsqrt(var + eps)
+    return (full_precision(x) - mean) * torch.rsqrt(var + eps)
 
 
 def affine_instance_normalize(x: Tensor, weight: Tensor, bias: Tensor, eps: float = EPS) -> Tensor:
-    """``weight * (x - mean) / sqrt(var + eps) + bias`` per instance and channel, float32.
+    """``weight * (x - mean) / sqrt(var + eps) + bias`` per instance and channel, float32 (float64 stays).
 
     ``x`` (B, C, T), ``weight`` and ``bias`` (B, C): a per-sample affine (T-AIN's).
     Computed as PyTorch's batch norm over the ``(1, B*C, T)`` view with the batch's own
@@ -89,28 +85,42 @@ def affine_instance_normalize(x: Tensor, weight: Tensor, bias: Tensor, eps: floa
     eight (fewer kernel launches on a GPU; docs/performance.md, "Host time per step").
     """
     b, c, t = x.shape
-    flat = F.batch_norm(x.float().reshape(1, b * c, t), None, None, weight.float().reshape(-1),
-                        bias.float().reshape(-1), training=True, eps=eps)
+    flat = F.batch_norm(full_precision(x).reshape(1, b * c, t), None, None,
+                        full_precision(weight).reshape(-1), full_precision(bias).reshape(-1),
+                        training=True, eps=eps)
     return flat.view(b, c, t)
+
+
+def skip_single_steps(normed: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+    """``normed`` where a row of ``mask`` (B, T) has more than one real step, else ``x``
+    unchanged: the decoder norms' one-step rule, row by row in a padded batch."""
+    several = rearrange(mask.sum(dim=-1) > 1, "b -> b 1 1")
+    return torch.where(several, normed, x)
 
 
 class TemporalInstanceNorm(nn.Module):
     """Non-affine instance norm over time (plain FCSN's decoder norm).
 
     Skipped (identity) when the map has one time step: FCSN applies its
-    instance norm only when the temporal length is > 1.
+    instance norm only when the temporal length is > 1. ``mask`` (B, T): the real
+    steps of a padded batch (statistics over those; a row with one real step passes
+    through).
     """
 
     def __init__(self, channels: int, eps: float = EPS) -> None:
         super().__init__()
         self.channels, self.eps = channels, eps
 
-    def forward(self, x: Tensor, params: AffineParams | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, params: AffineParams | None = None, mask: Tensor | None = None
+    ) -> Tensor:
         if params is not None:
             raise ConfigError("TemporalInstanceNorm is not adaptive; it takes no affine params")
         if x.shape[-1] <= 1:
             return x
-        return instance_normalize(x, eps=self.eps).to(x.dtype)
+        if mask is None:
+            return instance_normalize(x, eps=self.eps).to(x.dtype)
+        return skip_single_steps(instance_normalize(x, mask, self.eps).to(x.dtype), x, mask)
 
 
 class TemporalAdaptiveInstanceNorm(nn.Module):
@@ -120,7 +130,9 @@ class TemporalAdaptiveInstanceNorm(nn.Module):
     float32, at train and eval alike; ``weight``/``bias`` come per sample
     from the history net. Output has the dtype of ``x``. A map of one time
     step passes through unchanged, as in the A-VHD reference (normalising a
-    single step would replace every channel by its predicted bias).
+    single step would replace every channel by its predicted bias). ``mask`` (B, T):
+    the real steps of a padded batch (statistics over those; a row with one real step
+    passes through).
     """
 
     def __init__(self, channels: int, eps: float = EPS) -> None:
@@ -142,9 +154,9 @@ class TemporalAdaptiveInstanceNorm(nn.Module):
         if mask is None:
             return affine_instance_normalize(x, params.weight, params.bias, self.eps).to(x.dtype)
         normed = instance_normalize(x, mask, self.eps)
-        weight = rearrange(params.weight.float(), "b c -> b c 1")
-        bias = rearrange(params.bias.float(), "b c -> b c 1")
-        return torch.addcmul(bias, normed, weight).to(x.dtype)
+        weight = rearrange(full_precision(params.weight), "b c -> b c 1")
+        bias = rearrange(full_precision(params.bias), "b c -> b c 1")
+        return skip_single_steps(torch.addcmul(bias, normed, weight).to(x.dtype), x, mask)
 
 
 def l2_normalize_steps(x: Tensor, eps: float = 1e-12) -> Tensor:
