@@ -339,8 +339,8 @@ class FCSN(nn.Module):
 
         ``mask`` (B, T) bool: each row's real steps, a prefix (None: every step is
         real). Each row's logits are then what it gets run alone at its real length, up
-        to float rounding (:class:`StepMasks`), and zero past its end; what the padding
-        holds is never read.
+        to float rounding (:class:`StepMasks`), and zero past its end; the padding's
+        values (finite: the collate's zeros, or anything else) do not change them.
         """
         length = x.shape[1]
         scale = inverse_l2_norms(x) if self.l2_normalize else None
