@@ -41,8 +41,8 @@ from highlightzoo.errors import ConfigError
 
 #: the Batch tensors that :class:`HostCounts` describes
 HOST_DESCRIBED = ("video_mask", "history_mask", "history_video", "rate", "offsets")
-#: the values a :class:`HostCounts` holds (what a model may read from it)
-COUNT_VALUES = ("lengths", "history_videos", "rates", "offsets")
+#: the values a :class:`HostCounts` holds or derives (what a model may read from it)
+COUNT_VALUES = ("lengths", "longest", "one_length", "history_videos", "rates", "offsets")
 #: the Batch tensors of feature vectors (``Batch.to(feature_dtype=...)`` casts these)
 FEATURE_FIELDS = ("video", "history", "history_context")
 
@@ -52,8 +52,10 @@ class HostCounts:
     """What the collate knew on the host about a batch, so that a model need not copy it
     back from the device (a device sync on a GPU).
 
-    ``lengths``: real steps of each row (``video_mask`` is a prefix of each row);
-    ``history_videos``: 1 + the largest ``history_video`` index (0 without history), and no
+    ``lengths``: real steps of each row (``video_mask`` is a prefix of each row), and
+    derived from them ``longest`` (the largest) and ``one_length`` (all equal): a model
+    that needs only these two reads them, so that batches of other lengths can share its
+    CUDA graph (:mod:`highlightzoo.training.graphs`); ``history_videos``: 1 + the largest ``history_video`` index (0 without history), and no
     segment with real steps has index -1; ``rates``, ``offsets``: the values of ``rate``
     (as stored, float32) and ``offsets`` (0 when None). Valid only for the very tensors it
     was taken from, unchanged: it keeps them and their in-place version counters, and
@@ -68,6 +70,16 @@ class HostCounts:
     offsets: tuple[int, ...]
     tensors: tuple[Tensor | None, ...] = field(repr=False, compare=False)
     versions: tuple[int | None, ...] = field(repr=False, compare=False)
+
+    @property
+    def longest(self) -> int:
+        """The largest of :attr:`lengths` (0 for no rows)."""
+        return max(self.lengths, default=0)
+
+    @property
+    def one_length(self) -> bool:
+        """Whether every row has the same length."""
+        return len(set(self.lengths)) <= 1
 
     @classmethod
     def of(

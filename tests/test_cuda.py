@@ -34,7 +34,7 @@ TRAINABLE = [n for n in hz.list_models() if hz.get_model_card(n).trainable]
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_training_step_never_waits_for_the_device(name, precision):
-    """Two lengths in the batch (FCSN/A-VHD run two groups), a cold-start user, collated
+    """Two lengths in the batch (FCSN/A-VHD run their masked forward), a cold-start user, collated
     host counts: forward, loss, backward and Adam, with any device sync an error."""
     device = torch.device("cuda")
     torch.manual_seed(0)

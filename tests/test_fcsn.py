@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -146,10 +148,11 @@ def test_mask_with_holes_is_a_typed_error_naming_the_video(narrow_fcsn):
         run_padded(lambda x, m: narrow_fcsn(x, mask=m), torch.rand(1, 3, 3), mask, 2, ["vid-7"])
 
 
-@pytest.mark.parametrize("host", [None, [6, 0, 3, 3, 5]])
+@pytest.mark.parametrize("host", [None, SimpleNamespace(longest=6, one_length=False)])
 def test_run_padded_calls_once_on_the_longest_rows(host):
     """One call on the batch cut to its longest row, with the rows' mask (None when every
-    row is that long), re-padded with zeros; with or without the collate's host lengths."""
+    row is that long), re-padded with zeros; with or without the collate's host counts
+    (of which it reads only ``longest`` and ``one_length``)."""
     lengths = [6, 0, 3, 3, 5]
     video = torch.randn(5, 8, 3)
     mask = torch.arange(8)[None, :] < torch.tensor(lengths)[:, None]
@@ -159,7 +162,7 @@ def test_run_padded_calls_once_on_the_longest_rows(host):
         seen.append((x.shape, None if m is None else m.tolist()))
         return x * 2
 
-    out = run_padded(fn, video, mask, 3, host_lengths=host)
+    out = run_padded(fn, video, mask, 3, counts=host)
     assert seen == [((5, 6, 3), mask[:, :6].tolist())]
     assert torch.equal(out[:, :6], video[:, :6] * 2) and torch.equal(out[:, 6:], torch.zeros(5, 2, 3))
     seen.clear()

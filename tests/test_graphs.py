@@ -92,12 +92,34 @@ def test_replayed_steps_train_exactly_like_eager_steps(name):
     for (key, a), b in zip(eager_model.state_dict().items(), graph_model.state_dict().values(),
                            strict=True):
         assert torch.equal(a, b), key
-    if name in ("fcsn", "avhd"):  # read lengths (and history videos), not offsets: A repeats
+    if name in ("fcsn", "avhd"):  # read the longest length (and history videos): A repeats
         assert (steps.stats.eager, steps.stats.replayed, steps.stats.graphs) == (3, 4, 1)
 
 
+# mixed lengths, one longest: FCSN and A-VHD read only the longest length and whether all
+# rows have it (one masked forward), so these batches share one signature
+MIXED = [batch_of(10 + i, lengths=(24, n)) for i, n in enumerate((17, 11, 20, 5, 23, 9))]
+
+
+@pytest.mark.parametrize("name", ["fcsn", "avhd"])
+def test_batches_of_other_lengths_with_one_longest_share_a_graph(name):
+    """Clips of different lengths (the same longest) replay one graph, and train exactly
+    like eager steps."""
+    eager_model, eager_step = model_and_step(name)
+    torch.manual_seed(1)
+    eager_losses = [eager_step(b).item() for b in MIXED]
+    graph_model, graph_step = model_and_step(name)
+    steps = GraphedSteps(graph_step, CPU, capture_after=2, backend=StandIn())
+    torch.manual_seed(1)
+    assert [steps(b).item() for b in MIXED] == eager_losses
+    for (key, a), b in zip(eager_model.state_dict().items(), graph_model.state_dict().values(),
+                           strict=True):
+        assert torch.equal(a, b), key
+    assert (steps.stats.eager, steps.stats.replayed, steps.stats.graphs) == (2, 4, 1)
+
+
 def test_a_signature_holds_only_the_counts_the_model_read():
-    """FCSN reads the lengths: batches differing in offsets share its graph. A segment
+    """FCSN reads the longest length: batches differing in offsets share its graph. A segment
     baseline also reads offsets and rates: the same batches never repeat for it."""
     _, fcsn_step = model_and_step("fcsn")
     fcsn = GraphedSteps(fcsn_step, CPU, backend=StandIn())

@@ -45,7 +45,7 @@ class AVHD(nn.Module):
 
         logits = run_padded(
             lambda x, mask: self.net(x, (fc7_params, pool4_params), mask), batch.video,
-            batch.video_mask, 2, batch.video_ids, counts.lengths if counts is not None else None,
+            batch.video_mask, 2, batch.video_ids, counts,
         )
         return logits_to_output(logits)
 

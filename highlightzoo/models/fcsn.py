@@ -43,10 +43,9 @@ class FCSNDetector(nn.Module):
                         l2_normalize=True)
 
     def forward(self, batch: Batch) -> ModelOutput:
-        counts = batch.host_counts()
         logits = run_padded(  # steps L2-normalised inside the net's first conv
             lambda x, mask: self.net(x, mask=mask), batch.video, batch.video_mask, 2,
-            batch.video_ids, counts.lengths if counts is not None else None,
+            batch.video_ids, batch.host_counts(),
         )
         return logits_to_output(logits)
 

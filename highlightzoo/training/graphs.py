@@ -10,8 +10,9 @@ A graph replays fixed kernels on fixed memory, so a batch may only replay a grap
 for a batch that makes the step do exactly the same thing. That is the batch's
 *signature*: the shape and dtype of every tensor field (None for absent ones) and the
 values of the :class:`~highlightzoo.batch.HostCounts` fields that the model read while
-steps of that shape ran eagerly. FCSN reads the lengths only, so its batches of
-full-length clips share one graph whatever their clip offsets; the segment baselines also
+steps of that shape ran eagerly. FCSN and A-VHD read only the longest length and whether
+every row has it (one masked forward for the batch), so their batches of one shape share a
+graph whatever the other clips' lengths and offsets; the segment baselines also
 read rates and offsets, so their batches rarely repeat and mostly run eagerly. A batch
 without valid host counts (a hand-built one) always runs eagerly: a model would read the
 device, which a capture cannot do. Python work that depends on anything else (values on

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from highlightzoo.batch import HostCounts
 from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.heads import full_precision, full_precision_region
 from highlightzoo.models.components.norm import (
@@ -376,7 +377,7 @@ def run_padded(
     video_mask: Tensor,
     out_dim: int,
     video_ids: Sequence[str] | None = None,
-    host_lengths: Sequence[int] | None = None,
+    counts: HostCounts | None = None,
 ) -> Tensor:
     """``fn(x, mask)`` once on the batch cut to its longest row, re-padded to (B, T, out_dim).
 
@@ -386,22 +387,24 @@ def run_padded(
     :class:`StepMasks`). A video's output therefore does not depend on its batch. Steps
     past T_max are zero; a batch of empty rows gives zeros without calling ``fn``. The mask
     must mark a prefix of each row (else :class:`DataFormatError` naming the video).
-    ``host_lengths``: the rows' lengths as the collate knew them
-    (:meth:`~highlightzoo.batch.Batch.host_counts`), which spares reading them, and
-    checking the mask, on the device (a device sync on a GPU).
+    ``counts``: the batch's :class:`~highlightzoo.batch.HostCounts` (the collate's), which
+    spare reading the lengths, and checking the mask, on the device (a device sync on a
+    GPU). Only their ``longest`` and ``one_length`` are read, so under
+    ``TrainConfig.cuda_graphs`` batches of other lengths share a graph.
     """
     b, t, _ = video.shape
-    if host_lengths is None:
+    if counts is None:
         lengths = video_mask.sum(dim=1)
         prefix = torch.arange(t, device=video_mask.device)[None, :] < lengths[:, None]
         # lengths and the "has a hole" flag reach the host in one copy (one device sync)
         host = torch.cat([lengths, (prefix != video_mask).any()[None].long()]).tolist()
         if host[-1]:
             check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
-        host_lengths = host[:-1]
-    longest = max(host_lengths, default=0)
+        longest, one_length = max(host[:-1], default=0), len(set(host[:-1])) <= 1
+    else:
+        longest, one_length = counts.longest, counts.one_length
     if longest == 0:
         return video.new_zeros(b, t, out_dim)
-    mask = None if min(host_lengths) == longest else video_mask[:, :longest]
+    mask = None if one_length else video_mask[:, :longest]
     out = fn(video[:, :longest], mask)
     return out if longest == t else F.pad(out, (0, 0, 0, t - longest))
