@@ -170,3 +170,25 @@ def test_run_padded_calls_once_on_the_longest_rows(host):
     assert seen == [((2, 8, 3), None)]
     empty = run_padded(fn, video[:2], torch.zeros(2, 8, dtype=torch.bool), 3)
     assert len(seen) == 1 and torch.equal(empty, torch.zeros(2, 8, 3))
+
+
+def test_every_encoder_layer_runs_as_a_module_whatever_the_lengths():
+    """Forward hooks on the encoder's modules fire alike for a batch of one length and for
+    one of mixed lengths: every layer once (run one by one), except the three convs that
+    run as matmuls (the first conv, fc6, fc7), and no block container in either."""
+    torch.manual_seed(0)
+    model = hz.create_model("fcsn", feature_dim=6, width_mult=1 / 16).eval()
+    encoder = model.net.encoder
+    modules = list(encoder.modules())[1:]
+    calls: dict[int, int] = {}
+    for i, module in enumerate(modules):
+        module.register_forward_hook(
+            lambda m, args, out, i=i: calls.__setitem__(i, calls.get(i, 0) + 1))
+    as_matmuls = {encoder.to_pool4[0][0], encoder.fc6[0], encoder.fc7[0]}
+    want = {i: 1 for i, m in enumerate(modules)
+            if not list(m.children()) and m not in as_matmuls}
+    with torch.no_grad():
+        for lengths in ([40, 40], [40, 23]):
+            calls.clear()
+            model(random_batch(2, 40, 6, 2, 3, seed=0, lengths=lengths))
+            assert calls == want, lengths

@@ -30,7 +30,8 @@ batch (:func:`run_padded`; docs/performance.md, "Mixed lengths in one forward").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -149,12 +150,17 @@ def mask_steps(h: Tensor, mask: Tensor) -> Tensor:
     return h.mul_(mask)
 
 
-def masked_layers(layers: Sequence[nn.Module], h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Run ``layers`` (convs, ReLUs, max-pools) on ``h`` (B, C, T) whose real steps
-    ``mask`` (B, 1, T) marks: every conv's output masked, every pool pooling the mask
-    too. Returns the output and its mask."""
+def run_layers(
+    layers: Iterable[nn.Module], h: Tensor, mask: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """Run ``layers`` (convs, ReLUs, max-pools) one by one on ``h`` (B, C, T). With the
+    real steps' ``mask`` (B, 1, T) every conv's output is masked and every pool pools the
+    mask too (:class:`StepMasks`). Returns the output and its mask (None without one).
+    Each layer is called as a module either way, so its hooks fire for every batch."""
     for layer in layers:
         h = layer(h)
+        if mask is None:
+            continue
         if isinstance(layer, nn.Conv1d):
             h = mask_steps(h, mask)
         elif isinstance(layer, nn.MaxPool1d):
@@ -230,7 +236,8 @@ class FCSNEncoder(nn.Module):
         (:func:`unfolded_conv_steps`). Returns pool4 and fc7 as (B, C, T') tensors, and
         their masks when ``mask`` is given.
         """
-        # Unpacked, not sliced (slicing an nn.Sequential builds a new one per call). Each
+        # Layer by layer, not sliced (slicing an nn.Sequential builds a new one per call;
+        # the block containers are not called, so hooks go on the layers). Each
         # in-place ReLU after a time-major layer runs before the transposed view is taken:
         # in place on a view, autograd would copy the whole map back and forth (CopySlices)
         (first_conv, first_relu, *first_rest), *blocks = self.to_pool4
@@ -241,17 +248,9 @@ class FCSNEncoder(nn.Module):
             level = level[:, None]  # (B, 1, T1)
             taps = taps * level.transpose(1, 2)  # not in place: taps may be a view
         h = first_relu(taps).transpose(1, 2)
-        if level is None:
-            for layer in (*first_rest, *blocks):
-                h = layer(h)
-            pool4, pool4_mask = h, None
-            h = self.pool5(h)
-        else:
-            h, level = masked_layers(first_rest, h, level)
-            for block in blocks:
-                h, level = masked_layers(block, h, level)
-            pool4, pool4_mask = h, level
-            h, level = masked_layers(self.pool5, h, level)
+        h, level = run_layers((*first_rest, *itertools.chain(*blocks)), h, level)
+        pool4, pool4_mask = h, level
+        h, level = run_layers(self.pool5, h, level)
         for conv, relu, dropout in (self.fc6, self.fc7):
             h = dropout(unfolded_conv_steps(h.transpose(1, 2), conv, then=relu).transpose(1, 2))
         if level is None:
