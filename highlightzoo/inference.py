@@ -345,11 +345,15 @@ def _feature_dim(model: nn.Module) -> int | None:
 
 
 def _as_features(array: np.ndarray | torch.Tensor, dim: int | None, what: str) -> torch.Tensor:
-    """A (T, D) float32 CPU tensor, checked: numbers, 2-D, T >= 1, D as the model expects, finite."""
+    """A (T, D) float32 CPU tensor, checked: numbers, 2-D, T >= 1, D as the model expects,
+    finite, and within float32's range (a larger value would silently become infinite)."""
     if isinstance(array, torch.Tensor):
         if array.is_complex() or array.dtype == torch.bool:
             raise DataFormatError(f"{what} must be real numbers, got a {array.dtype} tensor")
         tensor = array.detach().cpu()
+        if tensor.is_floating_point():
+            _check_float32_values(bool(tensor.isfinite().all()),
+                                  float(tensor.abs().max()) if tensor.numel() else 0.0, what)
     else:
         try:  # ragged lists, strings and objects are refused, never guessed at
             values = np.asarray(array)
@@ -357,13 +361,23 @@ def _as_features(array: np.ndarray | torch.Tensor, dim: int | None, what: str) -
             raise DataFormatError(f"{what} are not a rectangular array of numbers ({err})") from None
         if values.dtype.kind not in "fiu":
             raise DataFormatError(f"{what} must be an array of real numbers, got dtype {values.dtype}")
+        if values.dtype.kind == "f":
+            _check_float32_values(bool(np.isfinite(values).all()),
+                                  float(np.abs(values).max()) if values.size else 0.0, what)
         tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
     if tensor.ndim != 2 or tensor.shape[0] < 1:
         raise DataFormatError(f"{what} must be a (steps >= 1, D) array, got shape {tuple(tensor.shape)}")
     if dim is not None and tensor.shape[1] != dim:
         raise DataFormatError(f"{what} have {tensor.shape[1]}-d features; the model expects {dim}-d")
-    tensor = tensor.to(torch.float32)
-    if not torch.isfinite(tensor).all():
+    return tensor.to(torch.float32)
+
+
+def _check_float32_values(finite: bool, largest: float, what: str) -> None:
+    """A typed error when the values are not all ``finite``, or when the ``largest``
+    magnitude is beyond float32's range (the cast would make it infinite)."""
+    if not finite:
         raise DataFormatError(f"{what} contain NaN or infinite values")
-    return tensor
+    limit = float(np.finfo(np.float32).max)
+    if largest > limit:
+        raise DataFormatError(f"{what} hold values beyond float32's range (|x| > {limit:.3g})")
 
