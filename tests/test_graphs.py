@@ -72,50 +72,40 @@ STREAM = [batch_of(0, offsets=(0, 3)), batch_of(1, offsets=(5, 0)), batch_of(2, 
           batch_of(6, offsets=(0, 9))]
 
 
-@pytest.mark.parametrize("name", ["fcsn", "avhd", "prnet"])
-def test_replayed_steps_train_exactly_like_eager_steps(name):
+# mixed lengths, one longest: FCSN and A-VHD read only the longest length and whether all
+# rows have it (one masked forward), so these batches share one signature
+MIXED = [batch_of(10 + i, lengths=(24, n)) for i, n in enumerate((17, 11, 20, 5, 23, 9))]
+#: (eager, replayed, graphs) of FCSN and A-VHD on each stream
+FCN_STATS = {"stream": (3, 4, 1), "mixed": (2, 4, 1)}
+
+
+@pytest.mark.parametrize("name, stream", [("fcsn", "stream"), ("avhd", "stream"),
+                                          ("prnet", "stream"), ("fcsn", "mixed"),
+                                          ("avhd", "mixed")])
+def test_replayed_steps_train_exactly_like_eager_steps(name, stream):
     """Same model, same batches: through the graph cache (replays computing on the static
-    batch the new batches were copied into) the weights end bit-identical to eager steps."""
+    batch the new batches were copied into) the weights end bit-identical to eager steps.
+    FCSN and A-VHD read the longest length (and history videos), not offsets or the other
+    lengths: shape A of ``STREAM`` repeats, and so do the ``MIXED`` batches."""
+    batches = STREAM if stream == "stream" else MIXED
     eager_model, eager_step = model_and_step(name)
     torch.manual_seed(1)
-    eager_losses = [eager_step(b).item() for b in STREAM]
+    eager_losses = [eager_step(b).item() for b in batches]
 
     graph_model, graph_step = model_and_step(name)
     steps = GraphedSteps(graph_step, CPU, capture_after=2, backend=StandIn())
     torch.manual_seed(1)
-    before = [b.clone() for b in STREAM]
-    graph_losses = [steps(b).item() for b in STREAM]
-    for old, new in zip(before, STREAM, strict=True):  # the graph's inputs are its own
+    before = [b.clone() for b in batches]
+    graph_losses = [steps(b).item() for b in batches]
+    for old, new in zip(before, batches, strict=True):  # the graph's inputs are its own
         assert torch.equal(old.video, new.video) and torch.equal(old.history, new.history)
 
     assert graph_losses == eager_losses
     for (key, a), b in zip(eager_model.state_dict().items(), graph_model.state_dict().values(),
                            strict=True):
         assert torch.equal(a, b), key
-    if name in ("fcsn", "avhd"):  # read the longest length (and history videos): A repeats
-        assert (steps.stats.eager, steps.stats.replayed, steps.stats.graphs) == (3, 4, 1)
-
-
-# mixed lengths, one longest: FCSN and A-VHD read only the longest length and whether all
-# rows have it (one masked forward), so these batches share one signature
-MIXED = [batch_of(10 + i, lengths=(24, n)) for i, n in enumerate((17, 11, 20, 5, 23, 9))]
-
-
-@pytest.mark.parametrize("name", ["fcsn", "avhd"])
-def test_batches_of_other_lengths_with_one_longest_share_a_graph(name):
-    """Clips of different lengths (the same longest) replay one graph, and train exactly
-    like eager steps."""
-    eager_model, eager_step = model_and_step(name)
-    torch.manual_seed(1)
-    eager_losses = [eager_step(b).item() for b in MIXED]
-    graph_model, graph_step = model_and_step(name)
-    steps = GraphedSteps(graph_step, CPU, capture_after=2, backend=StandIn())
-    torch.manual_seed(1)
-    assert [steps(b).item() for b in MIXED] == eager_losses
-    for (key, a), b in zip(eager_model.state_dict().items(), graph_model.state_dict().values(),
-                           strict=True):
-        assert torch.equal(a, b), key
-    assert (steps.stats.eager, steps.stats.replayed, steps.stats.graphs) == (2, 4, 1)
+    if name in ("fcsn", "avhd"):
+        assert (steps.stats.eager, steps.stats.replayed, steps.stats.graphs) == FCN_STATS[stream]
 
 
 def test_a_signature_holds_only_the_counts_the_model_read():
