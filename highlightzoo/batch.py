@@ -55,9 +55,10 @@ class HostCounts:
     ``lengths``: real steps of each row (``video_mask`` is a prefix of each row), and
     derived from them ``longest`` (the largest) and ``one_length`` (all equal): a model
     that needs only these two reads them, so that batches of other lengths can share its
-    CUDA graph (:mod:`highlightzoo.training.graphs`); ``history_videos``: 1 + the largest ``history_video`` index (0 without history), and no
-    segment with real steps has index -1; ``rates``, ``offsets``: the values of ``rate``
-    (as stored, float32) and ``offsets`` (0 when None). Valid only for the very tensors it
+    CUDA graph (:mod:`highlightzoo.training.graphs`); ``history_videos``: 1 + the largest
+    ``history_video`` index (0 without history), and no segment with real steps has index
+    -1; ``rates``, ``offsets``: the values of ``rate`` (as stored, float32) and ``offsets``
+    (0 when None). Valid only for the very tensors it
     was taken from, unchanged: it keeps them and their in-place version counters, and
     :meth:`Batch.host_counts` returns it only while the batch still holds those objects at
     those versions (a mask replaced or edited after the collate makes models read the

@@ -63,7 +63,8 @@ def masked_instance_stats(x: Tensor, mask: Tensor | None = None) -> tuple[Tensor
 
 
 def instance_normalize(x: Tensor, mask: Tensor | None = None, eps: float = EPS) -> Tensor:
-    """``(x - mean) / sqrt(var + eps)`` per instance and channel, in float32 (float64 stays float64).
+    """``(x - mean) / sqrt(var + eps)`` per instance and channel, in float32 (float64 stays
+    float64).
 
     Without a mask it is PyTorch's fused instance norm (the same statistics, one pass
     forward and one backward instead of about eight element-wise ops each way: fewer
@@ -76,7 +77,8 @@ def instance_normalize(x: Tensor, mask: Tensor | None = None, eps: float = EPS) 
 
 
 def affine_instance_normalize(x: Tensor, weight: Tensor, bias: Tensor, eps: float = EPS) -> Tensor:
-    """``weight * (x - mean) / sqrt(var + eps) + bias`` per instance and channel, float32 (float64 stays).
+    """``weight * (x - mean) / sqrt(var + eps) + bias`` per instance and channel, in float32
+    (float64 stays float64).
 
     ``x`` (B, C, T), ``weight`` and ``bias`` (B, C): a per-sample affine (T-AIN's).
     Computed as PyTorch's batch norm over the ``(1, B*C, T)`` view with the batch's own
