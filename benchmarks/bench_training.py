@@ -177,3 +177,38 @@ def test_bench_unet_kernel_layout(benchmark, dim, batch_size):
           f" ms, channels-last {medians['channels_last'] * 1e3:.1f} ms per step: {ratio:.2f}x; "
           f"allocated per forward + backward {allocated['contiguous'] / 2**20:.0f} -> "
           f"{allocated['channels_last'] / 2**20:.0f} MiB")
+
+
+@pytest.mark.parametrize("name", ["video2gif", "phdgifs"])
+def test_bench_dropout_mask(benchmark, name):
+    """Side by side in one process: the model's training step with torch's ``nn.Dropout``
+    (before: a ``bernoulli_`` mask) and with the zoo's ``Dropout`` (the default: a uniform
+    mask on a CPU; docs/performance.md, "Dropout on a CPU"), at the quick preset's shapes
+    (16 clips of 256 steps, 64-d, Video2GIF at width 1/4). ``extra_info["ratio"]`` =
+    ``nn.Dropout`` time / zoo time (medians of interleaved repeats, process CPU seconds)."""
+    from highlightzoo.models.components.dropout import Dropout
+
+    torch.set_num_threads(THREADS)
+    batch = random_batch(16, 256, 64, 14, 10, seed=0,
+                         lengths=[256 - 9 * i for i in range(16)]).to(DEVICE)
+    arms = {}
+    for arm in ("torch_dropout", "zoo_dropout"):
+        torch.manual_seed(0)
+        model = hz.create_model(name, feature_dim=64,
+                                **({"width_mult": 0.25} if name == "video2gif" else {}))
+        if arm == "torch_dropout":
+            for parent in list(model.modules()):
+                for child_name, child in parent.named_children():
+                    if isinstance(child, Dropout):
+                        setattr(parent, child_name, torch.nn.Dropout(child.p))
+        model = model.to(DEVICE).train()
+        loss_fn = get_loss(model.card.default_loss)
+        optimizer = make_adam(model.parameters(), lr=1e-4)
+        arms[arm] = (lambda m=model, f=loss_fn, o=optimizer:
+                     training_step(m, m, f, o, batch, DEVICE, PRECISION))
+
+    medians = benchmark.pedantic(lambda: interleaved(arms, repeats=7), rounds=1, iterations=1)
+    ratio = medians["torch_dropout"] / medians["zoo_dropout"]
+    benchmark.extra_info.update({"model": name, "ratio": ratio, **medians})
+    print(f"\n{name}: nn.Dropout {medians['torch_dropout'] * 1e3:.1f} ms, zoo Dropout "
+          f"{medians['zoo_dropout'] * 1e3:.1f} ms per training step: {ratio:.2f}x")

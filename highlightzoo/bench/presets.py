@@ -154,7 +154,7 @@ CONVERGED = BenchPreset(
     device="cpu",
     model_overrides=_NARROW_FCN,
     target="15 models x 3 seeds + lr sweep, every final run stopped by patience; about "
-           "1 h 55 min on a 2-core CPU with --jobs 2 (extrapolated from two seeds, docs/benchmark.md)",
+           "1 h 50 min on a 2-core CPU with --jobs 2 (measured, docs/benchmark.md)",
 )
 
 PRESETS: dict[str, BenchPreset] = {

@@ -120,7 +120,7 @@ def register(subparsers) -> None:
         "--preset", choices=sorted(PRESETS), default="quick",
         help="how big a world and how much training: quick (a <= 20 min CPU demonstration, rows "
              "may not converge), converged (the fair comparison: lr sweep, every run to "
-             "convergence; ~1.5 h on 2 CPU cores), standard (converged on one H100/H200), paper "
+             "convergence; about 1 h 50 min on 2 CPU cores), standard (converged on one H100/H200), paper "
              "(the paper's scale); `bench presets -v` shows every field (default: quick)",
     )  # fmt: skip
     tables.add_argument("--seeds", type=int, default=None,

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.errors import ConfigError
+from highlightzoo.models.components.dropout import Dropout
 from highlightzoo.models.components.fcsn import scaled
 from highlightzoo.models.components.heads import MLPHead, full_precision_region
 from highlightzoo.models.components.history import masked_mean
@@ -151,7 +152,7 @@ class DistanceBranch(nn.Module):
         for i, size in enumerate(hidden):
             layers.append(nn.Linear(prev, size))
             if i < len(hidden) - 1:
-                layers += [nn.ReLU(), nn.Dropout(dropout)]
+                layers += [nn.ReLU(), Dropout(dropout)]
             prev = size
         self.embed = nn.Sequential(*layers)
         self.aggregate = aggregate

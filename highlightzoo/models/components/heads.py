@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from highlightzoo.models.components.dropout import Dropout
+
 
 def full_precision(x: Tensor) -> Tensor:
     """``x`` in float32 when it is a half type (bf16/fp16, from autocast); else unchanged."""
@@ -33,7 +35,7 @@ def full_precision_region(device_type: str) -> contextlib.AbstractContextManager
 
 
 class MLPHead(nn.Module):
-    """``(..., in_dim) -> (..., 1)``: Linear + ReLU + Dropout per hidden size, then Linear to 1.
+    """``(..., in_dim) -> (..., 1)``: Linear + ReLU + dropout per hidden size, then Linear to 1.
 
     ``hidden=()`` gives a single linear layer. The last layer has no
     activation, so scores are unbounded (ranking losses only need order).
@@ -46,7 +48,7 @@ class MLPHead(nn.Module):
         layers: list[nn.Module] = []
         prev = in_dim
         for size in hidden:
-            layers += [nn.Linear(prev, size), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(prev, size), nn.ReLU(), Dropout(dropout)]
             prev = size
         layers.append(nn.Linear(prev, 1))
         self.net = nn.Sequential(*layers)
