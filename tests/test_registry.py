@@ -94,3 +94,29 @@ def test_builders_with_var_keywords_take_any_override():
             "feature_dim": 3, "anything": 1}
     finally:
         registry._REGISTRY.pop("tmp_kwargs_model")
+
+
+BUILD_EVERY_MODEL = """
+import sys
+import highlightzoo as hz
+loaded_on_import = sorted(m for m in ("highlightzoo.training", "highlightzoo.data", "h5py")
+                          if m in sys.modules)
+for name in hz.list_models():
+    hz.create_model(name, feature_dim=16)
+compiler = sorted(m for m in ("torch._dynamo", "torch.fx.experimental.symbolic_shapes", "sympy")
+                  if m in sys.modules)
+print(loaded_on_import, compiler)
+"""
+
+
+def test_building_models_does_not_load_torchs_compiler_and_import_stays_lean():
+    """``create_model`` counts parameters on the meta device first; torch's meta versions of
+    some ops (``normal_``, ``cat``, an out-of-place division) import its compiler stack, about
+    a second of the first build in a process. No registered model uses them at build time.
+    ``import highlightzoo`` loads neither the trainer nor the data package (docs/performance.md).
+    Run in a fresh interpreter: this one has imported everything already."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", BUILD_EVERY_MODEL], capture_output=True,
+                          text=True, timeout=300, check=True)
+    assert proc.stdout.strip() == "[] []", proc.stdout + proc.stderr

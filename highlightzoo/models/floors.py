@@ -82,8 +82,9 @@ class RandomFloor(nn.Module):
         super().__init__()
         self.feature_dim = feature_dim
         # drawn from torch's global RNG, so torch.manual_seed before the build fixes it (no
-        # .item() here: the registry may first build the model on the meta device)
-        self.register_buffer("seed", torch.randint(0, 2**62, (), dtype=torch.long))
+        # .item() here: the registry may first build the model on the meta device; random_,
+        # not randint, whose meta version imports torch's compiler stack: the same draw)
+        self.register_buffer("seed", torch.empty((), dtype=torch.long).random_(0, 2**62))
 
     def forward(self, batch: Batch) -> ModelOutput:
         if len(batch.video_ids) != len(batch):

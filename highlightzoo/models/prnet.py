@@ -40,6 +40,18 @@ PAPER = "PR-Net: Preference Reasoning for Personalized Video Highlight Detection
 UserPref = Literal["attention", "mean", "none"]
 
 
+def small_random(width: int) -> Tensor:
+    """``width`` standard normal draws divided by sqrt(width) (``torch.randn(width) /
+    width**0.5``, bit for bit).
+
+    On the meta device (the parameter count before building) it draws nothing: torch's
+    meta versions of the draws and the division import its compiler stack, a second of
+    the first model build in a process.
+    """
+    x = torch.empty(width)
+    return x if x.is_meta else x.normal_().div_(width**0.5)
+
+
 class PRNet(nn.Module):
     """PR-Net and its ablations, one module.
 
@@ -107,10 +119,8 @@ class PRNet(nn.Module):
         self.history_embedding = HistoryEmbedding(self.encoder)  # same M for the history
         self.attention = PreferenceAttention(lam, chunk_size) if user_pref == "attention" else None
         # Learnable preferences; small random init so cosines are defined from step one.
-        self.generic = nn.Parameter(torch.randn(width) / width**0.5) if generic else None  # g
-        self.non_highlight = (
-            nn.Parameter(torch.randn(width) / width**0.5) if non_highlight else None
-        )  # u
+        self.generic = nn.Parameter(small_random(width)) if generic else None  # g
+        self.non_highlight = nn.Parameter(small_random(width)) if non_highlight else None  # u
 
     def user_preference(
         self, frames: Tensor, batch: Batch, extras: dict[str, Tensor]

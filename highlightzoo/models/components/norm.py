@@ -327,8 +327,11 @@ class TAINHistoryNet(nn.Module):
         self.to_params = nn.Linear(feature_dim, 2 * (fc_channels + pool4_channels))
         # the params of a user without history, in to_params' order: bias 0, weight 1 (not
         # saved in checkpoints: a constant)
-        identity = torch.cat([torch.zeros(fc_channels), torch.ones(fc_channels),
-                              torch.zeros(pool4_channels), torch.ones(pool4_channels)])
+        # (filled, not concatenated: torch's meta version of cat, used when the registry counts
+        # parameters before building, imports its compiler stack, a second on first use)
+        identity = torch.zeros(2 * (fc_channels + pool4_channels))
+        identity[fc_channels:2 * fc_channels] = 1.0
+        identity[2 * fc_channels + pool4_channels:] = 1.0
         self.register_buffer("identity", identity, persistent=False)
 
     def summary(
