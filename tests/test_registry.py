@@ -9,7 +9,7 @@ import pytest
 from torch import nn
 
 import highlightzoo as hz
-from highlightzoo.errors import HighlightZooError, ModelNotFoundError
+from highlightzoo.errors import ConfigError, HighlightZooError, ModelNotFoundError
 from highlightzoo.models import registry
 from highlightzoo.models.registry import ModelCard, register_model
 
@@ -120,3 +120,11 @@ def test_building_models_does_not_load_torchs_compiler_and_import_stays_lean():
     proc = subprocess.run([sys.executable, "-c", BUILD_EVERY_MODEL], capture_output=True,
                           text=True, timeout=300, check=True)
     assert proc.stdout.strip() == "[] []", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", ["video2gif", "phdgifs", "fcsn"])
+def test_a_shared_parts_config_error_names_the_model(name):
+    """A check inside a shared part (here the dropout probability) does not know which model
+    it is building; ``create_model`` adds the name."""
+    with pytest.raises(ConfigError, match=rf"^model '{name}'.*dropout probability"):
+        hz.create_model(name, feature_dim=8, dropout=2.0)

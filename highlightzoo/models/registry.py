@@ -164,16 +164,21 @@ def create_model(
     card = get_model_card(name)
     builder = _REGISTRY[name][1]
     check_overrides(name, builder, overrides)
-    if not allow_large:
-        n = count_parameters_before_building(builder, feature_dim, overrides)
-        if n > MAX_PARAMETERS:
-            raise ConfigError(
-                f"model {name!r} with feature_dim={feature_dim} and {overrides} would have "
-                f"{n:,} parameters, over the limit of {MAX_PARAMETERS:,}; check its size "
-                "options, or pass allow_large=True to build it anyway"
-            )
     try:  # a bad override value (width="abc", width=-3) is the user's error, not a traceback
+        if not allow_large:
+            n = count_parameters_before_building(builder, feature_dim, overrides)
+            if n > MAX_PARAMETERS:
+                raise ConfigError(
+                    f"model {name!r} with feature_dim={feature_dim} and {overrides} would have "
+                    f"{n:,} parameters, over the limit of {MAX_PARAMETERS:,}; check its size "
+                    "options, or pass allow_large=True to build it anyway"
+                )
         model = builder(feature_dim=feature_dim, **overrides)
+    except ConfigError as err:
+        if name in str(err):
+            raise
+        # a shared part's own check (a dropout probability, say) does not know the model
+        raise ConfigError(f"model {name!r}: {err}") from err
     except (TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, HighlightZooError):
             raise
