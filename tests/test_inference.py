@@ -141,3 +141,24 @@ def test_bad_inputs_are_typed_errors(video, history, kwargs, error, match):
     det = Detector(_model("prnet"))
     with pytest.raises(error, match=match):
         det.predict(video, history, **{"rate": 2.0, **kwargs})
+
+
+PREDICT_IMPORTS = """
+import sys
+from highlightzoo.cli import build_parser
+import highlightzoo.inference, highlightzoo.training
+build_parser()  # every subcommand's module, as any `highlightzoo ...` command loads them
+print(sorted({m.split(".")[0] for m in sys.modules} & {"scipy", "matplotlib"}))
+"""
+
+
+def test_predicting_does_not_import_scipy_or_matplotlib():
+    """``highlightzoo predict``, ``Detector`` and training need neither scipy (intervals and
+    tests: about half a second to import) nor matplotlib (figures); the modules that use them
+    import them on first use. A fresh interpreter: this one has them loaded already."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PREDICT_IMPORTS], capture_output=True,
+                          text=True, timeout=300, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

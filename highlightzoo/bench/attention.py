@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 from highlightzoo import metrics
@@ -38,6 +37,7 @@ from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.errors import ConfigError
 from highlightzoo.io import atomic_write_text
+from highlightzoo.metrics.uncertainty import scipy_stats
 from highlightzoo.training.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
@@ -113,7 +113,7 @@ def spearman(x: list[float | None], y: list[float]) -> dict[str, float | int | N
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and not math.isnan(a)]
     if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
         return {"rho": None, "p": None, "n": len(pairs)}
-    res = stats.spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+    res = scipy_stats().spearmanr([a for a, _ in pairs], [b for _, b in pairs])
     return {"rho": float(res.statistic), "p": float(res.pvalue), "n": len(pairs)}
 
 

@@ -13,10 +13,17 @@ import math
 from typing import Literal, NamedTuple
 
 import numpy as np
-from scipy import stats
 
 from highlightzoo.errors import MetricInputError
 from highlightzoo.metrics._checks import ArrayLike, check_finite, to_numpy
+
+
+def scipy_stats():  # noqa: ANN202 - a module
+    """``scipy.stats``, imported on first use: its import takes about half a second, which
+    ``highlightzoo predict``, ``Detector`` and training (no intervals) do not need."""
+    from scipy import stats
+
+    return stats
 
 _RESAMPLE_ELEMENTS = 1 << 22  # memory cap of one vectorised bootstrap batch (resamples x n)
 
@@ -60,6 +67,7 @@ def bootstrap_ci(
     _check_confidence(confidence)
     if np.ptp(v) == 0.0:
         return ConfidenceInterval(float(v[0]), float(v[0]))
+    stats = scipy_stats()
     seeded = {
         "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state": (
             np.random.default_rng(seed)
@@ -131,7 +139,7 @@ def paired_test(
     mean = float(d.mean())
     if not np.any(d):
         return PairedTest(0.0, 1.0, 0.0, 0.0, 1.0, int(d.size))
-    p_wilcoxon = float(stats.wilcoxon(d).pvalue)
+    p_wilcoxon = float(scipy_stats().wilcoxon(d).pvalue)
     means = _bootstrap_means(d, n_resamples, np.random.default_rng(seed))
     alpha = 1.0 - confidence
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
@@ -160,5 +168,5 @@ def aggregate_seeds(values_per_seed: ArrayLike, confidence: float = 0.95) -> See
     if n == 1:
         return SeedSummary(mean, math.nan, math.nan, math.nan, 1)
     std = float(v.std(ddof=1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    half = float(scipy_stats().t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
     return SeedSummary(mean, std, mean - half, mean + half, n)
