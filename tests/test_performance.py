@@ -124,6 +124,29 @@ def test_full_precision_region_only_acts_under_an_enabled_autocast():
         assert torch.is_autocast_enabled("cpu")
 
 
+def test_the_time_major_conv_modules_equal_the_conv_and_hooks_see_time_major_tensors():
+    """``FirstConv1d`` and ``UnfoldedConv1d`` (FCSN's first conv, fc6, fc7) are ``Conv1d``s
+    called on time-major steps: the conv's values, the conv's state dict, and their forward
+    hooks fire with the (B, T, D) input and (B, T', C) output."""
+    from highlightzoo.models.components.fcsn import FirstConv1d
+    from highlightzoo.models.components.steps import UnfoldedConv1d
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 5)
+    for conv in (FirstConv1d(5, 4, 3, padding=4), UnfoldedConv1d(5, 4, 7, padding=1),
+                 UnfoldedConv1d(5, 4, 1)):
+        seen: list = []
+        conv.register_forward_hook(
+            lambda m, args, out, seen=seen: seen.append((args[0].shape, out.shape)))
+        got = conv(x)
+        want = channels_first(lambda h, c=conv: torch.nn.Conv1d.forward(c, h), x)
+        assert torch.allclose(got, want, atol=1e-6)
+        assert seen == [(x.shape, got.shape)] and got.shape[0] == 2 and got.shape[2] == 4
+        assert list(conv.state_dict()) == ["weight", "bias"]
+    with pytest.raises(ConfigError, match="padding >= kernel_size - 1"):
+        FirstConv1d(5, 4, 3, padding=1)
+
+
 @pytest.mark.parametrize("conv", [torch.nn.Conv1d(5, 4, 3, stride=2, padding=1),
                                   torch.nn.Conv1d(5, 4, 3, padding="same")])
 def test_other_convs_fall_back_to_the_conv(conv):
@@ -318,6 +341,20 @@ def test_segment_sums_as_one_matmul_equal_the_scatter(features, monkeypatch):
             assert torch.allclose(got.features.double(), want.features.double(), atol=tol)
 
 
+def plain_layers(layers, h: torch.Tensor) -> torch.Tensor:
+    """``layers`` (nested Sequentials) on channels-first ``h``, every conv as a plain
+    ``Conv1d`` (the encoder's first conv, fc6 and fc7 are subclasses that take time-major
+    steps)."""
+    for layer in layers:
+        if isinstance(layer, torch.nn.Sequential | list):
+            h = plain_layers(layer, h)
+        elif isinstance(layer, torch.nn.Conv1d):
+            h = torch.nn.Conv1d.forward(layer, h)
+        else:
+            h = layer(h)
+    return h
+
+
 @pytest.mark.parametrize("steps", [40, 37, 1])
 def test_fcsn_encoder_equals_its_plain_conv_stack_forward_and_backward(steps):
     """The encoder's own path (matmuls, time-major views) against its layers called as plain
@@ -333,8 +370,9 @@ def test_fcsn_encoder_equals_its_plain_conv_stack_forward_and_backward(steps):
         if fast:
             pool4, fc7, _ = encoder(x, 1 / x.norm(dim=-1))
         else:
-            pool4 = encoder.to_pool4(rearrange(l2_normalize_steps(x), "b t d -> b d t"))
-            fc7 = encoder.fc7(encoder.fc6(encoder.pool5(pool4)))
+            pool4 = plain_layers(encoder.to_pool4,
+                                 rearrange(l2_normalize_steps(x), "b t d -> b d t"))
+            fc7 = plain_layers([encoder.pool5, encoder.fc6, encoder.fc7], pool4)
         weights = torch.arange(fc7.shape[-1], dtype=torch.double)
         (pool4.square().sum() + (fc7 * weights).sum()).backward()
         return [pool4, fc7] + [p.grad.clone() for p in encoder.parameters()]

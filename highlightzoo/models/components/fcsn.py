@@ -40,7 +40,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.batch import HostCounts
-from highlightzoo.errors import DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.components.heads import full_precision, full_precision_region
 from highlightzoo.models.components.norm import (
     AffineParams,
@@ -48,7 +48,7 @@ from highlightzoo.models.components.norm import (
     inverse_l2_norms,
 )
 from highlightzoo.models.components.sizing import check_width_mult
-from highlightzoo.models.components.steps import is_plain, set_kernel_layout, unfolded_conv_steps
+from highlightzoo.models.components.steps import UnfoldedConv1d, is_plain, set_kernel_layout
 
 REFERENCE_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 REFERENCE_FC = 4096
@@ -82,12 +82,15 @@ class FCSNChannels:
         return self.blocks[3][1]
 
 
-def conv_block(in_channels: int, channels: int, convs: int, first_pad: int) -> nn.Sequential:
-    """``convs`` x (conv k3 + ReLU), then a ceil-mode max-pool halving the length."""
+def conv_block(in_channels: int, channels: int, convs: int, first_pad: int,
+               first_conv: type[nn.Conv1d] = nn.Conv1d) -> nn.Sequential:
+    """``convs`` x (conv k3 + ReLU), then a ceil-mode max-pool halving the length;
+    ``first_conv``: the class of the block's first conv."""
     layers: list[nn.Module] = []
     for i in range(convs):
         pad = first_pad if i == 0 else 1
-        layers += [nn.Conv1d(in_channels if i == 0 else channels, channels, 3, padding=pad),
+        conv = first_conv if i == 0 else nn.Conv1d
+        layers += [conv(in_channels if i == 0 else channels, channels, 3, padding=pad),
                    nn.ReLU(inplace=True)]
     layers.append(nn.MaxPool1d(2, stride=2, ceil_mode=True))
     return nn.Sequential(*layers)
@@ -120,6 +123,26 @@ def first_conv_steps(x: Tensor, conv: nn.Conv1d, step_scale: Tensor | None = Non
     bias = (conv.bias if conv.bias is not None else taps.new_zeros(taps.shape[-1])).to(inner.dtype)
     edge = bias.expand(b, pad - k + 1, bias.shape[0])
     return torch.cat([edge, inner + bias, edge], dim=1)
+
+
+class FirstConv1d(nn.Conv1d):
+    """FCSN's first conv (stride 1, zero padding of at least ``kernel_size - 1``) called on
+    time-major steps: ``forward(x (B, T, D), step_scale=None)`` -> (B, T', C) by
+    :func:`first_conv_steps`.
+
+    The same parameters and state dict as ``nn.Conv1d``; being called as a module, its
+    forward hooks fire, with the time-major input and output.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 padding: int, bias: bool = True) -> None:
+        if padding < kernel_size - 1:
+            raise ConfigError(f"FirstConv1d needs padding >= kernel_size - 1 = {kernel_size - 1}"
+                              f" (the matmul form), got {padding}")
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+
+    def forward(self, x: Tensor, step_scale: Tensor | None = None) -> Tensor:
+        return first_conv_steps(x, self, step_scale)
 
 
 @dataclass(frozen=True)
@@ -181,14 +204,15 @@ class FCSNEncoder(nn.Module):
         self.channels = ch = FCSNChannels.at_width(width_mult)
         blocks, prev = [], in_dim
         for i, (convs, c) in enumerate(ch.blocks):
-            blocks.append(conv_block(prev, c, convs, FIRST_PAD if i == 0 else 1))
+            blocks.append(conv_block(prev, c, convs, FIRST_PAD if i == 0 else 1,
+                                     FirstConv1d if i == 0 else nn.Conv1d))
             prev = c
         self.to_pool4 = nn.Sequential(*blocks[:4])
         self.pool5 = blocks[4]
         # Dropout1d on (B, C, T) zeroes whole channels: the reference's Dropout2d on (B, C, 1, T).
-        self.fc6 = nn.Sequential(nn.Conv1d(prev, ch.fc, 7), nn.ReLU(inplace=True),
+        self.fc6 = nn.Sequential(UnfoldedConv1d(prev, ch.fc, 7), nn.ReLU(inplace=True),
                                  nn.Dropout1d(dropout))
-        self.fc7 = nn.Sequential(nn.Conv1d(ch.fc, ch.fc, 1), nn.ReLU(inplace=True),
+        self.fc7 = nn.Sequential(UnfoldedConv1d(ch.fc, ch.fc, 1), nn.ReLU(inplace=True),
                                  nn.Dropout1d(dropout))
         self.lay_out_kernels()
 
@@ -241,7 +265,7 @@ class FCSNEncoder(nn.Module):
         # in-place ReLU after a time-major layer runs before the transposed view is taken:
         # in place on a view, autograd would copy the whole map back and forth (CopySlices)
         (first_conv, first_relu, *first_rest), *blocks = self.to_pool4
-        taps = first_conv_steps(x, first_conv, step_scale)  # (B, T1, C)
+        taps = first_conv(x, step_scale)  # FirstConv1d: (B, T1, C), time-major
         level = None
         if mask is not None:  # T1 - T = 2p - k + 1 outputs more than inputs, all real
             level = F.pad(mask.to(taps.dtype), (taps.shape[1] - mask.shape[1], 0), value=1.0)
@@ -252,7 +276,7 @@ class FCSNEncoder(nn.Module):
         pool4, pool4_mask = h, level
         h, level = run_layers(self.pool5, h, level)
         for conv, relu, dropout in (self.fc6, self.fc7):
-            h = dropout(unfolded_conv_steps(h.transpose(1, 2), conv, then=relu).transpose(1, 2))
+            h = dropout(conv(h.transpose(1, 2), then=relu).transpose(1, 2))  # UnfoldedConv1d
         if level is None:
             return pool4, h, None
         # fc6 (no padding) is real where its window ends on a real step; fc7 is 1 x 1

@@ -93,6 +93,22 @@ def max_pool_steps(h: Tensor) -> Tensor:
     return _from_image(F.max_pool2d(_as_image(h), (1, 2), (1, 2)))
 
 
+class UnfoldedConv1d(nn.Conv1d):
+    """A ``Conv1d`` (stride 1, zero padding) called on time-major steps: ``forward(h (B, T,
+    D), then=None)`` -> (B, T', C) by :func:`unfolded_conv_steps`.
+
+    The same parameters and state dict as ``nn.Conv1d``; being called as a module, its
+    forward hooks fire, with the time-major input and output (FCSN's fc6 and fc7).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 padding: int = 0, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+
+    def forward(self, h: Tensor, then: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        return unfolded_conv_steps(h, self, then)
+
+
 def unfolded_conv_steps(
     h: Tensor, conv: nn.Conv1d, then: Callable[[Tensor], Tensor] | None = None
 ) -> Tensor:
