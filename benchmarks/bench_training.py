@@ -37,6 +37,8 @@ THREADS = int(os.environ.get("HZ_BENCH_THREADS", "1"))
 
 @pytest.mark.parametrize("name", hz.list_models())
 def test_bench_training_step(benchmark, name):
+    if not hz.get_model_card(name).trainable:
+        pytest.skip(f"{name} has no trainable parameters (a floor): no training step")
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     model = hz.create_model(name, feature_dim=D).to(DEVICE).train()

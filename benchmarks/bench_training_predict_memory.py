@@ -4,8 +4,8 @@ Run: ``python -m pytest benchmarks/bench_training_predict_memory.py -q -s``.
 
 The issue's target: a 20,000-step video with 1,347 history segments (the
 largest history in PHD-GIFs' testing.csv) must stay under 4 GiB. Each model
-runs in a fresh Python process so its peak resident memory (``ru_maxrss``)
-is its own; the peak includes the Python + torch runtime (about 0.4 GB).
+runs in a fresh Python process so its peak resident memory (``VmHWM``,
+``peak_rss.py``) is its own; the peak includes the Python + torch runtime (about 0.4 GB).
 Features are ``D = 512``-d; history segments are 6-10 steps (3-5 s at 2
 steps/s, PHD-GIFs' median 3.1 s).
 """
@@ -17,14 +17,15 @@ import subprocess
 import sys
 
 import pytest
+from peak_rss import PEAK_RSS_SOURCE
 
 import highlightzoo as hz
 
 LIMIT_GIB = 4.0
 T, N, D, RATE = 20_000, 1_347, 512, 2.0
 
-SCRIPT = r"""
-import json, resource, sys, time
+SCRIPT = PEAK_RSS_SOURCE + r"""
+import json, sys, time
 import numpy as np
 from highlightzoo.inference import Detector
 name, T, N, D, rate = sys.argv[1], *map(int, sys.argv[2:5]), float(sys.argv[5])
@@ -36,8 +37,7 @@ start = time.perf_counter()
 pred = det.predict(video, history, rate, top_k=5)
 seconds = time.perf_counter() - start
 assert pred.scores.shape == (T,) and np.isfinite(pred.scores).all()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"model": name, "peak_gib": peak / 2**30, "seconds": seconds,
+print(json.dumps({"model": name, "peak_gib": peak_rss_bytes() / 2**30, "seconds": seconds,
                   "segments": len(pred.segments)}))
 """
 
