@@ -9,7 +9,7 @@ Run:  python -m pytest benchmarks/bench_models.py --benchmark-columns=mean,stdde
 - ``test_prnet_long_video_memory``: PR-Net inference on the longest case of
   the real test split: T = 20,000 steps and n = 1,347 history segments (of up
   to 54 steps, about 27 s, the longest PHD-GIFs segment), d = 512, run in a
-  fresh subprocess whose peak resident memory (``ru_maxrss``, whole process,
+  fresh subprocess whose peak resident memory (``VmHWM``: ``peak_rss.py``, whole process,
   torch itself included) must stay under 4 GiB. The same for one training
   step (forward + backward) is recorded too, not asserted (training uses
   256-step clips).
