@@ -75,12 +75,12 @@ class HostCounts:
     @property
     def longest(self) -> int:
         """The largest of :attr:`lengths` (0 for no rows)."""
-        return max(self.lengths, default=0)
+        return length_extent(self.lengths)[0]
 
     @property
     def one_length(self) -> bool:
         """Whether every row has the same length."""
-        return len(set(self.lengths)) <= 1
+        return length_extent(self.lengths)[1]
 
     @classmethod
     def of(
@@ -110,6 +110,12 @@ class HostCounts:
         for key, value in state.items():
             object.__setattr__(self, key, value)
         object.__setattr__(self, "versions", _versions(self.tensors))
+
+
+def length_extent(lengths: Sequence[int]) -> tuple[int, bool]:
+    """``(longest, one_length)`` of rows' lengths: the largest (0 for no rows), and whether
+    they are all equal. What a model that pads to the longest row needs to know."""
+    return max(lengths, default=0), len(set(lengths)) <= 1
 
 
 def _extent(mask: Tensor) -> int:

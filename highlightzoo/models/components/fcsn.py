@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from highlightzoo.batch import HostCounts
+from highlightzoo.batch import HostCounts, length_extent
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.components.heads import full_precision, full_precision_region
 from highlightzoo.models.components.norm import (
@@ -423,7 +423,7 @@ def run_padded(
         host = torch.cat([lengths, (prefix != video_mask).any()[None].long()]).tolist()
         if host[-1]:
             check_prefix_mask(video_mask, video_ids)  # raises the typed error naming the video
-        longest, one_length = max(host[:-1], default=0), len(set(host[:-1])) <= 1
+        longest, one_length = length_extent(host[:-1])
     else:
         longest, one_length = counts.longest, counts.one_length
     if longest == 0:
