@@ -210,8 +210,27 @@ def test_leave_one_out_makes_every_annotated_video_a_target_with_the_others_as_h
         extra = len(rec.target_segments) if s.video_id != rec.target_video else 0
         assert len(s.history) == len(others) + extra  # the target video's own segments never leak
     many_h2 = next(ds[i] for i in range(len(ds)) if (ds[i].user_id, ds[i].video_id) == ("many", "h2"))
-    # history of (many, h2): h1's two segments, then the target video's segment (most recent last)
-    assert many_h2.history_video == [0, 0, 1] and len(many_h2.history[2]) == 6  # 200-203 s at 2/s
+    # history of (many, h2): the last video's segment (200-203 s = 6 steps at 2/s), the
+    # newest, first; then h1's two segments in stored order (stored histories are newest first)
+    assert many_h2.history_video == [0, 1, 1]
+    assert [len(h) for h in many_h2.history] == [6, 4, 1]  # h1: 0-2 s, 5.0-5.2 s
+
+
+def test_a_capped_leave_one_out_history_keeps_the_newest_segments(store_path):
+    """Under leave-one-out the last video's segments are the newest, so a cap of 1 keeps
+    them for every other target video; ``history_order="reversed"`` keeps the oldest."""
+    def history_of(ds: HighlightDataset, video: str) -> list[int]:
+        s = next(ds[i] for i in range(len(ds)) if (ds[i].user_id, ds[i].video_id) == ("many", video))
+        return [len(h) for h in s.history]
+
+    newest = HighlightDataset(store_path, "train", mode="train", clip_len=64, history_cap=1)
+    oldest = HighlightDataset(store_path, "train", mode="train", clip_len=64, history_cap=1,
+                              history_order="reversed")
+    whole = HighlightDataset(store_path, "train", mode="train", clip_len=64)
+    assert history_of(newest, "h2") == [6]  # the last video's 200-203 s
+    assert history_of(oldest, "h2") == [1]  # h1's 5.0-5.2 s, the oldest stored
+    assert history_of(whole, "long") == [4, 6, 1, 2]  # the user's own target: the stored history
+    assert history_of(newest, "long") == [4]
 
 
 def test_leave_one_out_has_one_item_per_chunk_with_a_positive_and_random_offsets(store_path):

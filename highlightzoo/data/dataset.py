@@ -24,8 +24,8 @@ and the step features of the user's history segments.
 - ``mode="eval"``: the whole target video (offset 0).
 - ``history_cap``: ``None`` keeps every history segment, ``0`` none (cold
   start), ``k`` the first ``k`` segments in stored order (for an imported
-  PHD-GIFs CSV: the CSV's row order; under leave-one-out the segments of the
-  user's last video come after the stored history).
+  PHD-GIFs CSV: the CSV's row order, newest first; under leave-one-out the
+  segments of the user's last video, the newest, come before the stored history).
 - ``history_order``: ``"stored"`` (default) keeps that order;
   ``"reversed"`` reverses it before the cap, so ``k`` keeps the *last* ``k``
   stored segments. The PHD-GIFs CSV lists each user newest first (evidence in
@@ -259,13 +259,17 @@ class HighlightDataset(Dataset):
         """The user's segments on videos other than ``target_video``, stored order, then capped.
 
         For the user's own target video this is exactly the stored history; for
-        another of their videos (leave-one-out) the segments of the target video
-        join the end, as the most recent.
+        another of their videos (leave-one-out) the segments of the user's last video
+        come first: stored histories are newest first (the PHD-GIFs CSV's order,
+        docs/models.md, ``prnet_h5``) and the last video is the newest, so a cap keeps
+        the most recent segments under either sampling.
         """
         rec = self.store.user(uid)
         segments = [h for h in rec.history if h.video_id != target_video]
         if target_video != rec.target_video:
-            segments += [HistorySegment(rec.target_video, float(s), float(e)) for s, e in rec.target_segments]
+            newest = [HistorySegment(rec.target_video, float(s), float(e))
+                      for s, e in rec.target_segments]
+            segments = newest + segments
         if self.history_order == "reversed":  # docs/models.md, prnet_h5: CSV order is newest first
             segments = segments[::-1]
         return segments if self.history_cap is None else segments[: self.history_cap]
