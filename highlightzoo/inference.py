@@ -203,7 +203,7 @@ class Detector:
             raise ConfigError(f"rate must be a positive number of steps per second, got {rate!r}")
         _check_count("top_k", top_k, 1)
         _check_count("explain_top", explain_top, 0)
-        video = _as_features(video_features, self.feature_dim, "video features")
+        video = as_features(video_features, self.feature_dim, "video features")
         segments = [] if history_segments is None else _as_list(history_segments, "history_segments")
         owners = (
             _history_owners(history_video, len(segments))
@@ -212,7 +212,7 @@ class Detector:
         if self.history_cap is not None:
             segments, owners = segments[: self.history_cap], owners[: self.history_cap]
         history = [
-            _as_features(h, self.feature_dim, f"history segment {j}") for j, h in enumerate(segments)
+            as_features(h, self.feature_dim, f"history segment {j}") for j, h in enumerate(segments)
         ]
         scores, extras = self._score(video, history, owners, float(rate))
         if not np.isfinite(scores).all():  # e.g. huge feature values overflowing inside the model
@@ -344,40 +344,51 @@ def _feature_dim(model: nn.Module) -> int | None:
     return build_args.get("feature_dim")
 
 
-def _as_features(array: np.ndarray | torch.Tensor, dim: int | None, what: str) -> torch.Tensor:
-    """A (T, D) float32 CPU tensor, checked: numbers, 2-D, T >= 1, D as the model expects,
-    finite, and within float32's range (a larger value would silently become infinite)."""
+def as_features(
+    array: np.ndarray | torch.Tensor, dim: int | None, what: str, path: str | None = None
+) -> torch.Tensor:
+    """A (T, D) float32 CPU tensor, checked: numbers, 2-D, T >= 1, D = ``dim`` (None: any),
+    finite, and within float32's range (a larger value would silently become infinite).
+
+    ``what`` names the array in the :class:`DataFormatError` (``"video features"``), and
+    ``path`` the file it came from, when there is one (``highlightzoo predict`` checks what
+    it loads here, so its errors name the file).
+    """
+    def refuse(message: str) -> DataFormatError:
+        return DataFormatError(message, path=path)
+
     if isinstance(array, torch.Tensor):
         if array.is_complex() or array.dtype == torch.bool:
-            raise DataFormatError(f"{what} must be real numbers, got a {array.dtype} tensor")
+            raise refuse(f"{what}: not real numbers (a {array.dtype} tensor)")
         tensor = array.detach().cpu()
         if tensor.is_floating_point():
             _check_float32_values(bool(tensor.isfinite().all()),
-                                  float(tensor.abs().max()) if tensor.numel() else 0.0, what)
+                                  float(tensor.abs().max()) if tensor.numel() else 0.0, what, path)
     else:
         try:  # ragged lists, strings and objects are refused, never guessed at
             values = np.asarray(array)
         except (ValueError, TypeError) as err:
-            raise DataFormatError(f"{what} are not a rectangular array of numbers ({err})") from None
+            raise refuse(f"{what}: not a rectangular array of numbers ({err})") from None
         if values.dtype.kind not in "fiu":
-            raise DataFormatError(f"{what} must be an array of real numbers, got dtype {values.dtype}")
+            raise refuse(f"{what}: not real numbers (dtype {values.dtype})")
         if values.dtype.kind == "f":
             _check_float32_values(bool(np.isfinite(values).all()),
-                                  float(np.abs(values).max()) if values.size else 0.0, what)
+                                  float(np.abs(values).max()) if values.size else 0.0, what, path)
         tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
     if tensor.ndim != 2 or tensor.shape[0] < 1:
-        raise DataFormatError(f"{what} must be a (steps >= 1, D) array, got shape {tuple(tensor.shape)}")
+        raise refuse(f"{what}: a (steps >= 1, D) array is needed, got shape {tuple(tensor.shape)}")
     if dim is not None and tensor.shape[1] != dim:
-        raise DataFormatError(f"{what} have {tensor.shape[1]}-d features; the model expects {dim}-d")
+        raise refuse(f"{what}: {tensor.shape[1]}-d features, but the model expects {dim}-d")
     return tensor.to(torch.float32)
 
 
-def _check_float32_values(finite: bool, largest: float, what: str) -> None:
+def _check_float32_values(finite: bool, largest: float, what: str, path: str | None) -> None:
     """A typed error when the values are not all ``finite``, or when the ``largest``
     magnitude is beyond float32's range (the cast would make it infinite)."""
     if not finite:
-        raise DataFormatError(f"{what} contain NaN or infinite values")
+        raise DataFormatError(f"{what}: NaN or infinite values", path=path)
     limit = float(np.finfo(np.float32).max)
     if largest > limit:
-        raise DataFormatError(f"{what} hold values beyond float32's range (|x| > {limit:.3g})")
+        raise DataFormatError(f"{what}: values beyond float32's range (|x| > {limit:.3g})",
+                              path=path)
 

@@ -510,6 +510,26 @@ def test_predict_history_video_from_a_float_npz_is_checked_not_truncated(tmp_pat
                    tmp_path / "h.npz", "--rate", "2"], "history_video[1] = 1.5")  # fmt: skip
 
 
+def test_predict_names_the_file_and_the_array_of_bad_features(tmp_path, capsys):
+    """What ``predict`` loads is checked as it is loaded: the error names the file (and, in a
+    history .npz, the array), not just "video features" or "history segment 1"."""
+    from training_support import write_fresh_checkpoint
+
+    ckpt = write_fresh_checkpoint(tmp_path / "c.pt", "prnet", tmp_path / "unused.h5")
+    good, wide, nan = tmp_path / "v.npy", tmp_path / "wide.npy", tmp_path / "nan.npy"
+    np.save(good, np.ones((20, FEATURE_DIM), np.float32))
+    np.save(wide, np.ones((20, FEATURE_DIM + 1), np.float32))
+    np.save(nan, np.full((20, FEATURE_DIM), np.nan, np.float32))
+    history = tmp_path / "h.npz"
+    np.savez(history, first=np.ones((3, FEATURE_DIM)), second=np.ones((2, FEATURE_DIM - 1)))
+    predict = ["predict", ckpt, "--rate", "2", "--video-features"]
+    fails(capsys, [*predict, wide], f"{FEATURE_DIM + 1}-d features, but the model expects "
+                                    f"{FEATURE_DIM}-d", f"file='{wide}'")  # fmt: skip
+    fails(capsys, [*predict, nan], "NaN", f"file='{nan}'")
+    fails(capsys, [*predict, good, "--history", history], "history segment 'second'",
+          f"{FEATURE_DIM - 1}-d features", f"file='{history}'")  # fmt: skip
+
+
 # --------------------------------------------------------------------------- properties: CSV
 
 # CSV cells: valid values, the usual kinds of damage, and plain junk

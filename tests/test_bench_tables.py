@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -145,6 +146,9 @@ def test_mismatched_test_videos_across_seeds_is_an_error():
 def test_report_of_a_folder_without_results_is_a_typed_error(tmp_path):
     with pytest.raises(RunFolderError, match="no results.json"):
         report.write_report(tmp_path)
+    missing = tmp_path / "missing"  # named itself, not as "no results.json in <its parent>"
+    with pytest.raises(RunFolderError, match=f"^{re.escape(str(missing))} does not exist"):
+        report.write_report(missing)
     (tmp_path / RESULTS_FILE).write_text(json.dumps({"schema": "other"}))
     with pytest.raises(DataFormatError, match="not a benchmark results file"):
         report.write_report(tmp_path)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from highlightzoo.data import store_reader
-from highlightzoo.data.store import FORMAT_VERSION, FeatureStore, StoreWriter
+from highlightzoo.data.store import FORMAT_VERSION, FeatureStore, StoreWriter, store_fingerprint
 from highlightzoo.errors import DataFormatError
 
 D = 6
@@ -175,6 +175,11 @@ def test_not_hdf5_and_unknown_ids(tmp_path: Path, store_path: Path):
     with pytest.raises(DataFormatError) as info:
         FeatureStore(bad)
     assert info.value.reason == "not_hdf5"
+    missing = tmp_path / "none.h5"
+    for read in (FeatureStore, store_fingerprint):
+        with pytest.raises(DataFormatError, match="no such feature store") as info:
+            read(missing)
+        assert info.value.reason == "missing" and info.value.path == str(missing)
     store = FeatureStore(store_path)
     with pytest.raises(DataFormatError, match="no_split|no split"):
         store.users("val")

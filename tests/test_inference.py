@@ -124,12 +124,12 @@ def test_from_checkpoint_restores_the_model_and_its_cap(tmp_path, store):
 @pytest.mark.parametrize(
     "video, history, kwargs, error, match",
     [
-        (np.zeros((10, D + 1)), [], {}, DataFormatError, "9-d features; the model expects 8-d"),
-        (np.zeros(10), [], {}, DataFormatError, "video features must be a"),
+        (np.zeros((10, D + 1)), [], {}, DataFormatError, "video features: 9-d features, but the model expects 8-d"),
+        (np.zeros(10), [], {}, DataFormatError, "video features: a \\(steps >= 1, D\\) array is needed"),
         (np.full((10, D), np.nan), [], {}, DataFormatError, "NaN"),
-        (np.full((10, D), 1e39), [], {}, DataFormatError, "video features hold values beyond"),
+        (np.full((10, D), 1e39), [], {}, DataFormatError, "video features: values beyond"),
         (np.zeros((10, D)), [np.full((3, D), -1e300)], {}, DataFormatError,
-         "history segment 0 hold values beyond float32's range"),
+         "history segment 0: values beyond float32's range"),
         (np.zeros((10, D)), [np.zeros((3, 4))], {}, DataFormatError, "history segment 0"),
         (np.zeros((10, D)), [], {"rate": 0.0}, ConfigError, "rate"),
         (np.zeros((10, D)), [], {"top_k": 0}, ConfigError, "top_k"),

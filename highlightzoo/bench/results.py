@@ -53,6 +53,9 @@ def save_results(path: Path, results: dict[str, Any]) -> None:
 def load_results(path: Path) -> dict[str, Any]:
     """Read and sanity-check a results.json (typed errors name the file)."""
     path = Path(path)
+    if not path.exists():
+        raise RunFolderError(f"{path} does not exist (a benchmark folder is what "
+                             "`highlightzoo bench tables --out DIR` writes)")
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.exists():

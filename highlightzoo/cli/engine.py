@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.backbones import get_backbone_spec
 from highlightzoo.features.extract import features_mismatch
 from highlightzoo.features.for_run import extractor_for_run, history_from_csv, history_from_files
-from highlightzoo.inference import Detector
+from highlightzoo.inference import Detector, as_features
 from highlightzoo.models.registry import list_models
 from highlightzoo.training import TrainConfig
 from highlightzoo.training.checkpoint import load_checkpoint, resolve_checkpoint_path
@@ -262,19 +263,24 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
 HISTORY_VIDEO_KEY = "history_video"
 
 
-def load_video_features(path: Path) -> np.ndarray:
-    """A (T, D) array from a .npy file (no pickles); errors name the file."""
+def load_video_features(path: Path, dim: int | None = None) -> torch.Tensor:
+    """The (T, D) features of a .npy file (no pickles), checked as ``Detector.predict``
+    checks them (``dim``: the model's feature dim); errors name the file."""
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise DataFormatError(f"cannot read video features: {err}", path=str(path)) from None
     if not isinstance(array, np.ndarray):
         raise DataFormatError("expected one array in a .npy file", path=str(path))
-    return array
+    return as_features(array, dim, "video features", str(path))
 
 
-def load_history(path: Path | None) -> tuple[list[np.ndarray], list[int] | None]:
-    """History segments of a .npz, in saved order, and the optional ``history_video`` array."""
+def load_history(
+    path: Path | None, dim: int | None = None
+) -> tuple[list[torch.Tensor], list[int] | None]:
+    """History segments of a .npz, in saved order, each checked as ``Detector.predict``
+    checks them (errors name the file and the array), and the optional ``history_video``
+    array."""
     if path is None:
         return [], None
     try:
@@ -283,7 +289,8 @@ def load_history(path: Path | None) -> tuple[list[np.ndarray], list[int] | None]
     except (OSError, ValueError) as err:
         raise DataFormatError(f"cannot read history segments: {err}", path=str(path)) from None
     owners = arrays.pop(HISTORY_VIDEO_KEY, None)
-    segments = list(arrays.values())
+    segments = [as_features(array, dim, f"history segment {name!r}", str(path))
+                for name, array in arrays.items()]
     if owners is not None:  # kept as stored: Detector.predict refuses non-integers, never truncates
         owners = np.asarray(owners).reshape(-1).tolist()
     return segments, owners
@@ -335,8 +342,9 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.rate is None:
             raise ConfigError("--video-features needs --rate (feature steps per second)")
         _check_declared_backbone(args)
-        video = load_video_features(args.video_features)
-        segments, owners = load_history(args.history[0] if args.history else None)
+        video = load_video_features(args.video_features, detector.feature_dim)
+        segments, owners = load_history(args.history[0] if args.history else None,
+                                        detector.feature_dim)
     prediction = detector.predict(
         video, segments, args.rate, args.top_k, history_video=owners, explain_top=args.explain_top
     )

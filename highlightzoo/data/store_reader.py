@@ -87,6 +87,17 @@ def _strings(ds: h5py.Dataset) -> list[str]:
     return [text_of(s) for s in values]
 
 
+def open_store_file(path: str) -> h5py.File:
+    """``path`` opened read-only as HDF5, or a :class:`DataFormatError` naming it: reason
+    ``"missing"`` when there is no such file, ``"not_hdf5"`` when HDF5 cannot open it."""
+    if not os.path.exists(path):
+        raise DataFormatError("no such feature store", path=path, reason="missing")
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot open as HDF5: {exc}", path=path, reason="not_hdf5") from exc
+
+
 class FeatureStore:
     """Lazy, validated reader of a feature store file.
 
@@ -248,13 +259,7 @@ class FeatureStore:
             log.warning("%s", self.report.summary())
 
     def _load_and_validate(self, check_features: bool) -> None:
-        try:
-            f = h5py.File(self.path, "r")
-        except (OSError, ValueError) as exc:
-            raise DataFormatError(
-                f"cannot open as HDF5: {exc}", path=self.path, reason="not_hdf5"
-            ) from exc
-        with f:
+        with open_store_file(self.path) as f:
             try:
                 self._check_header(f)
                 self._videos = self._read_video_index(f)
@@ -589,11 +594,7 @@ def store_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     resuming or evaluating on another store is an error (docs/reliability.md).
     """
     path = str(path)
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(f"cannot open as HDF5: {exc}", path=path, reason="not_hdf5") from exc
-    with f:
+    with open_store_file(path) as f:
         try:
             if f.attrs.get("format") != FORMAT_NAME:
                 raise DataFormatError(
