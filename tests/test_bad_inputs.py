@@ -510,6 +510,19 @@ def test_predict_history_video_from_a_float_npz_is_checked_not_truncated(tmp_pat
                    tmp_path / "h.npz", "--rate", "2"], "history_video[1] = 1.5")  # fmt: skip
 
 
+def test_train_config_file_of_wrong_types_or_bad_json_is_one_line(world, tmp_path, capsys):
+    """``train --config``: a value of the wrong type (``"lr": "abc"``) or a file that is not
+    JSON is exit 2 and one line naming the field or the file, never a traceback."""
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"lr": "abc"}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("not json")
+    train = ["train", "--model", "prnet", "--data", world["store"], "--quiet", "--config"]
+    fails(capsys, [*train, wrong, "--out", tmp_path / "r1"], "lr must be a number, got 'abc'")
+    fails(capsys, [*train, broken, "--out", tmp_path / "r2"], "not valid JSON", "broken.json")
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
 def test_predict_names_the_file_and_the_array_of_bad_features(tmp_path, capsys):
     """What ``predict`` loads is checked as it is loaded: the error names the file (and, in a
     history .npz, the array), not just "video features" or "history segment 1"."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -54,6 +56,39 @@ def test_json_round_trip_is_exact(seed, lr, cap, patience, overrides):
 def test_bad_values_are_config_errors_naming_the_field(change, field):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(model="prnet", data="x.h5", **change)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lr": "abc"}, "lr must be a number, got 'abc'"),
+        ({"betas": ["a", 0.9]}, "betas must be a list of 2 numbers"),
+        ({"betas": [0.9]}, "betas must be a list of 2 numbers"),
+        ({"seed": 1.5}, "seed must be an int, got 1.5"),
+        ({"seed": True}, "seed must be an int"),
+        ({"patience": "3"}, "patience must be an int or null"),
+        ({"num_workers": None}, "num_workers must be an int"),
+        ({"trace_videos": "x"}, "trace_videos must be an int"),
+        ({"weight_decay": "x"}, "weight_decay must be a number"),
+        ({"max_train_users": 2.5}, "max_train_users must be an int or null"),
+        ({"min_fraction": "0.5"}, "min_fraction must be a number"),
+        ({"model_overrides": None}, "model_overrides must be an object"),
+        ({"data": 5}, "data must be a string"),
+        ({"history_cap": True}, "history_cap must be an int or a string or null"),
+        ({"test_split": 3}, "test_split must be a string or null"),
+    ],
+)
+def test_a_json_config_of_the_wrong_types_is_a_config_error_naming_the_field(change, message):
+    """A config read from JSON can hold any type; each is refused with the field's name and
+    what it must be, never a TypeError from a comparison deep inside."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig.from_dict({"model": "prnet", "data": "x.h5", **change})
+
+
+def test_paths_are_kept_as_text_and_int_betas_as_floats():
+    cfg = TrainConfig(model="prnet", data=Path("d/x.h5"), out=Path("runs/r"), betas=[0, 0.9])
+    assert (cfg.data, cfg.out, cfg.betas) == ("d/x.h5", "runs/r", (0.0, 0.9))
+    assert json.loads(json.dumps(cfg.to_dict()))["data"] == "d/x.h5"
 
 
 def test_unknown_or_missing_keys_are_refused():

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,12 +102,19 @@ class TrainConfig:
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list back
-        self.model_overrides = dict(self.model_overrides)
+        if isinstance(self.betas, list):  # JSON gives a list back
+            self.betas = tuple(self.betas)
+        for name in ("data", "out"):  # a pathlib.Path is taken as its text (saved as JSON)
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
         self.validate()
+        self.betas = tuple(float(b) for b in self.betas)
+        self.model_overrides = dict(self.model_overrides)
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first bad field."""
+        """Raise :class:`ConfigError` naming the first bad field: its type (a config read
+        from JSON can hold anything), then its range."""
+        check_field_types(self)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("compile", "cuda_graphs"):
@@ -178,6 +188,50 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
+
+
+def check_field_types(config: Any) -> None:
+    """A :class:`ConfigError` naming the first field of the dataclass ``config`` whose value
+    does not have its annotated type (``int``, ``float``, ``str``, ``bool``, ``None``, unions,
+    fixed-length tuples, dicts; an int is a number, a bool is not)."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        if not _has_type(value, hint):
+            raise ConfigError(f"{f.name} must be {_type_words(hint)}, got {value!r}")
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        numbers = int if hint is int else (int, float)
+        return isinstance(value, numbers) and not isinstance(value, bool)
+    if origin is tuple:
+        return (isinstance(value, tuple | list) and len(value) == len(args)
+                and all(_has_type(v, a) for v, a in zip(value, args, strict=True)))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return isinstance(value, origin or hint)
+
+
+def _type_words(hint: Any) -> str:
+    """``int | None`` -> "an int or null", for the error message."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_words(a) for a in args)
+    if origin is tuple:
+        return f"a list of {len(args)} " + ("numbers" if set(args) <= {float, int} else "values")
+    words = {type(None): "null", bool: "true or false", int: "an int", float: "a number",
+             str: "a string", dict: "an object"}
+    return words.get(origin or hint, getattr(hint, "__name__", str(hint)))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
