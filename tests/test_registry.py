@@ -128,3 +128,19 @@ def test_a_shared_parts_config_error_names_the_model(name):
     it is building; ``create_model`` adds the name."""
     with pytest.raises(ConfigError, match=rf"^model '{name}'.*dropout probability"):
         hz.create_model(name, feature_dim=8, dropout=2.0)
+
+
+@pytest.mark.parametrize("feature_dim", ["16", 16.0, 0, -3, True, None])
+@pytest.mark.parametrize("name", ["prnet", "fcsn", "video2gif"])
+def test_a_feature_dim_that_is_not_a_positive_int_is_a_config_error(name, feature_dim):
+    """Not a string or a float failing deep inside a layer, nor (0) a model of empty
+    weights: one error naming the model and what feature_dim must be."""
+    with pytest.raises(ConfigError, match=rf"model '{name}': feature_dim must be an int >= 1"):
+        hz.create_model(name, feature_dim=feature_dim)
+
+
+def test_a_numpy_integer_feature_dim_is_recorded_as_an_int():
+    import numpy as np
+
+    model = hz.create_model("prnet", feature_dim=np.int64(16))
+    assert type(model.build_args["feature_dim"]) is int  # JSON-able in a checkpoint

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -147,6 +148,17 @@ def check_model_overrides(name: str, overrides: dict) -> None:
     check_overrides(name, _REGISTRY[name][1], overrides)
 
 
+def check_feature_dim(name: str, feature_dim: Any) -> int:
+    """``feature_dim`` as a Python int >= 1 (NumPy integers are taken), else a
+    :class:`ConfigError` naming the model: a string, a float or 0 would otherwise fail deep
+    inside a layer, or build a model of empty weights."""
+    if isinstance(feature_dim, numbers.Integral) and not isinstance(feature_dim, bool) \
+            and int(feature_dim) >= 1:
+        return int(feature_dim)
+    raise ConfigError(f"model {name!r}: feature_dim must be an int >= 1 (the width of one "
+                      f"feature step), got {feature_dim!r}")
+
+
 def create_model(
     name: str, feature_dim: int, allow_large: bool = False, **overrides
 ) -> nn.Module:
@@ -163,6 +175,7 @@ def create_model(
     """
     card = get_model_card(name)
     builder = _REGISTRY[name][1]
+    feature_dim = check_feature_dim(name, feature_dim)
     check_overrides(name, builder, overrides)
     try:  # a bad override value (width="abc", width=-3) is the user's error, not a traceback
         if not allow_large:
