@@ -523,6 +523,38 @@ def test_train_config_file_of_wrong_types_or_bad_json_is_one_line(world, tmp_pat
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
 
 
+def test_missing_videos_are_refused_before_any_backbone_is_built(tmp_path, capsys,
+                                                                  monkeypatch):
+    """``features extract`` and ``predict --video``: a typo in a video path (or a history
+    CSV's), or a folder without videos, is refused before the backbone is built, which may
+    first download its weights."""
+    from highlightzoo.features.extract import Extractor
+
+    def no_backbone(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the backbone was built before the inputs were checked")
+
+    monkeypatch.setattr(Extractor, "create", no_backbone)
+    (tmp_path / "empty").mkdir()
+    extract = ["features", "extract", "--backbone", "resnet18", "--out", tmp_path / "f.h5"]
+    fails(capsys, [*extract, tmp_path / "nope.mp4"], "video file does not exist", "nope.mp4")
+    fails(capsys, [*extract, tmp_path / "empty"], "no video files found", "empty")
+    assert not (tmp_path / "f.h5").exists()
+    # predict from video files: the same, before the run's backbone is built
+    from training_support import write_fresh_checkpoint
+
+    import highlightzoo.cli.engine as engine
+
+    monkeypatch.setattr(engine, "extractor_for_run", no_backbone)
+    ckpt = write_fresh_checkpoint(tmp_path / "c.pt", "prnet", tmp_path / "unused.h5")
+    (tmp_path / "v.mp4").write_bytes(b"")
+    predict = ["predict", ckpt, "--video"]
+    fails(capsys, [*predict, tmp_path / "nope.mp4"], "video file does not exist", "nope.mp4")
+    fails(capsys, [*predict, tmp_path / "v.mp4", "--history", tmp_path / "h1.mp4"],
+          "video file does not exist", "h1.mp4")  # fmt: skip
+    fails(capsys, [*predict, tmp_path / "v.mp4", "--history-csv", tmp_path / "h.csv"],
+          "history CSV does not exist", "h.csv")  # fmt: skip
+
+
 def test_predict_names_the_file_and_the_array_of_bad_features(tmp_path, capsys):
     """What ``predict`` loads is checked as it is loaded: the error names the file (and, in a
     history .npz, the array), not just "video features" or "history segment 1"."""

@@ -21,6 +21,7 @@ from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.backbones import get_backbone_spec
 from highlightzoo.features.extract import features_mismatch
 from highlightzoo.features.for_run import extractor_for_run, history_from_csv, history_from_files
+from highlightzoo.features.video import require_video_file
 from highlightzoo.inference import Detector, as_features
 from highlightzoo.models.registry import list_models
 from highlightzoo.training import TrainConfig
@@ -317,6 +318,10 @@ def _features_from_videos(args: argparse.Namespace) -> tuple[np.ndarray, list, l
     """``--video`` (+ ``--history`` files / ``--history-csv``) -> features with the run's backbone."""
     if args.history and args.history_csv:
         raise ConfigError("give history clips with --history or --history-csv, not both")
+    for path in (args.video, *(args.history or [])):  # before any weights load
+        require_video_file(path)
+    if args.history_csv is not None and not Path(args.history_csv).is_file():
+        raise DataFormatError("history CSV does not exist", path=str(args.history_csv))
     extractor = extractor_for_run(
         _run_features(args.checkpoint), backbone=args.backbone, weights=args.weights, device=args.device
     )

@@ -12,7 +12,7 @@ import argparse
 import json
 
 from highlightzoo.features.backbones import BACKBONES
-from highlightzoo.features.extract import Extractor, extract_features
+from highlightzoo.features.extract import Extractor, extract_features, videos_to_extract
 
 
 def register(subparsers) -> None:
@@ -50,6 +50,7 @@ def register(subparsers) -> None:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    videos_to_extract(args.inputs)  # a typo in a path is refused before any weights load
     extractor = Extractor.create(
         args.backbone, args.weights, crop=args.crop, device=args.device,
         chunk_steps=args.chunk_steps, progress=not args.quiet,

@@ -34,7 +34,12 @@ from highlightzoo.features.backbones import (
     get_backbone_spec,
     load_backbone,
 )
-from highlightzoo.features.video import DecodeInfo, resampled_frames, video_files
+from highlightzoo.features.video import (
+    DecodeInfo,
+    require_video_file,
+    resampled_frames,
+    video_files,
+)
 from highlightzoo.io import commit_temp_file, new_temp_file
 
 FEATURES_FORMAT = "highlightzoo-video-features"
@@ -167,6 +172,24 @@ class ExtractReport:
         return f"{len(self.written)} videos ({steps} steps) written, {len(self.skipped)} skipped"
 
 
+def videos_to_extract(inputs: list[str | os.PathLike]) -> list[tuple[Path, bool]]:
+    """``(file, explicit)`` for every video of ``inputs`` (files, or folders of video files),
+    checked before any work: an explicit file that does not exist, no video at all, or two
+    videos with one id (file name) are errors naming them. Cheap (no decoding), so the CLI
+    runs it before it loads a backbone's weights."""
+    files = video_files(list(inputs))
+    if not files:
+        raise ConfigError(f"no video files found in {[str(i) for i in inputs]}")
+    ids: dict[str, Path] = {}
+    for path, explicit in files:
+        if explicit:
+            require_video_file(path)
+        if path.stem in ids:
+            raise ConfigError(f"two videos have the id {path.stem!r}: {str(ids[path.stem])!r} and {str(path)!r}")
+        ids[path.stem] = path
+    return files
+
+
 def extract_features(
     inputs: list[str | os.PathLike],
     out: str | os.PathLike,
@@ -180,14 +203,7 @@ def extract_features(
     :class:`VideoDecodeError`; one found in a folder is skipped and reported.
     Two files with the same name (video id) are an error naming both.
     """
-    files = video_files(list(inputs))
-    if not files:
-        raise ConfigError(f"no video files found in {[str(i) for i in inputs]}")
-    ids: dict[str, Path] = {}
-    for path, _ in files:
-        if path.stem in ids:
-            raise ConfigError(f"two videos have the id {path.stem!r}: {str(ids[path.stem])!r} and {str(path)!r}")
-        ids[path.stem] = path
+    files = videos_to_extract(inputs)
     report = ExtractReport()
     out = Path(out)
     tmp = new_temp_file(out)

@@ -67,8 +67,7 @@ def resampled_frames(
     av = _require_av()
     info = info if info is not None else DecodeInfo()
     where = str(path)
-    if not Path(path).is_file():
-        raise VideoDecodeError("video file does not exist", path=where, reason="no_file")
+    require_video_file(path)
     try:
         container = av.open(where)
     except (av.error.FFmpegError, OSError, ValueError) as err:
@@ -120,6 +119,12 @@ def resampled_frames(
             yield last
     finally:
         container.close()
+
+
+def require_video_file(path: str | os.PathLike) -> None:
+    """A :class:`VideoDecodeError` naming ``path`` (reason ``"no_file"``) when it is not a file."""
+    if not Path(path).is_file():
+        raise VideoDecodeError("video file does not exist", path=str(path), reason="no_file")
 
 
 def video_files(inputs: list[str | os.PathLike]) -> list[tuple[Path, bool]]:
