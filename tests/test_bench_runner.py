@@ -258,3 +258,47 @@ def test_model_override_of_an_unknown_model_or_option_is_refused():
         get_preset("quick").with_model_overrides(["nope.width=3"])
     with pytest.raises(ConfigError, match="has no option 'width'"):
         get_preset("quick").with_model_overrides(["fcsn.width=3"])
+
+
+def test_a_model_that_cannot_be_built_is_refused_before_any_folder_is_written(tmp_path):
+    """``--model-override fcsn.width_mult=abc``: refused by the trainer backend's check (every
+    chosen model built on the meta device at the world's width) before ``out`` exists. Before,
+    results.json recorded the typo's preset, and the corrected command was refused as
+    "another preset"."""
+    from training_support import write_tiny_store
+
+    from highlightzoo.bench.backend import TrainerBackend
+
+    store = write_tiny_store(tmp_path / "tiny.h5")
+    world = World(store, "k", {})
+    bad = get_preset("quick").with_model_overrides(["fcsn.width_mult=\"abc\""])
+    with pytest.raises(ConfigError, match="width_mult must be a number"):
+        TrainerBackend().check_models(bad, world, ["prnet", "fcsn"])
+    TrainerBackend().check_models(get_preset("quick"), world, ["prnet", "fcsn"])  # builds
+
+    class CheckedBackend(FakeBackend):
+        def check_models(self, preset, world, models):
+            assert models == MODELS
+            raise ConfigError("model 'prnet': no")
+
+    out = tmp_path / "b"
+    with pytest.raises(ConfigError, match="no"):
+        run_tables("quick", out, backend=CheckedBackend(), models=MODELS, seeds=1,
+                   cache_dir=tmp_path / "cache", quiet=True, report=False)
+    assert not out.exists()
+
+
+def test_budget_and_device_overrides_are_checked_up_front(tmp_path):
+    """``bench tables --epochs 0`` used to train one pass anyway (``epochs or 1``), and
+    ``--device tpu`` ended in a RuntimeError traceback; both are ConfigErrors now, and
+    nothing is written."""
+    quick = get_preset("quick")
+    for change, flag in (({"epochs": 0, "max_steps": None}, "--epochs"),
+                         ({"max_steps": -1}, "--max-steps")):
+        with pytest.raises(ConfigError, match=f"\\({flag}\\) must be an int >= 1"):
+            dataclasses.replace(quick, **change)
+    out = tmp_path / "b"
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        run_tables("quick", out, backend=FakeBackend(), models=MODELS, seeds=1, device="tpu",
+                   cache_dir=tmp_path / "cache", quiet=True, report=False)
+    assert not out.exists()

@@ -19,13 +19,17 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from highlightzoo.bench.presets import BenchPreset
 from highlightzoo.bench.protocol import RunOutcome, World
 from highlightzoo.bench.world_probes import world_probes
 from highlightzoo.data.dataset import HighlightDataset
+from highlightzoo.data.store import store_fingerprint
 from highlightzoo.data.synthetic import get_world_config, synthesize, synthesize_replay
 from highlightzoo.errors import DataFormatError
 from highlightzoo.io import file_sha256
+from highlightzoo.models.registry import create_model
 from highlightzoo.training import train
 from highlightzoo.training.config import TrainConfig
 from highlightzoo.training.evaluation import EvalResult
@@ -81,6 +85,16 @@ class TrainerBackend:
         elif not path.exists():
             synthesize_replay(replay, preset.world_seed, path, config=preset.world, progress=not quiet)
         return World(path=path, key=key, info={**info, "file": path.name})
+
+    def check_models(self, preset: BenchPreset, world: World, models: list[str]) -> None:
+        """Each of ``models`` builds with the preset's overrides (``--model-override``) at the
+        world's feature width, on the meta device (shapes only, no memory), so a bad
+        override is a :class:`ConfigError` before the results file records the preset: a
+        folder holding a typo's preset would refuse the corrected command."""
+        feature_dim = store_fingerprint(world.path)["feature_dim"]
+        with torch.device("meta"):
+            for model in models:
+                create_model(model, feature_dim, **preset.overrides_for(model))
 
     def probes(self, world: World, replay: Path | None) -> dict[str, Any] | None:
         """The world's personal signal (docs/history.md): probe mAPs on the generator's latent

@@ -75,6 +75,12 @@ class BenchPreset:
     target: str = ""
 
     def __post_init__(self) -> None:
+        for name, flag in (("epochs", "--epochs"), ("max_steps", "--max-steps")):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 1):
+                raise ConfigError(f"preset {self.name!r}: {name} ({flag}) must be an int >= 1 "
+                                  f"or null, got {value!r}")
         if self.lr_grid and (self.eval_every is None or self.sweep_steps < self.eval_every):
             raise ConfigError(
                 f"preset {self.name!r}: a learning-rate sweep needs eval_every and sweep_steps >= "

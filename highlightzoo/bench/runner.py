@@ -55,6 +55,7 @@ from highlightzoo.bench.results import (
     sweep_id,
 )
 from highlightzoo.bench.tables import table_models
+from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError, RunFolderError
 from highlightzoo.models.registry import get_model_card
 from highlightzoo.provenance import environment
@@ -203,6 +204,7 @@ def run_tables(
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
     device = device or preset.device
+    resolve_device(device)  # an unknown device, or CUDA where there is none: refused up front
     if jobs is None:
         jobs = min(os.cpu_count() or 1, 4) if device == "cpu" else 1
     if jobs < 1:
@@ -213,13 +215,17 @@ def run_tables(
     sweep_plan = [(m, _lr_tag(lr)) for m in swept for lr in preset.lr_grid]
     progress = Progress(sweep_plan + plan_runs(chosen, seed_list), quiet=quiet, jobs=jobs)
 
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / ".gitignore", "# trainer run folders (checkpoints): not results\nruns/\n")
     t0 = time.monotonic()
     world = backend.build_world(
         preset, replay=replay, cache_dir=cache_dir or default_cache_dir(), quiet=quiet
     )
     world_seconds = time.monotonic() - t0
+    check_models = getattr(backend, "check_models", None)  # optional: fakes need not have it
+    if check_models is not None:
+        check_models(preset, world, chosen)
+    # only now: a command refused above leaves no folder behind
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / ".gitignore", "# trainer run folders (checkpoints): not results\nruns/\n")
     path = out / RESULTS_FILE
     results = _open_results(path, preset, world, chosen, seed_list, device, threads)
     if not results["traces"]:
