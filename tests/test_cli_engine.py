@@ -103,6 +103,8 @@ def test_train_errors_are_one_line(files, capsys, tmp_path):
            "bf16")  # fmt: skip
     _fails(capsys, ["train", "--data", str(files["store"])], "--model")
     _fails(capsys, ["train", "--resume", str(tmp_path / "nope")], "no such run folder")
+    (tmp_path / "store.h5").write_text("")
+    _fails(capsys, ["train", "--resume", str(tmp_path / "store.h5")], "a file, not a run folder")
     # stop after one epoch (as if killed), then try to resume it as another model
     from highlightzoo.training import TrainConfig, train
 

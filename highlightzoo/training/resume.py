@@ -77,7 +77,8 @@ def open_resumable_run(run: str | Path) -> tuple[Path, TrainConfig]:
     """The run folder and its saved config; a missing or finished run is a :class:`RunFolderError`."""
     run_dir = Path(run)
     if not run_dir.is_dir():
-        raise RunFolderError(f"cannot resume {str(run_dir)!r}: no such run folder")
+        what = "a file, not a run folder" if run_dir.exists() else "no such run folder"
+        raise RunFolderError(f"cannot resume {str(run_dir)!r}: {what}")
     if (run_dir / runs.RESULTS_FILE).exists():
         raise RunFolderError(
             f"run {str(run_dir)!r} already finished (it has {runs.RESULTS_FILE}); start a new run"
