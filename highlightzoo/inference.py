@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from highlightzoo import metrics
+from highlightzoo.checks import int_at_least
 from highlightzoo.data.dataset import Sample, collate
 from highlightzoo.device import autocast, feature_dtype, resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError
@@ -115,10 +116,12 @@ class Detector:
         context_steps: int = 512,
         precision: str = "fp32",
     ) -> None:
-        if window_steps is not None and window_steps < 1:
-            raise ConfigError(f"window_steps must be >= 1 or None, got {window_steps}")
-        if context_steps < 0:
-            raise ConfigError(f"context_steps must be >= 0, got {context_steps}")
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"Detector needs a torch.nn.Module (create_model(...), or "
+                              f"Detector.from_checkpoint(path)), got {model!r}")
+        window_steps = int_at_least(window_steps, 1, "window_steps", allow_none=True)
+        context_steps = int_at_least(context_steps, 0, "context_steps")
+        history_cap = int_at_least(history_cap, 0, "history_cap", allow_none=True)
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         if precision == "bf16" and self.device.type != "cuda":
             raise ConfigError("precision 'bf16' is bf16 autocast on CUDA only; use fp32 on CPU")

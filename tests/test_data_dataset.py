@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +290,21 @@ def test_bucketed_history_pads_to_powers_of_two_and_changes_no_score(store_path:
             torch.manual_seed(1)  # the same sampled pairs, for the losses that sample
             losses.append(loss(out, batch))
         torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"clip_len": "64"}, "clip_len must be an int >= 1, got '64'"),
+        ({"clip_len": 0}, "clip_len must be an int >= 1, got 0"),
+        ({"history_cap": "5"}, "history_cap must be an int >= 0 or None, got '5'"),
+        ({"history_cap": 2.5}, "history_cap must be an int >= 0 or None, got 2.5"),
+        ({"seed": "x"}, "seed must be an int >= 0, got 'x'"),
+        ({"history_context": -1}, "history_context (steps) must be an int >= 0 or None, got -1"),
+    ],
+)
+def test_dataset_arguments_of_the_wrong_type_are_config_errors(store_path, kwargs, match):
+    """A string or float where a count belongs is refused by name, not a TypeError from a
+    comparison (``clip_len="64"``) nor used as a slice bound later (``history_cap=2.5``)."""
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        HighlightDataset(store_path, "train", mode="train", **kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -162,3 +164,23 @@ def test_predicting_does_not_import_scipy_or_matplotlib():
     proc = subprocess.run([sys.executable, "-c", PREDICT_IMPORTS], capture_output=True,
                           text=True, timeout=300, check=True)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"window_steps": 0}, "window_steps must be an int >= 1 or None, got 0"),
+        ({"window_steps": "4096"}, "window_steps must be an int >= 1 or None"),
+        ({"context_steps": -1}, "context_steps must be an int >= 0, got -1"),
+        ({"history_cap": -1}, "history_cap must be an int >= 0 or None, got -1"),
+        ({"history_cap": 2.5}, "history_cap must be an int >= 0 or None, got 2.5"),
+    ],
+)
+def test_detector_arguments_are_checked(kwargs, match):
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        Detector(_model("prnet"), **kwargs)
+
+
+def test_a_detector_of_a_model_name_points_to_create_model():
+    with pytest.raises(ConfigError, match="needs a torch.nn.Module .*got 'prnet'"):
+        Detector("prnet")

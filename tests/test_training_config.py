@@ -51,6 +51,7 @@ def test_json_round_trip_is_exact(seed, lr, cap, patience, overrides):
         ({"lr": 0.0}, "lr"),
         ({"betas": (0.9, 1.0)}, "betas"),
         ({"min_fraction": 0.0}, "min_fraction"),
+        ({"seed": -1}, "seed"),
     ],
 )
 def test_bad_values_are_config_errors_naming_the_field(change, field):

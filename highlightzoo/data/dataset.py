@@ -58,6 +58,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from highlightzoo.batch import Batch
+from highlightzoo.checks import int_at_least
 from highlightzoo.data.labels import segment_steps, segments_to_step_labels
 from highlightzoo.data.store import FeatureStore, HistorySegment
 from highlightzoo.errors import ConfigError
@@ -134,8 +135,8 @@ class HighlightDataset(Dataset):
         history_order: str = "stored",
         history_context: int | None = None,
     ) -> None:
-        if history_context is not None and history_context < 0:
-            raise ConfigError(f"history_context must be None or >= 0 steps, got {history_context}")
+        history_context = int_at_least(history_context, 0, "history_context (steps)",
+                                       allow_none=True)
         self.history_context = history_context
         if history_order not in HISTORY_ORDERS:
             raise ConfigError(
@@ -146,10 +147,9 @@ class HighlightDataset(Dataset):
             raise ConfigError(f"mode must be 'train' or 'eval', got {mode!r}")
         if sampling not in SAMPLINGS:
             raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-        if history_cap is not None and history_cap < 0:
-            raise ConfigError(f"history_cap must be None or >= 0, got {history_cap}")
-        if clip_len < 1:
-            raise ConfigError(f"clip_len must be >= 1, got {clip_len}")
+        history_cap = int_at_least(history_cap, 0, "history_cap", allow_none=True)
+        clip_len = int_at_least(clip_len, 1, "clip_len")
+        seed = int_at_least(seed, 0, "seed")
         self.store = (
             store_or_path if isinstance(store_or_path, FeatureStore) else FeatureStore(store_or_path)
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from highlightzoo.checks import int_at_least
 from highlightzoo.errors import ConfigError, HighlightZooError, ModelNotFoundError
 
 ENTRY_POINT_GROUP = "highlightzoo.models"
@@ -152,11 +152,7 @@ def check_feature_dim(name: str, feature_dim: Any) -> int:
     """``feature_dim`` as a Python int >= 1 (NumPy integers are taken), else a
     :class:`ConfigError` naming the model: a string, a float or 0 would otherwise fail deep
     inside a layer, or build a model of empty weights."""
-    if isinstance(feature_dim, numbers.Integral) and not isinstance(feature_dim, bool) \
-            and int(feature_dim) >= 1:
-        return int(feature_dim)
-    raise ConfigError(f"model {name!r}: feature_dim must be an int >= 1 (the width of one "
-                      f"feature step), got {feature_dim!r}")
+    return int_at_least(feature_dim, 1, f"model {name!r}: feature_dim (the width of one step)")
 
 
 def create_model(

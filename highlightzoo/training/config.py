@@ -154,6 +154,9 @@ class TrainConfig:
             raise ConfigError(f"max_train_users must be >= 1 or null, got {self.max_train_users!r}")
         if self.trace_videos < 0:
             raise ConfigError(f"trace_videos must be >= 0, got {self.trace_videos!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0 (NumPy's generators take no negative seed), "
+                              f"got {self.seed!r}")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers!r}")
         if not self.lr > 0:

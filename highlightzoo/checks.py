@@ -1,0 +1,24 @@
+"""Argument checks shared by the public constructors (datasets, the detector, models).
+
+One place for "an int of at least k": a string, a float or a bool passed where a count
+belongs is a :class:`~highlightzoo.errors.ConfigError` naming the argument, not a
+``TypeError`` from a comparison deep inside, nor silently used.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from highlightzoo.errors import ConfigError
+
+
+def int_at_least(value: Any, minimum: int, name: str, *, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int ``>= minimum`` (NumPy integers are taken; ``None`` too when
+    ``allow_none``), else a :class:`ConfigError` saying what ``name`` must be."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
+        return int(value)
+    raise ConfigError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, "
+                      f"got {value!r}")
