@@ -83,6 +83,23 @@ def new_temp_file(path: Path) -> Path:
     return Path(tmp)
 
 
+def output_folder(path: str | os.PathLike, *, make: bool = True) -> Path:
+    """``path`` as an existing folder, made (with its parents) if needed; a :class:`WriteError`
+    naming it when it is a file or cannot be made (the folder a command writes into).
+    ``make=False``: only the check that it is not a file (a command that checks its
+    arguments before it writes anything)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"cannot write into {str(path)!r}: it is a file, not a folder")
+    if not make:
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteError(f"cannot make the folder {str(path)!r}: {err}") from err
+    return path
+
+
 def default_file_mode() -> int:
     """The mode a plain ``open(path, "w")`` gives a new file under the current umask."""
     return 0o666 & ~_umask()

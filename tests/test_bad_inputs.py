@@ -555,6 +555,25 @@ def test_missing_videos_are_refused_before_any_backbone_is_built(tmp_path, capsy
           "history CSV does not exist", "h.csv")  # fmt: skip
 
 
+def test_output_folders_that_are_files_are_one_line(world, tmp_path, capsys):
+    """``--out`` naming a file: ``bench tables``, ``bench probes`` and ``bench attention`` raised
+    ``FileExistsError`` from ``mkdir``; now one line naming the path (``io.output_folder``)."""
+    from highlightzoo.errors import WriteError
+    from highlightzoo.io import output_folder
+
+    file = tmp_path / "taken"
+    file.write_text("")
+    with pytest.raises(WriteError, match="it is a file, not a folder"):
+        output_folder(file)
+    assert output_folder(tmp_path / "a" / "b").is_dir()
+    assert not output_folder(tmp_path / "c", make=False).exists()
+    run = make_run(tmp_path / "R", world["store"])
+    fails(capsys, ["bench", "attention", run, "--out", file], "it is a file, not a folder",
+          str(file))  # fmt: skip
+    fails(capsys, ["bench", "tables", "--models", "random", "--seeds", "1", "--out", file],
+          "it is a file, not a folder")  # fmt: skip
+
+
 def test_predict_names_the_file_and_the_array_of_bad_features(tmp_path, capsys):
     """What ``predict`` loads is checked as it is loaded: the error names the file (and, in a
     history .npz, the array), not just "video features" or "history segment 1"."""

@@ -302,3 +302,23 @@ def test_budget_and_device_overrides_are_checked_up_front(tmp_path):
         run_tables("quick", out, backend=FakeBackend(), models=MODELS, seeds=1, device="tpu",
                    cache_dir=tmp_path / "cache", quiet=True, report=False)
     assert not out.exists()
+
+
+def test_an_out_path_that_is_a_file_or_a_missing_replay_csv_is_refused_first(tmp_path):
+    """Both were tracebacks (``FileExistsError``, ``FileNotFoundError``); now one typed error
+    naming the path, before the world is built."""
+    from highlightzoo.errors import DataFormatError, WriteError
+
+    class NoWorld(FakeBackend):
+        def build_world(self, *args, **kwargs):  # noqa: ANN002, ANN003
+            raise AssertionError("the world was built before the paths were checked")
+
+    file = tmp_path / "results.h5"
+    file.write_text("")
+    common = {"backend": NoWorld(), "models": MODELS, "seeds": 1, "quiet": True,
+              "cache_dir": tmp_path / "cache", "report": False}
+    with pytest.raises(WriteError, match="it is a file, not a folder"):
+        run_tables("quick", file, **common)
+    with pytest.raises(DataFormatError, match="the CSV to replay does not exist") as info:
+        run_tables("quick", tmp_path / "b", replay=tmp_path / "nope.csv", **common)
+    assert info.value.path == str(tmp_path / "nope.csv") and not (tmp_path / "b").exists()

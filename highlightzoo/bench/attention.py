@@ -36,7 +36,7 @@ from highlightzoo.bench.plots import _pyplot, _save, matplotlib_available
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.errors import ConfigError
-from highlightzoo.io import atomic_write_text
+from highlightzoo.io import atomic_write_text, output_folder
 from highlightzoo.metrics.uncertainty import scipy_stats
 from highlightzoo.training.checkpoint import (
     load_checkpoint,
@@ -284,8 +284,7 @@ def write_attention_diagnostics(
     folder: str | Path, report: AttentionReport, *, plots: bool = True
 ) -> list[Path]:
     """Write ``attention_<model>.json``/``.md`` (and ``.png`` with matplotlib) into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(folder)
     stem = folder / f"attention_{report.model}"
     paths = [stem.with_suffix(".json"), stem.with_suffix(".md")]
     atomic_write_text(paths[0], json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n")

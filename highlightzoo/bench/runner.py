@@ -56,7 +56,8 @@ from highlightzoo.bench.results import (
 )
 from highlightzoo.bench.tables import table_models
 from highlightzoo.device import resolve_device
-from highlightzoo.errors import ConfigError, RunFolderError
+from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError
+from highlightzoo.io import output_folder
 from highlightzoo.models.registry import get_model_card
 from highlightzoo.provenance import environment
 
@@ -205,6 +206,9 @@ def run_tables(
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
     device = device or preset.device
     resolve_device(device)  # an unknown device, or CUDA where there is none: refused up front
+    output_folder(out, make=False)
+    if replay is not None and not Path(replay).is_file():
+        raise DataFormatError("the CSV to replay does not exist", path=str(replay))
     if jobs is None:
         jobs = min(os.cpu_count() or 1, 4) if device == "cpu" else 1
     if jobs < 1:
@@ -224,7 +228,7 @@ def run_tables(
     if check_models is not None:
         check_models(preset, world, chosen)
     # only now: a command refused above leaves no folder behind
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     atomic_write_text(out / ".gitignore", "# trainer run folders (checkpoints): not results\nruns/\n")
     path = out / RESULTS_FILE
     results = _open_results(path, preset, world, chosen, seed_list, device, threads)

@@ -40,7 +40,7 @@ from highlightzoo.data.synthetic import (
     target_latents,
 )
 from highlightzoo.errors import ConfigError, DataFormatError
-from highlightzoo.io import atomic_write_text
+from highlightzoo.io import atomic_write_text, output_folder
 
 PROBES = ("generic", "interest", "both")
 SPLIT_ORDER = ("train", "val", "test")
@@ -198,8 +198,7 @@ def probes_markdown(results: dict[str, dict[str, Any]]) -> str:
 
 def write_world_probes(folder: str | Path, results: dict[str, dict[str, Any]]) -> list[Path]:
     """Write ``world_probes.json`` (with per-video APs) and ``world_probes.md`` into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(folder)
     paths = [folder / "world_probes.json", folder / "world_probes.md"]
     atomic_write_text(paths[0], json.dumps(results, indent=1, sort_keys=True) + "\n")
     atomic_write_text(paths[1], probes_markdown(results))
