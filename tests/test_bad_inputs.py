@@ -574,6 +574,21 @@ def test_output_folders_that_are_files_are_one_line(world, tmp_path, capsys):
           "it is a file, not a folder")  # fmt: skip
 
 
+def test_a_negative_seed_is_one_line_not_numpys_value_error(tmp_path, capsys):
+    """``data synth --seed -1`` and ``data replay --seed -1`` were NumPy ``ValueError``
+    tracebacks ("expected non-negative integer"); the split seed of an import too."""
+    from highlightzoo.data.phdgifs import split_users
+
+    fails(capsys, ["data", "synth", "--preset", "tiny", "--seed", "-1", "--out",
+                   tmp_path / "s.h5", "--quiet"], "the world's seed must be an int >= 0, got -1")  # fmt: skip
+    csv = write_csv(tmp_path / "one.csv", [("v1", 1.0, 2.0, "u1", 60.0, True)])
+    fails(capsys, ["data", "replay", csv, "--seed", "-1", "--out", tmp_path / "r.h5",
+                   "--quiet"], "the world's seed must be an int >= 0")  # fmt: skip
+    with pytest.raises(ConfigError, match="the split seed must be an int >= 0"):
+        split_users(["a", "b"], seed=-1)
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "r.h5").exists()
+
+
 def test_predict_names_the_file_and_the_array_of_bad_features(tmp_path, capsys):
     """What ``predict`` loads is checked as it is loaded: the error names the file (and, in a
     history .npz, the array), not just "video features" or "history segment 1"."""

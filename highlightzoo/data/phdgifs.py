@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from highlightzoo.checks import int_at_least
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.extract import read_features_info
@@ -183,7 +184,7 @@ def split_users(
     sizes = [int(math.floor(x)) for x in exact]
     for k in sorted(range(3), key=lambda k: sizes[k] - exact[k])[: n - sum(sizes)]:
         sizes[k] += 1
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(int_at_least(seed, 0, "the split seed")).permutation(n)
     shuffled = [sorted(ids)[i] for i in order]
     which: dict[str, str] = {}
     bounds = np.cumsum([0, *sizes])

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from highlightzoo.checks import int_at_least
 from highlightzoo.data.phdgifs import read_phdgifs_csv, split_users
 from highlightzoo.data.store import StoreWriter
 from highlightzoo.errors import ConfigError, DataFormatError
@@ -220,6 +221,7 @@ class WorldRenderer:
 
     def __init__(self, config: WorldConfig, seed: int) -> None:
         self.cfg = config
+        seed = int_at_least(seed, 0, "the world's seed")  # NumPy takes no negative seed
         rng = np.random.default_rng([seed, 0])
         d, k = config.feature_dim, config.n_topics
         mask = rng.random((k + 1, d)) < config.support
