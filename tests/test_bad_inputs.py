@@ -589,6 +589,18 @@ def test_a_negative_seed_is_one_line_not_numpys_value_error(tmp_path, capsys):
     assert not (tmp_path / "s.h5").exists() and not (tmp_path / "r.h5").exists()
 
 
+def test_an_unknown_extraction_device_is_refused_before_the_weights_load(monkeypatch):
+    """``features extract --device tpu`` was a RuntimeError traceback, after the weights."""
+    import highlightzoo.features.extract as extract
+
+    def no_weights(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the weights were loaded before the device was checked")
+
+    monkeypatch.setattr(extract, "load_backbone", no_weights)
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        extract.Extractor.create("resnet18", "none", device="tpu")
+
+
 def test_predict_names_the_file_and_the_array_of_bad_features(tmp_path, capsys):
     """What ``predict`` loads is checked as it is loaded: the error names the file (and, in a
     history .npz, the array), not just "video features" or "history segment 1"."""

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError, VideoDecodeError, WriteError
 from highlightzoo.features.backbones import (
     BackboneSpec,
@@ -70,8 +71,8 @@ class Extractor:
             raise ConfigError(f"--crop must be >= 32 pixels, got {crop}")
         if chunk_steps < 1:
             raise ConfigError(f"chunk_steps must be >= 1, got {chunk_steps}")
+        dev = resolve_device(device)  # before the weights, which may download
         net, ident = load_backbone(backbone, weights, progress=progress)
-        dev = torch.device(device)
         return cls(spec, net.to(dev), ident, crop, dev, chunk_steps)
 
     @property
