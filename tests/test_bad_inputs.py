@@ -553,6 +553,11 @@ def test_missing_videos_are_refused_before_any_backbone_is_built(tmp_path, capsy
           "video file does not exist", "h1.mp4")  # fmt: skip
     fails(capsys, [*predict, tmp_path / "v.mp4", "--history-csv", tmp_path / "h.csv"],
           "history CSV does not exist", "h.csv")  # fmt: skip
+    # a run whose store does not name its backbone: the named one must have the model's width
+    monkeypatch.undo()
+    monkeypatch.setattr(Extractor, "create", no_backbone)
+    fails(capsys, [*predict, tmp_path / "v.mp4", "--backbone", "resnet18"],
+          f"backbone 'resnet18' gives 512-d features, but the model takes {FEATURE_DIM}-d")  # fmt: skip
 
 
 def test_output_folders_that_are_files_are_one_line(world, tmp_path, capsys):

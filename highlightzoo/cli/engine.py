@@ -314,7 +314,9 @@ def _check_declared_backbone(args: argparse.Namespace) -> None:
         raise ConfigError(f"refused: {problem}")
 
 
-def _features_from_videos(args: argparse.Namespace) -> tuple[np.ndarray, list, list[int], float]:
+def _features_from_videos(
+    args: argparse.Namespace, feature_dim: int | None
+) -> tuple[np.ndarray, list, list[int], float]:
     """``--video`` (+ ``--history`` files / ``--history-csv``) -> features with the run's backbone."""
     if args.history and args.history_csv:
         raise ConfigError("give history clips with --history or --history-csv, not both")
@@ -323,7 +325,8 @@ def _features_from_videos(args: argparse.Namespace) -> tuple[np.ndarray, list, l
     if args.history_csv is not None and not Path(args.history_csv).is_file():
         raise DataFormatError("history CSV does not exist", path=str(args.history_csv))
     extractor = extractor_for_run(
-        _run_features(args.checkpoint), backbone=args.backbone, weights=args.weights, device=args.device
+        _run_features(args.checkpoint), backbone=args.backbone, weights=args.weights,
+        device=args.device, feature_dim=feature_dim,
     )
     if args.rate is not None and not np.isclose(args.rate, extractor.rate):
         raise ConfigError(f"--rate {args.rate:g} differs from the backbone's {extractor.rate:g} steps/s; drop it")
@@ -340,7 +343,7 @@ def run_predict(args: argparse.Namespace) -> int:
         args.checkpoint, device=args.device, window_steps=args.window_steps or None
     )
     if args.video is not None:
-        video, segments, owners, args.rate = _features_from_videos(args)
+        video, segments, owners, args.rate = _features_from_videos(args, detector.feature_dim)
     else:
         if args.history_csv is not None or (args.history and len(args.history) > 1):
             raise ConfigError("--video-features takes one history .npz; video files need --video")

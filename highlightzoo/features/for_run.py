@@ -50,18 +50,26 @@ def extractor_for_run(
     weights: str | None = None,
     device: str = "cpu",
     progress: bool = False,
+    feature_dim: int | None = None,
 ) -> Extractor:
     """The extractor that made the run's features (``info``), or the one asked for if it agrees.
 
-    A run without ``info`` (features made elsewhere) needs ``backbone``; a
-    ``backbone`` other than the run's is refused with a message naming both,
-    as are weights whose identifier differs from the run's.
+    A run without ``info`` (features made elsewhere) needs ``backbone``, whose feature width
+    must be the model's ``feature_dim`` (when given); a ``backbone`` other than the run's is
+    refused with a message naming both, as are weights whose identifier differs from the
+    run's. Both checks come before any weights load.
     """
     if info is None:
         if backbone is None:
             raise ConfigError(
                 "this run's store does not say how its features were made; name the backbone with "
                 "--backbone (it must be the one its features came from)"
+            )
+        width = get_backbone_spec(backbone).feature_dim
+        if feature_dim is not None and width != feature_dim:
+            raise ConfigError(
+                f"backbone {backbone!r} gives {width}-d features, but the model takes "
+                f"{feature_dim}-d: its features came from another backbone"
             )
         return Extractor.create(backbone, weights or "default", device=device, progress=progress)
     wanted = {**info, "backbone": backbone} if backbone else info
