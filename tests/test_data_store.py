@@ -12,6 +12,7 @@ import pytest
 
 from highlightzoo.data import store_reader
 from highlightzoo.data.store import FORMAT_VERSION, FeatureStore, StoreWriter, store_fingerprint
+from highlightzoo.data.store_format import FEATURES_FORMAT
 from highlightzoo.errors import DataFormatError
 
 D = 6
@@ -175,6 +176,12 @@ def test_not_hdf5_and_unknown_ids(tmp_path: Path, store_path: Path):
     with pytest.raises(DataFormatError) as info:
         FeatureStore(bad)
     assert info.value.reason == "not_hdf5"
+    features = tmp_path / "features.h5"  # what `highlightzoo features extract` writes
+    with h5py.File(features, "w") as f:
+        f.attrs["format"] = FEATURES_FORMAT
+    for read in (FeatureStore, store_fingerprint):
+        with pytest.raises(DataFormatError, match="a features file of .*data import-phdgifs"):
+            read(features)
     missing = tmp_path / "none.h5"
     for read in (FeatureStore, store_fingerprint):
         with pytest.raises(DataFormatError, match="no such feature store") as info:

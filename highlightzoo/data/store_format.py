@@ -25,6 +25,8 @@ import h5py
 import numpy as np
 
 FORMAT_NAME = "highlightzoo-features"
+#: the ``format`` attribute of a features file of ``highlightzoo features extract`` (not a store)
+FEATURES_FORMAT = "highlightzoo-video-features"
 FORMAT_VERSION = 1
 #: A segment may end this many seconds after its video's stated duration
 #: (PHD-GIFs rounds video durations to whole seconds; 9 of 20,488 rows of

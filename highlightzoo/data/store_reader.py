@@ -27,6 +27,7 @@ import numpy as np
 
 from highlightzoo.data.store_format import (
     DURATION_TOLERANCE_S,
+    FEATURES_FORMAT,
     FINGERPRINT_ATTRS,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -85,6 +86,20 @@ def _strings(ds: h5py.Dataset) -> list[str]:
             path=ds.file.filename, reason="malformed_table",
         )  # fmt: skip
     return [text_of(s) for s in values]
+
+
+def not_a_store(format_attr: Any, path: str) -> DataFormatError:
+    """The error for an HDF5 file that is not a feature store; a features file of
+    ``highlightzoo features extract`` gets told how to make a store from it."""
+    hint = ""
+    if format_attr == FEATURES_FORMAT:
+        hint = ("; it is a features file of `highlightzoo features extract`: make a store of it "
+                "with `highlightzoo data import-phdgifs CSV --features FILE` "
+                "(docs/your-own-data.md)")
+    return DataFormatError(
+        f"not a highlightzoo feature store (no '{FORMAT_NAME}' format attribute){hint}",
+        path=path, reason="format_version",
+    )
 
 
 def open_store_file(path: str) -> h5py.File:
@@ -289,11 +304,7 @@ class FeatureStore:
         attrs = f.attrs
         version = attrs.get("format_version")
         if attrs.get("format") != FORMAT_NAME or version is None:
-            raise DataFormatError(
-                f"not a highlightzoo feature store (no '{FORMAT_NAME}' format attribute)",
-                path=self.path,
-                reason="format_version",
-            )
+            raise not_a_store(attrs.get("format"), self.path)
         if int(version) != FORMAT_VERSION:
             raise DataFormatError(
                 f"format version {int(version)} is not supported (this reader reads {FORMAT_VERSION})",
@@ -597,10 +608,7 @@ def store_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     with open_store_file(path) as f:
         try:
             if f.attrs.get("format") != FORMAT_NAME:
-                raise DataFormatError(
-                    f"not a highlightzoo feature store (no '{FORMAT_NAME}' format attribute)",
-                    path=path, reason="format_version",
-                )  # fmt: skip
+                raise not_a_store(f.attrs.get("format"), path)
             return _fingerprint(f, path)
         except DataFormatError:
             raise

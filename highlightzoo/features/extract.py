@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from highlightzoo.data.store_format import FEATURES_FORMAT
 from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError, VideoDecodeError, WriteError
 from highlightzoo.features.backbones import (
@@ -43,7 +44,6 @@ from highlightzoo.features.video import (
 )
 from highlightzoo.io import commit_temp_file, new_temp_file
 
-FEATURES_FORMAT = "highlightzoo-video-features"
 #: root attribute (JSON) naming how the features were made; copied into stores and runs
 FEATURES_ATTR = "features"
 
