@@ -152,6 +152,9 @@ def test_report_of_a_folder_without_results_is_a_typed_error(tmp_path):
     (tmp_path / RESULTS_FILE).write_text(json.dumps({"schema": "other"}))
     with pytest.raises(DataFormatError, match="not a benchmark results file"):
         report.write_report(tmp_path)
+    (tmp_path / RESULTS_FILE).write_text(json.dumps({"kind": "highlightzoo-train-results"}))
+    with pytest.raises(DataFormatError, match="the results of one training run"):
+        report.write_report(tmp_path)  # a `highlightzoo train` run folder, named as such
 
 
 def test_plots_are_written_when_matplotlib_is_present(folder):

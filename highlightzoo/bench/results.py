@@ -19,6 +19,7 @@ from typing import Any
 
 from highlightzoo.errors import DataFormatError, RunFolderError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+from highlightzoo.training.results import RESULTS_KIND
 
 SCHEMA = "highlightzoo.bench/1"
 RESULTS_FILE = "results.json"
@@ -65,9 +66,13 @@ def load_results(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise DataFormatError(f"results file is not valid JSON: {err}", path=str(path)) from err
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        hint = ""
+        if isinstance(data, dict) and data.get("kind") == RESULTS_KIND:
+            hint = ("; it is the results of one training run (`highlightzoo train`), not a "
+                    "benchmark folder of `highlightzoo bench tables`")
         raise DataFormatError(
             f"not a benchmark results file (schema {data.get('schema') if isinstance(data, dict) else None!r},"
-            f" expected {SCHEMA!r})",
+            f" expected {SCHEMA!r}){hint}",
             path=str(path),
         )
     for key in ("runs", "preset", TIMING_KEY):
