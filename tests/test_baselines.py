@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import highlightzoo as hz
 from highlightzoo.batch import random_batch
-from highlightzoo.errors import DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.components.norm import (
     AffineParams,
     ItemSelfAttention,
@@ -548,3 +548,11 @@ def test_parameter_limit_and_allow_large(monkeypatch):
     assert sum(p.numel() for p in again.parameters()) == n
     monkeypatch.setattr(registry, "MAX_PARAMETERS", n)
     assert hz.create_model("phdgifs", feature_dim=DIM).build_args == {"feature_dim": DIM}
+
+
+@pytest.mark.parametrize("name", ["video2gif", "phdgifs", "phdgifs_full"])
+@pytest.mark.parametrize("window_s", [0, -1.0, "5", float("inf"), True])
+def test_a_bad_segment_window_is_refused_when_the_model_is_built(name, window_s):
+    """Not at the first forward, after ``train`` had made the run folder."""
+    with pytest.raises(ConfigError, match=f"model '{name}': window_s .* must be a positive"):
+        hz.create_model(name, feature_dim=8, window_s=window_s)

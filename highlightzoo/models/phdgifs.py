@@ -33,6 +33,7 @@ from highlightzoo.models.components.fcsn import scaled
 from highlightzoo.models.components.heads import MLPHead, full_precision_region
 from highlightzoo.models.components.history import masked_mean
 from highlightzoo.models.components.norm import l2_normalized_sum
+from highlightzoo.models.components.pooling import check_window_s
 from highlightzoo.models.components.sizing import check_width_mult
 from highlightzoo.models.registry import ModelCard, register_model
 from highlightzoo.models.video2gif import REFERENCE_HIDDEN, segment_features, segment_output
@@ -68,7 +69,7 @@ class PHDGIFs(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        self.window_s, self.normalize = window_s, normalize
+        self.window_s, self.normalize = check_window_s(window_s), normalize
         hidden = tuple(scaled(h, width_mult) for h in REFERENCE_HIDDEN)
         self.head = MLPHead(2 * feature_dim, hidden, dropout)
 

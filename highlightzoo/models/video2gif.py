@@ -22,6 +22,7 @@ from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_s
 from highlightzoo.models.components.pooling import (
     Segments,
     broadcast_segment_scores,
+    check_window_s,
     pool_segments,
 )
 from highlightzoo.models.components.sizing import check_width_mult
@@ -85,7 +86,7 @@ class Video2GIF(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        self.window_s, self.normalize = window_s, normalize
+        self.window_s, self.normalize = check_window_s(window_s), normalize
         hidden = tuple(scaled(h, width_mult) for h in RELEASED_HIDDEN)
         self.head = MLPHead(feature_dim, hidden, dropout)
 

@@ -9,6 +9,8 @@ whole video, so its first segment may be partial.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +19,7 @@ from torch import Tensor
 
 from highlightzoo.batch import HostCounts
 from highlightzoo.device import to_device_without_waiting
-from highlightzoo.errors import DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.components.heads import full_precision_region
 
 #: up to this many segments (+1 spare) per row, and no more than the features have channels
@@ -67,6 +69,16 @@ def _relative_windows(
     return (absolute - absolute[:, :1]).astype(np.int64)
 
 
+def check_window_s(window_s: object) -> float:
+    """``window_s`` as a float of positive, finite seconds (a segment model's window), else a
+    :class:`ConfigError`: checked when the model is built, not at its first forward."""
+    if isinstance(window_s, numbers.Real) and not isinstance(window_s, bool) \
+            and 0 < window_s < math.inf:
+        return float(window_s)
+    raise ConfigError(f"window_s (the segment window) must be a positive number of seconds, "
+                      f"got {window_s!r}")
+
+
 def _windows(
     video_mask: Tensor,
     rate: Tensor,
@@ -77,8 +89,7 @@ def _windows(
 ) -> tuple[Tensor, int]:
     """:func:`window_index` and the number of windows ``S`` of the longest row. ``host``: the
     collate's rates, offsets and lengths, so nothing is read back from the device."""
-    if window_s <= 0:
-        raise DataFormatError(f"segment window must be positive, got {window_s} s")
+    window_s = check_window_s(window_s)
     b, t = video_mask.shape
     if host is not None:
         rates, starts = np.asarray(host.rates, np.float64), np.asarray(host.offsets, np.float64)
