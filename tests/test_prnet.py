@@ -281,3 +281,18 @@ def test_runs_on_cuda_under_bf16_autocast(name):
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lam": "x"}, "lam .* must be a finite number >= 0"),
+    ({"lam": -1.0}, "lam .* must be a finite number >= 0"),
+    ({"lam": float("nan")}, "lam .* must be a finite number >= 0"),
+    ({"chunk_size": 0}, "chunk_size .* must be an int >= 1"),
+    ({"chunk_size": "x"}, "chunk_size .* must be an int >= 1"),
+])
+def test_attention_options_are_checked_when_built(kwargs, match):
+    """A bad lambda or chunk size failed inside the first forward (after the trainer had made
+    the run folder); now create_model refuses it, naming the model."""
+    with pytest.raises(ConfigError, match=f"model 'prnet': {match}"):
+        hz.create_model("prnet", feature_dim=8, **kwargs)
+    assert hz.create_model("prnet", feature_dim=8, lam=0).attention.lam == 0.0  # uniform: allowed

@@ -13,10 +13,16 @@ zero weight on it).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+from highlightzoo.checks import int_at_least
+from highlightzoo.errors import ConfigError
 
 EPS = 1e-8
 
@@ -60,7 +66,12 @@ class PreferenceAttention(nn.Module):
 
     def __init__(self, lam: float = 9.0, chunk_size: int = 4096) -> None:
         super().__init__()
-        self.lam, self.chunk_size = lam, chunk_size
+        if not (isinstance(lam, numbers.Real) and not isinstance(lam, bool)
+                and 0 <= lam < math.inf):
+            raise ConfigError(f"lam (the attention's lambda, Eq. 3) must be a finite number "
+                              f">= 0 (0: uniform attention), got {lam!r}")
+        self.lam = float(lam)
+        self.chunk_size = int_at_least(chunk_size, 1, "chunk_size (frames per attention chunk)")
 
     def forward(
         self, frames: Tensor, history: Tensor, history_mask: Tensor
