@@ -1,12 +1,14 @@
 """Argument checks shared by the public constructors (datasets, the detector, models).
 
-One place for "an int of at least k": a string, a float or a bool passed where a count
-belongs is a :class:`~highlightzoo.errors.ConfigError` naming the argument, not a
-``TypeError`` from a comparison deep inside, nor silently used.
+One place for "an int of at least k" and "a finite number of at least x": a string, a
+float or a bool passed where a count or a size belongs is a
+:class:`~highlightzoo.errors.ConfigError` naming the argument, not a ``TypeError`` from a
+comparison deep inside (or a failure at a model's first forward), nor silently used.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -21,4 +23,14 @@ def int_at_least(value: Any, minimum: int, name: str, *, allow_none: bool = Fals
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
         return int(value)
     raise ConfigError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, "
+                      f"got {value!r}")
+
+
+def number_at_least(value: Any, minimum: float, name: str, *, above: bool = False) -> float:
+    """``value`` as a finite float ``>= minimum`` (``> minimum`` when ``above``), else a
+    :class:`ConfigError` saying what ``name`` must be."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value < math.inf \
+            and (value > minimum if above else value >= minimum):
+        return float(value)
+    raise ConfigError(f"{name} must be a finite number {'>' if above else '>='} {minimum:g}, "
                       f"got {value!r}")

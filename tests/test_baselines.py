@@ -554,5 +554,5 @@ def test_parameter_limit_and_allow_large(monkeypatch):
 @pytest.mark.parametrize("window_s", [0, -1.0, "5", float("inf"), True])
 def test_a_bad_segment_window_is_refused_when_the_model_is_built(name, window_s):
     """Not at the first forward, after ``train`` had made the run folder."""
-    with pytest.raises(ConfigError, match=f"model '{name}': window_s .* must be a positive"):
+    with pytest.raises(ConfigError, match=f"model '{name}': window_s .* must be a finite number > 0"):
         hz.create_model(name, feature_dim=8, window_s=window_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from highlightzoo.checks import int_at_least
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.registry import check_model_overrides
 from highlightzoo.training.config import parse_override
@@ -76,11 +77,8 @@ class BenchPreset:
 
     def __post_init__(self) -> None:
         for name, flag in (("epochs", "--epochs"), ("max_steps", "--max-steps")):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or value < 1):
-                raise ConfigError(f"preset {self.name!r}: {name} ({flag}) must be an int >= 1 "
-                                  f"or null, got {value!r}")
+            int_at_least(getattr(self, name), 1, f"preset {self.name!r}: {name} ({flag})",
+                         allow_none=True)
         if self.lr_grid and (self.eval_every is None or self.sweep_steps < self.eval_every):
             raise ConfigError(
                 f"preset {self.name!r}: a learning-rate sweep needs eval_every and sweep_steps >= "

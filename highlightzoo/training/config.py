@@ -30,6 +30,15 @@ SAMPLINGS = ("leave_one_out", "last_video")
 PROTOCOLS = ("avhd", "steps")
 
 
+#: the smallest value of each int field (null allowed where the field's type says so); a
+#: negative seed is refused because NumPy's generators take none
+INT_MINIMUMS = {
+    "history_cap": 0, "clip_len": 1, "batch_size": 1, "epochs": 1, "max_steps": 1,
+    "eval_every": 1, "patience": 1, "min_steps": 0, "seed": 0, "eval_batch_size": 1,
+    "num_workers": 0, "max_train_users": 1, "hit_k": 1, "trace_videos": 0,
+}
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides a training run (and nothing that does not).
@@ -117,51 +126,23 @@ class TrainConfig:
         check_field_types(self)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("compile", "cuda_graphs"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.history_cap, str) and self.history_cap != CARD_CAP:
             raise ConfigError(f"history_cap must be 'card', null or an int >= 0, got {self.history_cap!r}")
-        if isinstance(self.history_cap, int) and (isinstance(self.history_cap, bool) or self.history_cap < 0):
-            raise ConfigError(f"history_cap must be >= 0, got {self.history_cap!r}")
-        positive = {
-            "clip_len": self.clip_len,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "eval_batch_size": self.eval_batch_size,
-            "hit_k": self.hit_k,
-        }
-        for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if self.history_order not in ("stored", "reversed"):
             raise ConfigError(f"history_order must be 'stored' or 'reversed', got {self.history_order!r}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        for name in ("max_steps", "eval_every"):
+        for name, minimum in INT_MINIMUMS.items():  # the types are checked above
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ConfigError(f"{name} must be an int >= 1 or null, got {value!r}")
-        if not isinstance(self.min_steps, int) or self.min_steps < 0:
-            raise ConfigError(f"min_steps must be an int >= 0, got {self.min_steps!r}")
-        if not (isinstance(self.min_delta, (int, float)) and 0 <= self.min_delta < float("inf")):
+            if isinstance(value, int) and value < minimum:  # not None, not history_cap's "card"
+                raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+        if not 0 <= self.min_delta < float("inf"):
             raise ConfigError(f"min_delta must be a finite number >= 0, got {self.min_delta!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"patience must be >= 1 or null, got {self.patience!r}")
-        if self.max_train_users is not None and self.max_train_users < 1:
-            raise ConfigError(f"max_train_users must be >= 1 or null, got {self.max_train_users!r}")
-        if self.trace_videos < 0:
-            raise ConfigError(f"trace_videos must be >= 0, got {self.trace_videos!r}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0 (NumPy's generators take no negative seed), "
-                              f"got {self.seed!r}")
-        if self.num_workers < 0:
-            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers!r}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr!r}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+        if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if not 0 < self.min_fraction <= 1:
             raise ConfigError(f"min_fraction must be in (0, 1], got {self.min_fraction!r}")

@@ -13,16 +13,12 @@ zero weight on it).
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from highlightzoo.checks import int_at_least
-from highlightzoo.errors import ConfigError
+from highlightzoo.checks import int_at_least, number_at_least
 
 EPS = 1e-8
 
@@ -66,11 +62,7 @@ class PreferenceAttention(nn.Module):
 
     def __init__(self, lam: float = 9.0, chunk_size: int = 4096) -> None:
         super().__init__()
-        if not (isinstance(lam, numbers.Real) and not isinstance(lam, bool)
-                and 0 <= lam < math.inf):
-            raise ConfigError(f"lam (the attention's lambda, Eq. 3) must be a finite number "
-                              f">= 0 (0: uniform attention), got {lam!r}")
-        self.lam = float(lam)
+        self.lam = number_at_least(lam, 0, "lam (the attention's lambda, Eq. 3; 0: uniform)")
         self.chunk_size = int_at_least(chunk_size, 1, "chunk_size (frames per attention chunk)")
 
     def forward(

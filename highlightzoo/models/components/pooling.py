@@ -9,8 +9,6 @@ whole video, so its first segment may be partial.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +16,9 @@ import torch
 from torch import Tensor
 
 from highlightzoo.batch import HostCounts
+from highlightzoo.checks import number_at_least
 from highlightzoo.device import to_device_without_waiting
-from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.errors import DataFormatError
 from highlightzoo.models.components.heads import full_precision_region
 
 #: up to this many segments (+1 spare) per row, and no more than the features have channels
@@ -72,11 +71,7 @@ def _relative_windows(
 def check_window_s(window_s: object) -> float:
     """``window_s`` as a float of positive, finite seconds (a segment model's window), else a
     :class:`ConfigError`: checked when the model is built, not at its first forward."""
-    if isinstance(window_s, numbers.Real) and not isinstance(window_s, bool) \
-            and 0 < window_s < math.inf:
-        return float(window_s)
-    raise ConfigError(f"window_s (the segment window) must be a positive number of seconds, "
-                      f"got {window_s!r}")
+    return number_at_least(window_s, 0, "window_s (the segment window, seconds)", above=True)
 
 
 def _windows(
