@@ -84,6 +84,33 @@ def test_unknown_override_is_a_config_error_listing_the_options():
         hz.create_model("video2gif", feature_dim=8, width=64)
 
 
+@pytest.mark.parametrize("name", hz.list_models())
+def test_every_registered_model_refuses_an_unknown_option_by_name(name):
+    # PR-Net's builders pass **overrides on; they list them, so a typo is named with the
+    # options (not PRNet.__init__'s TypeError), and the bench can check it before building
+    from highlightzoo.errors import ConfigError
+    from highlightzoo.models.registry import check_model_overrides
+
+    with pytest.raises(ConfigError, match=f"model '{name}' has no option 'no_such_option'; its options"):
+        check_model_overrides(name, {"no_such_option": 1})
+    with pytest.raises(ConfigError, match="no option 'no_such_option'"):
+        hz.create_model(name, feature_dim=8, no_such_option=1)
+
+
+def test_prnet_options_are_listed_and_its_variant_switches_are_refused():
+    from highlightzoo.errors import ConfigError
+    from highlightzoo.models.prnet import prnet_u
+
+    with pytest.raises(ConfigError, match="its options: width, depth, kernel_size, lam, chunk_size"):
+        hz.create_model("prnet", feature_dim=8, dropout=0.1)
+    for call in (lambda: hz.create_model("prnet_u", feature_dim=8, generic=True),
+                 lambda: prnet_u(8, generic=True)):  # a builder called directly too
+        with pytest.raises(ConfigError, match="'generic' cannot be overridden; pick the registered"):
+            call()
+    assert hz.create_model("prnet_u", feature_dim=8, width=4, lam=3.0).build_args == {
+        "feature_dim": 8, "width": 4, "lam": 3.0}
+
+
 def test_builders_with_var_keywords_take_any_override():
     @register_model(ModelCard("tmp_kwargs_model", "s", "p", "frame", False, "cross_entropy"))
     def tmp(feature_dim: int, **kw) -> nn.Module:

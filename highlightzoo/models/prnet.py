@@ -17,6 +17,8 @@ and the default loss is the bi-directional contrastive loss (Eq. 8-9,
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -33,7 +35,12 @@ from highlightzoo.models.components.history import (
     mean_history,
     parse_history_context,
 )
-from highlightzoo.models.registry import ModelCard, register_model
+from highlightzoo.models.registry import (
+    Builder,
+    ModelCard,
+    check_model_overrides,
+    register_model,
+)
 
 PAPER = "PR-Net: Preference Reasoning for Personalized Video Highlight Detection (ICCV 2021)"
 
@@ -222,16 +229,28 @@ def highlight_probability(
 # The switches that define a variant; builders refuse overrides of these, so a
 # card always describes the model it is attached to.
 _VARIANT_KEYS = ("encoder", "user_pref", "generic", "non_highlight", "probability")
+# What a builder's ``**overrides`` may hold: PRNet's other keyword options.
+_OPTIONS = tuple(
+    p for p in inspect.signature(PRNet.__init__).parameters
+    if p not in ("self", "feature_dim", "width", *_VARIANT_KEYS)
+)
+
+
+def _register(card: ModelCard) -> Callable[[Builder], Builder]:
+    """``register_model(card)`` for a PR-Net builder, naming the options it passes on and
+    the variant switches it fixes, so the registry checks an override before building."""
+
+    def wrap(builder: Builder) -> Builder:
+        builder.options = _OPTIONS
+        builder.fixed_options = _VARIANT_KEYS
+        return register_model(card)(builder)
+
+    return wrap
 
 
 def _build(name: str, feature_dim: int, variant: dict, width: int | None, overrides: dict) -> PRNet:
     """Build variant ``name``; ``width`` = encoder channels (None = feature_dim, the paper)."""
-    clash = sorted(set(overrides) & set(_VARIANT_KEYS))
-    if clash:
-        raise ConfigError(
-            f"{name}: {clash} define the variant and cannot be overridden; "
-            f"pick the registered variant instead (highlightzoo.list_models('prnet*'))"
-        )
+    check_model_overrides(name, overrides)  # also when a builder is called directly
     return PRNet(feature_dim, width, **variant, **overrides)
 
 
@@ -253,7 +272,7 @@ def _card(name: str, summary: str, paper_map: float, loss: str = "contrastive", 
 FULL = {"encoder": "unet", "user_pref": "attention", "generic": True, "non_highlight": True}
 
 
-@register_model(
+@_register(
     _card(
         "prnet",
         "PR-Net: U-net encoder, history attention + generic "
@@ -265,7 +284,7 @@ def prnet(feature_dim: int, width: int | None = None, **overrides) -> PRNet:
     return _build("prnet", feature_dim, FULL, width, overrides)
 
 
-@register_model(
+@_register(
     _card(
         "prnet_residual",
         "PR-Net with a per-frame residual encoder instead of M (no temporal context)",
@@ -276,7 +295,7 @@ def prnet_residual(feature_dim: int, width: int | None = None, **overrides) -> P
     return _build("prnet_residual", feature_dim, {**FULL, "encoder": "residual"}, width, overrides)
 
 
-@register_model(
+@_register(
     _card(
         "prnet_ranking",
         "PR-Net without the non-highlight preference, pairwise ranking loss on l",
@@ -288,7 +307,7 @@ def prnet_ranking(feature_dim: int, width: int | None = None, **overrides) -> PR
     return _build("prnet_ranking", feature_dim, {**FULL, "non_highlight": False}, width, overrides)
 
 
-@register_model(
+@_register(
     _card(
         "prnet_ce",
         "PR-Net trained with 2-class cross-entropy over [b, l]",
@@ -300,7 +319,7 @@ def prnet_ce(feature_dim: int, width: int | None = None, **overrides) -> PRNet:
     return _build("prnet_ce", feature_dim, {**FULL, "probability": "two_class"}, width, overrides)
 
 
-@register_model(
+@_register(
     _card(
         "prnet_triplet",
         "PR-Net trained with a triplet loss anchored at the comprehensive preference",
@@ -312,7 +331,7 @@ def prnet_triplet(feature_dim: int, width: int | None = None, **overrides) -> PR
     return _build("prnet_triplet", feature_dim, {**FULL, "non_highlight": False}, width, overrides)
 
 
-@register_model(
+@_register(
     _card(
         "prnet_g",
         "PR-Net with the generic preference only (p^c = g), history unused",
@@ -324,14 +343,14 @@ def prnet_g(feature_dim: int, width: int | None = None, **overrides) -> PRNet:
     return _build("prnet_g", feature_dim, {**FULL, "user_pref": "none"}, width, overrides)
 
 
-@register_model(
+@_register(
     _card("prnet_u", "PR-Net with the user-specific preference only (p^c = p^u)", 17.57)
 )
 def prnet_u(feature_dim: int, width: int | None = None, **overrides) -> PRNet:
     return _build("prnet_u", feature_dim, {**FULL, "generic": False}, width, overrides)
 
 
-@register_model(
+@_register(
     _card(
         "prnet_mean_u",
         "PR-Net with the mean history embedding as the preference, no attention, no g",
@@ -343,14 +362,14 @@ def prnet_mean_u(feature_dim: int, width: int | None = None, **overrides) -> PRN
     return _build("prnet_mean_u", feature_dim, variant, width, overrides)
 
 
-@register_model(
+@_register(
     _card("prnet_mean_u_g", "PR-Net with the mean history embedding mixed with g by Eq. 4-5", 17.21)
 )
 def prnet_mean_u_g(feature_dim: int, width: int | None = None, **overrides) -> PRNet:
     return _build("prnet_mean_u_g", feature_dim, {**FULL, "user_pref": "mean"}, width, overrides)
 
 
-@register_model(
+@_register(
     _card(
         "prnet_h0",
         "PR-Net trained and tested without history (history cap 0)",
@@ -362,7 +381,7 @@ def prnet_h0(feature_dim: int, width: int | None = None, **overrides) -> PRNet:
     return _build("prnet_h0", feature_dim, FULL, width, overrides)
 
 
-@register_model(
+@_register(
     _card("prnet_h5", "PR-Net with the history capped at 5 segments", 17.48, history_cap=5)
 )
 def prnet_h5(feature_dim: int, width: int | None = None, **overrides) -> PRNet:

@@ -105,19 +105,42 @@ def get_model_card(name: str) -> ModelCard:
     return _REGISTRY[name][0]
 
 
+def builder_options(builder: Builder) -> list[str] | None:
+    """The override names ``builder`` takes: its named parameters but ``feature_dim``.
+
+    A builder that passes ``**kwargs`` on lists what they may be in a ``builder.options``
+    attribute; without one it accepts anything (None). A builder may also name, in
+    ``builder.fixed_options``, options it sets itself (a variant's switches): overriding one
+    is refused with a pointer to the other registered models.
+    """
+    params = inspect.signature(builder).parameters
+    named = [p for p, v in params.items() if p != "feature_dim" and v.kind is not v.VAR_KEYWORD]
+    if any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
+        options = getattr(builder, "options", None)
+        return None if options is None else [*named, *(o for o in options if o not in named)]
+    return named
+
+
 def check_overrides(name: str, builder: Builder, overrides: dict) -> None:
     """A :class:`ConfigError` for an override the builder does not take (listing those it does).
 
-    Builders with ``**kwargs`` accept anything. ``width`` on a model whose size
-    option is ``width_mult`` gets a pointed hint: the two mean different things.
+    Builders with ``**kwargs`` and no ``options`` list (:func:`builder_options`) accept
+    anything. ``width`` on a model whose size option is ``width_mult`` gets a pointed hint:
+    the two mean different things.
     """
-    params = inspect.signature(builder).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    known = builder_options(builder)
+    if known is None:
         return
-    known = [p for p in params if p != "feature_dim"]
     unknown = sorted(set(overrides) - set(known))
     if not unknown:
         return
+    fixed = [k for k in unknown if k in getattr(builder, "fixed_options", ())]
+    if fixed:
+        raise ConfigError(
+            f"model {name!r} sets its variant's switches itself, so {', '.join(map(repr, fixed))} "
+            "cannot be overridden; pick the registered model that has the value you want "
+            "(highlightzoo list-models)"
+        )
     hint = ""
     if "width" in unknown and "width_mult" in known:
         hint = (f"; {name} is sized by width_mult (a multiplier of its reference channel "
