@@ -18,6 +18,7 @@ generic preference weighed inside it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Sequence
@@ -44,6 +45,10 @@ from highlightzoo.training.checkpoint import (
 
 # ModelOutput extras that explanations use (per step: attention (T, N), weights (T,)).
 EXPLANATION_KEYS = ("attention", "user_weight", "generic_weight")
+#: what ``Detector.predict(**segment_options)`` may pass to ``metrics.top_k_segments``
+SEGMENT_OPTIONS = tuple(
+    p for p in inspect.signature(metrics.top_k_segments).parameters if p not in ("scores", "rate", "k")
+)
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,12 @@ class Detector:
             raise ConfigError(f"rate must be a positive number of steps per second, got {rate!r}")
         _check_count("top_k", top_k, 1)
         _check_count("explain_top", explain_top, 0)
+        unknown = sorted(set(segment_options) - set(SEGMENT_OPTIONS))
+        if unknown:  # before the model runs, not as top_k_segments' TypeError after it
+            raise ConfigError(
+                f"unknown segment option {', '.join(map(repr, unknown))}; the options: "
+                f"{', '.join(SEGMENT_OPTIONS)} (highlightzoo.metrics.top_k_segments)"
+            )
         video = as_features(video_features, self.feature_dim, "video features")
         segments = [] if history_segments is None else _as_list(history_segments, "history_segments")
         owners = (

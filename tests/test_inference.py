@@ -137,6 +137,8 @@ def test_from_checkpoint_restores_the_model_and_its_cap(tmp_path, store):
         (np.zeros((10, D)), [], {"top_k": 0}, ConfigError, "top_k"),
         (np.zeros((10, D)), [np.zeros((3, D))], {"history_video": [0, 1]}, DataFormatError,
          "history_video"),
+        (np.zeros((10, D)), [], {"min_len": 2.0}, ConfigError,
+         "unknown segment option 'min_len'; the options: min_len_s, max_len_s, baseline"),
     ],
 )
 def test_bad_inputs_are_typed_errors(video, history, kwargs, error, match):

@@ -165,6 +165,32 @@ def test_top_k_bad_input():
         top_k_segments([], 1.0, k=1)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rate": "2"}, "rate must be a finite number of steps per second > 0, got '2'"),
+        ({"rate": None}, "rate must be"),
+        ({"k": True}, "k must be an int >= 1, got True"),
+        ({"k": 2.5}, "k must be an int >= 1"),
+        ({"min_len_s": "1"}, "min_len_s must be a finite number > 0, got '1'"),
+        ({"max_len_s": float("inf")}, "max_len_s must be a finite number > 0, got inf"),
+        ({"max_lengths": 0}, "max_lengths must be an int >= 1, got 0"),
+        ({"baseline": float("nan")}, "baseline must be a finite number, got nan"),
+        ({"baseline": "0.5"}, "baseline must be a finite number"),
+    ],
+)
+def test_top_k_refuses_a_scalar_option_of_the_wrong_kind_by_name(kwargs, match):
+    # each was a TypeError / ValueError from inside (or, for a NaN baseline, no error at all)
+    with pytest.raises(MetricInputError, match=match):
+        top_k_segments(**{"scores": [0.1, 0.5, 0.2], "rate": 1.0, "k": 1, **kwargs})
+
+
+def test_top_k_takes_numpy_and_tensor_scalars():
+    expected = top_k_segments([0.1, 0.5, 0.2], 1.0, 1)
+    assert top_k_segments([0.1, 0.5, 0.2], np.float32(1.0), np.int64(1)) == expected
+    assert top_k_segments([0.1, 0.5, 0.2], torch.tensor(1.0), 1, baseline=np.float64(0.2)) == expected
+
+
 # ---------------------------------------------------------------- hit@k / recall@k
 
 

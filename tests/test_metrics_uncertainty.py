@@ -44,6 +44,11 @@ def test_bootstrap_ci_of_equal_values_is_a_point():
         ([0.1], {}, "at least 2"),
         ([0.1, 0.2], {"confidence": 1.0}, "confidence"),
         (["a", "b"], {}, "real numbers"),
+        ([0.1, 0.2], {"confidence": "0.9"}, "confidence must be a finite number in \\(0, 1\\)"),
+        # scipy's own ValueErrors before
+        ([0.1, 0.2], {"n_resamples": 0}, "n_resamples must be an int >= 1, got 0"),
+        ([0.1, 0.2], {"seed": -1}, "seed must be an int >= 0, got -1"),
+        ([0.1, 0.2], {"method": "bootstrap"}, "unknown bootstrap method 'bootstrap'"),
     ],
 )
 def test_bootstrap_ci_bad_input(values, kwargs, match):
@@ -103,3 +108,13 @@ def test_aggregate_seeds_with_one_seed_has_no_spread():
     assert math.isnan(res.std) and math.isnan(res.ci_low) and math.isnan(res.ci_high)
     with pytest.raises(MetricInputError, match="at least 1"):
         aggregate_seeds([])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"n_resamples": 2.5}, "n_resamples must be an int"), ({"seed": "0"}, "seed must be an int"),
+     ({"confidence": None}, "confidence must be a finite number")],
+)
+def test_paired_test_refuses_bad_resampling_options_by_name(kwargs, match):
+    with pytest.raises(MetricInputError, match=match):
+        paired_test([0.1, 0.2, 0.4], [0.2, 0.1, 0.3], **kwargs)

@@ -9,6 +9,8 @@ video and what is wrong.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,10 +111,50 @@ def video_pair(labels: ArrayLike, scores: ArrayLike, at: str = "") -> tuple[np.n
     return y, s
 
 
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float, or None for what is not a number: a string (``float("2")``
+    would take it), a bool, None, an array of more than one value. NaN stays NaN."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def real_number(value: Any, name: str, low: float, high: float, *, open_low: bool = True,
+                open_high: bool = False) -> float:
+    """``value`` as a finite float in the interval from ``low`` to ``high`` (open at a bound
+    when ``open_low`` / ``open_high``), else a :class:`MetricInputError` naming ``name``: a
+    string, a bool, None or NaN is refused by name, not compared (a ``TypeError``) or let
+    through."""
+    x = _as_float(value)
+    if x is not None and math.isfinite(x):
+        above = x > low if open_low else x >= low
+        below = x < high if open_high else x <= high
+        if above and below:
+            return x
+    if math.isinf(low) and math.isinf(high):
+        where = ""
+    elif math.isinf(high):
+        where = f" {'>' if open_low else '>='} {low:g}"
+    else:
+        where = f" in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    raise MetricInputError(f"{name} must be a finite number{where}, got {value!r}")
+
+
+def count(value: Any, minimum: int, name: str) -> int:
+    """``value`` as a Python int ``>= minimum`` (NumPy integers are taken; a bool, a float or
+    a string is refused), else a :class:`MetricInputError` naming ``name``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
+        return int(value)
+    raise MetricInputError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
 def positive_rate(rate: float, at: str = "") -> float:
     """A feature rate (steps per second) that is finite and > 0."""
-    r = float(rate)
-    if not np.isfinite(r) or r <= 0:
+    r = _as_float(rate)
+    if r is None or not math.isfinite(r) or r <= 0:
         raise MetricInputError(
             f"rate{at} must be a finite number of steps per second > 0, got {rate!r}"
         )

@@ -14,7 +14,15 @@ from typing import Literal
 import numpy as np
 
 from highlightzoo.errors import MetricInputError, NoPositiveLabelError
-from highlightzoo.metrics._checks import ArrayLike, as_labels, as_scores, positive_rate, video_pair
+from highlightzoo.metrics._checks import (
+    ArrayLike,
+    as_labels,
+    as_scores,
+    count,
+    positive_rate,
+    real_number,
+    video_pair,
+)
 
 _EPS = 1e-9  # slack when turning seconds x rate into a whole number of steps
 
@@ -55,8 +63,7 @@ def nmsd(
     """
     if mode not in ("mean", "best"):
         raise MetricInputError(f"unknown nMSD mode {mode!r}; choose 'mean' or 'best'")
-    if not 0.0 < min_inclusion <= 1.0:
-        raise MetricInputError(f"min_inclusion must be in (0, 1], got {min_inclusion!r}")
+    min_inclusion = real_number(min_inclusion, "min_inclusion", 0.0, 1.0)
     y, s = video_pair(labels, scores)
     runs = _runs_or_raise(y)
     ascending = np.sort(s)
@@ -88,7 +95,9 @@ class Segment:
 def _length_range(min_len_s: float, max_len_s: float, rate: float, t: int) -> tuple[int, int]:
     """Allowed segment lengths in steps, clipped to the video (a video shorter than
     ``min_len_s`` gives one segment: the whole video)."""
-    if not 0.0 < min_len_s <= max_len_s:
+    min_len_s = real_number(min_len_s, "min_len_s", 0.0, math.inf)
+    max_len_s = real_number(max_len_s, "max_len_s", 0.0, math.inf)
+    if min_len_s > max_len_s:
         raise MetricInputError(
             f"need 0 < min_len_s <= max_len_s, got min_len_s={min_len_s!r}, max_len_s={max_len_s!r}"
         )
@@ -130,8 +139,10 @@ def top_k_segments(
     """
     s = as_scores(scores)
     rate = positive_rate(rate)
-    if int(k) != k or k < 1:
-        raise MetricInputError(f"k must be a positive integer, got {k!r}")
+    k = count(k, 1, "k")
+    max_lengths = count(max_lengths, 1, "max_lengths")
+    if baseline is not None:
+        baseline = real_number(baseline, "baseline", -math.inf, math.inf)
     lo, hi = _length_range(min_len_s, max_len_s, rate, s.size)
     lengths = np.unique(np.linspace(lo, hi, num=min(max_lengths, hi - lo + 1)).round().astype(int))
     base = float(np.median(s)) if baseline is None else float(baseline)
@@ -187,8 +198,7 @@ def _gt_hits(
 ) -> np.ndarray:
     if rule not in ("center", "iou"):
         raise MetricInputError(f"unknown matching rule {rule!r}; choose 'center' or 'iou'")
-    if not 0.0 < iou_threshold <= 1.0:
-        raise MetricInputError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
+    iou_threshold = real_number(iou_threshold, "iou_threshold", 0.0, 1.0)
     y, s = video_pair(labels, scores)
     runs = _runs_or_raise(y)
     rate = positive_rate(rate)

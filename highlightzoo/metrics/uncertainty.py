@@ -15,7 +15,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from highlightzoo.errors import MetricInputError
-from highlightzoo.metrics._checks import ArrayLike, check_finite, to_numpy
+from highlightzoo.metrics._checks import ArrayLike, check_finite, count, real_number, to_numpy
 
 
 def scipy_stats():  # noqa: ANN202 - a module
@@ -39,9 +39,13 @@ def _values(x: ArrayLike, name: str, min_size: int) -> np.ndarray:
     return arr
 
 
-def _check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise MetricInputError(f"confidence must be in (0, 1), got {confidence!r}")
+def _check_confidence(confidence: float) -> float:
+    return real_number(confidence, "confidence", 0.0, 1.0, open_high=True)
+
+
+def _check_resampling(n_resamples: int, seed: int) -> tuple[int, int]:
+    """The resample count (>= 1) and seed (>= 0, what NumPy's generators take)."""
+    return count(n_resamples, 1, "n_resamples"), count(seed, 0, "seed")
 
 
 class ConfidenceInterval(NamedTuple):
@@ -64,7 +68,10 @@ def bootstrap_ci(
     skips explicitly). All-equal values give ``(v, v)``.
     """
     v = _values(values, "values", 2)
-    _check_confidence(confidence)
+    confidence = _check_confidence(confidence)
+    n_resamples, seed = _check_resampling(n_resamples, seed)
+    if not isinstance(method, str) or method.lower() not in ("percentile", "basic", "bca"):
+        raise MetricInputError(f"unknown bootstrap method {method!r}; choose percentile, basic or BCa")
     if np.ptp(v) == 0.0:
         return ConfidenceInterval(float(v[0]), float(v[0]))
     stats = scipy_stats()
@@ -134,7 +141,8 @@ def paired_test(
     x, y = _values(a, "a", 2), _values(b, "b", 2)
     if x.shape != y.shape:
         raise MetricInputError(f"a and b must pair up one to one, got {x.size} and {y.size} values")
-    _check_confidence(confidence)
+    confidence = _check_confidence(confidence)
+    n_resamples, seed = _check_resampling(n_resamples, seed)
     d = x - y
     mean = float(d.mean())
     if not np.any(d):
@@ -163,7 +171,7 @@ class SeedSummary(NamedTuple):
 def aggregate_seeds(values_per_seed: ArrayLike, confidence: float = 0.95) -> SeedSummary:
     """``mean +- t_{(1+c)/2, n-1} * std / sqrt(n)`` over the per-seed results (n,)."""
     v = _values(values_per_seed, "values_per_seed", 1)
-    _check_confidence(confidence)
+    confidence = _check_confidence(confidence)
     n, mean = v.size, float(v.mean())
     if n == 1:
         return SeedSummary(mean, math.nan, math.nan, math.nan, 1)
