@@ -167,6 +167,8 @@ def test_bad_input_is_a_typed_error():
         ({"segments_s": [(1.0, 2.0, 3.0)]}, "pairs"),
         ({"fps": float("inf")}, "fps"),
         ({"window_s": 0}, "window_s"),
+        ({"window_s": None}, "window_s must be a finite number > 0, got None"),  # a TypeError before
+        ({"fps": "30"}, "fps must be a finite number > 0, got '30'"),  # was converted before
     ]:
         args = {"step_probs": [0.1, 0.2], "rate": 1.0, "duration_s": 2.0, "segments_s": [(0, 1)]}
         with pytest.raises(MetricInputError, match=match):

@@ -24,7 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from highlightzoo.errors import MetricInputError, NoPositiveLabelError
-from highlightzoo.metrics._checks import ArrayLike, as_scores, positive_rate, to_numpy
+from highlightzoo.metrics._checks import ArrayLike, as_scores, positive_rate, real_number, to_numpy
 from highlightzoo.metrics.ap import average_precision
 
 Protocol = Literal["avhd", "steps"]
@@ -122,13 +122,6 @@ def _segments(segments_s: ArrayLike | Sequence[tuple[float, float]]) -> np.ndarr
     return arr
 
 
-def _positive(value: float, name: str) -> float:
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise MetricInputError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
-
-
 def avhd_protocol_ap(
     step_probs: ArrayLike,
     rate: float,
@@ -159,9 +152,9 @@ def avhd_protocol_ap(
     """
     probs = as_scores(step_probs, "step_probs")
     positive_rate(rate)
-    duration = _positive(duration_s, "duration_s")
-    fps = _positive(fps, "fps")
-    window_s = _positive(window_s, "window_s")
+    duration = real_number(duration_s, "duration_s", 0.0, math.inf)
+    fps = real_number(fps, "fps", 0.0, math.inf)
+    window_s = real_number(window_s, "window_s", 0.0, math.inf)
     segments = _segments(segments_s)
     n_frames = round(duration * fps)
     if n_frames < 1:
