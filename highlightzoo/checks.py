@@ -12,6 +12,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 from highlightzoo.errors import ConfigError
 
 
@@ -33,4 +35,15 @@ def number_at_least(value: Any, minimum: float, name: str, *, above: bool = Fals
             and (value > minimum if above else value >= minimum):
         return float(value)
     raise ConfigError(f"{name} must be a finite number {'>' if above else '>='} {minimum:g}, "
+                      f"got {value!r}")
+
+
+def flag(value: Any, name: str, *, allow_none: bool = False) -> bool | None:
+    """``value`` as a bool (NumPy bools are taken; ``None`` too when ``allow_none``), else a
+    :class:`ConfigError`: a string such as ``"no"`` is truthy, so it would silently mean yes."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ConfigError(f"{name} must be true or false{' or None' if allow_none else ''}, "
                       f"got {value!r}")

@@ -556,3 +556,15 @@ def test_a_bad_segment_window_is_refused_when_the_model_is_built(name, window_s)
     """Not at the first forward, after ``train`` had made the run folder."""
     with pytest.raises(ConfigError, match=f"model '{name}': window_s .* must be a finite number > 0"):
         hz.create_model(name, feature_dim=8, window_s=window_s)
+
+
+@pytest.mark.parametrize("name", ["video2gif", "phdgifs", "phdgifs_full"])
+@pytest.mark.parametrize("value", ["False", "no", 0])
+def test_normalize_must_be_a_bool_not_a_truthy_string(name, value):
+    """``--set normalize=False`` (not JSON's ``false``) arrives as the string "False", which is
+    truthy: the model normalised while the user had asked it not to."""
+    with pytest.raises(ConfigError, match=f"model '{name}': normalize .* must be true or false"):
+        hz.create_model(name, feature_dim=8, normalize=value)
+    model = hz.create_model(name, feature_dim=8, normalize=False)
+    assert getattr(model, "concat", model).normalize is False  # phdgifs_full holds a phdgifs
+

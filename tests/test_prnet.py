@@ -296,3 +296,45 @@ def test_attention_options_are_checked_when_built(kwargs, match):
     with pytest.raises(ConfigError, match=f"model 'prnet': {match}"):
         hz.create_model("prnet", feature_dim=8, **kwargs)
     assert hz.create_model("prnet", feature_dim=8, lam=0).attention.lam == 0.0  # uniform: allowed
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"depth": "2"}, "depth .* must be an int >= 0, got '2'"),  # a comparison TypeError before
+    ({"depth": -1}, "depth .* must be an int >= 0"),
+    ({"kernel_size": 2}, "kernel_size must be odd, got 2"),
+    ({"kernel_size": 3.0}, "kernel_size must be an int >= 1"),
+])
+def test_encoder_options_are_config_errors_naming_the_model(kwargs, match):
+    with pytest.raises(ConfigError, match=f"model 'prnet': {match}"):
+        hz.create_model("prnet", feature_dim=8, **kwargs)
+
+
+def test_the_residual_variant_checks_depth_before_counting_its_blocks():
+    with pytest.raises(ConfigError, match="model 'prnet_residual': depth .* got '2'"):
+        hz.create_model("prnet_residual", feature_dim=8, depth="2")  # '2' + 1 before
+
+
+def test_shared_parts_refuse_bad_sizes_by_name():
+    """The parts a new detector is built from: a width of 0 was read as "the input width", a
+    negative hidden size or a bare int was torch's error, a non-module encoder failed at the
+    first forward."""
+    from highlightzoo.models.components.heads import MLPHead
+    from highlightzoo.models.components.history import HistoryEmbedding
+
+    for call, match in [
+        (lambda: UNetEncoder1d(16, 0), r"width \(encoder channels\) must be an int >= 1 or None, got 0"),
+        (lambda: UNetEncoder1d(0, 8), r"in_dim .* must be an int >= 1, got 0"),
+        (lambda: ResidualFrameEncoder(16, "8"), "width .* got '8'"),
+        (lambda: ResidualFrameEncoder(16, 8, blocks=-1), "blocks .* must be an int >= 0"),
+        (lambda: MLPHead(8, hidden=4), "hidden must be a sequence of layer sizes"),
+        (lambda: MLPHead(8, hidden=(16, -1)), "hidden layer size must be an int >= 1, got -1"),
+        (lambda: HistoryEmbedding(None), "encoder must be an nn.Module"),
+        (lambda: HistoryEmbedding(UNetEncoder1d(4), chunk_steps=0), "chunk_steps must be an int >= 1"),
+        (lambda: HistoryEmbedding(UNetEncoder1d(4), group_by_length="no"),
+         "group_by_length must be true or false or None, got 'no'"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            call()
+    assert UNetEncoder1d(16).width == 16 and UNetEncoder1d(16, 4, depth=0).width == 4
+    assert MLPHead(8, hidden=[]).hidden == ()
+

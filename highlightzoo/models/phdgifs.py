@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.checks import flag
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.dropout import Dropout
 from highlightzoo.models.components.fcsn import scaled
@@ -69,7 +70,8 @@ class PHDGIFs(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        self.window_s, self.normalize = check_window_s(window_s), normalize
+        self.window_s = check_window_s(window_s)
+        self.normalize = flag(normalize, "normalize (L2-normalise the steps)")
         hidden = tuple(scaled(h, width_mult) for h in REFERENCE_HIDDEN)
         self.head = MLPHead(2 * feature_dim, hidden, dropout)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.checks import flag
 from highlightzoo.models.components.fcsn import scaled
 from highlightzoo.models.components.heads import MLPHead, full_precision
 from highlightzoo.models.components.norm import inverse_l2_norms, l2_normalize_steps
@@ -86,7 +87,8 @@ class Video2GIF(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        self.window_s, self.normalize = check_window_s(window_s), normalize
+        self.window_s = check_window_s(window_s)
+        self.normalize = flag(normalize, "normalize (L2-normalise the steps)")
         hidden = tuple(scaled(h, width_mult) for h in RELEASED_HIDDEN)
         self.head = MLPHead(feature_dim, hidden, dropout)
 

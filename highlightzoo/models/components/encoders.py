@@ -19,8 +19,17 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from highlightzoo.checks import int_at_least
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.steps import conv_steps, max_pool_steps, set_kernel_layout
+
+
+def _dims(in_dim: int, width: int | None) -> tuple[int, int]:
+    """``(in_dim, width)`` checked, ``width`` None meaning ``in_dim`` (the paper's setting);
+    0 is refused, not read as None."""
+    in_dim = int_at_least(in_dim, 1, "in_dim (the width of one input step)")
+    width = int_at_least(width, 1, "width (encoder channels)", allow_none=True)
+    return in_dim, in_dim if width is None else width
 
 
 class _ConvBlock(nn.Module):
@@ -76,9 +85,11 @@ class UNetEncoder1d(nn.Module):
         self, in_dim: int, width: int | None = None, depth: int = 3, kernel_size: int = 3
     ) -> None:
         super().__init__()
-        if depth < 0 or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"need depth >= 0 and an odd kernel_size, got {depth}, {kernel_size}")
-        width = width or in_dim
+        in_dim, width = _dims(in_dim, width)
+        depth = int_at_least(depth, 0, "depth (U-net levels)")
+        kernel_size = int_at_least(kernel_size, 1, "kernel_size")
+        if kernel_size % 2 == 0:  # 'same' padding of an even kernel would shift every step
+            raise ConfigError(f"kernel_size must be odd, got {kernel_size}")
         self.in_dim, self.width, self.depth, self.kernel_size = in_dim, width, depth, kernel_size
         self.project = nn.Linear(in_dim, width) if width != in_dim else nn.Identity()
         # a pooled step is zero where its mask is (both halves were zeroed), so only the
@@ -129,7 +140,9 @@ class ResidualFrameEncoder(nn.Module):
         self, in_dim: int, width: int | None = None, blocks: int = 4, expansion: int = 4
     ) -> None:
         super().__init__()
-        width = width or in_dim
+        in_dim, width = _dims(in_dim, width)
+        blocks = int_at_least(blocks, 0, "blocks (residual blocks)")
+        expansion = int_at_least(expansion, 1, "expansion (hidden width / width)")
         self.in_dim, self.width = in_dim, width
         self.project = nn.Linear(in_dim, width) if width != in_dim else nn.Identity()
         self.blocks = nn.ModuleList(
@@ -151,6 +164,7 @@ def build_encoder(
     kind: str, in_dim: int, width: int | None, depth: int = 3, kernel_size: int = 3
 ) -> nn.Module:
     """The encoder named ``kind`` ("unet" = M, "residual" = PR-Net_residual's)."""
+    depth = int_at_least(depth, 0, "depth (U-net levels; residual blocks - 1)")
     builders = {
         "unet": lambda: UNetEncoder1d(in_dim, width, depth, kernel_size),
         "residual": lambda: ResidualFrameEncoder(in_dim, width, blocks=depth + 1),

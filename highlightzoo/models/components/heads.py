@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from highlightzoo.checks import int_at_least
+from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.dropout import Dropout
 
 
@@ -45,6 +47,11 @@ class MLPHead(nn.Module):
         self, in_dim: int, hidden: Sequence[int] = (512, 128), dropout: float = 0.5
     ) -> None:
         super().__init__()
+        in_dim = int_at_least(in_dim, 1, "in_dim (the head's input width)")
+        if not isinstance(hidden, Sequence) or isinstance(hidden, str):
+            raise ConfigError(f"hidden must be a sequence of layer sizes, e.g. (512, 128) or (), "
+                              f"got {hidden!r}")
+        hidden = [int_at_least(size, 1, "hidden layer size") for size in hidden]
         layers: list[nn.Module] = []
         prev = in_dim
         for size in hidden:

@@ -21,6 +21,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from highlightzoo.checks import flag, int_at_least
 from highlightzoo.errors import ConfigError
 
 
@@ -118,9 +119,14 @@ class HistoryEmbedding(nn.Module):
         group_by_length: bool | None = None, call_cost: int = CALL_COST_STEPS,
     ) -> None:
         super().__init__()
+        if not isinstance(encoder, nn.Module):
+            raise ConfigError(f"encoder must be an nn.Module (features, mask -> steps), got "
+                              f"{type(encoder).__name__}")
         self.encoder = encoder
-        self.chunk_segments, self.chunk_steps = chunk_segments, chunk_steps
-        self.group_by_length, self.call_cost = group_by_length, call_cost
+        self.chunk_segments = int_at_least(chunk_segments, 1, "chunk_segments")
+        self.chunk_steps = int_at_least(chunk_steps, 1, "chunk_steps")
+        self.group_by_length = flag(group_by_length, "group_by_length", allow_none=True)
+        self.call_cost = int_at_least(call_cost, 0, "call_cost (steps)")
 
     def forward(self, history: Tensor, history_mask: Tensor, own_mask: Tensor | None = None) -> Tensor:
         batch, segments, steps = history.shape[:3]
