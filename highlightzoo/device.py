@@ -12,6 +12,19 @@ import torch
 
 from highlightzoo.errors import ConfigError
 
+#: the ``precision`` values: float32 throughout, or bf16 autocast (CUDA only)
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: object, device: torch.device) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS` and runs on ``device``, else a
+    :class:`ConfigError` (an unknown value such as "fp16" would otherwise run in float32)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and device.type != "cuda":
+        raise ConfigError("precision 'bf16' is bf16 autocast on CUDA only; use fp32 on CPU")
+    return precision  # type: ignore[return-value]
+
 
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA if available else CPU; anything else as given, checked."""

@@ -33,7 +33,7 @@ from torch import nn
 from highlightzoo import metrics
 from highlightzoo.checks import int_at_least
 from highlightzoo.data.dataset import Sample, collate
-from highlightzoo.device import autocast, feature_dtype, resolve_device
+from highlightzoo.device import autocast, check_precision, feature_dtype, resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.registry import create_model
 from highlightzoo.training.checkpoint import (
@@ -128,8 +128,7 @@ class Detector:
         context_steps = int_at_least(context_steps, 0, "context_steps")
         history_cap = int_at_least(history_cap, 0, "history_cap", allow_none=True)
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-        if precision == "bf16" and self.device.type != "cuda":
-            raise ConfigError("precision 'bf16' is bf16 autocast on CUDA only; use fp32 on CPU")
+        precision = check_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.history_cap = history_cap
         self.window_steps, self.context_steps, self.precision = window_steps, context_steps, precision

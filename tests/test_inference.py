@@ -186,3 +186,24 @@ def test_detector_arguments_are_checked(kwargs, match):
 def test_a_detector_of_a_model_name_points_to_create_model():
     with pytest.raises(ConfigError, match="needs a torch.nn.Module .*got 'prnet'"):
         Detector("prnet")
+
+
+@pytest.mark.parametrize("precision, match", [
+    ("fp16", "precision must be one of fp32, bf16, got 'fp16'"),  # ran in float32 before
+    ("bf16", "bf16 autocast on CUDA only"),
+])
+def test_detector_and_evaluation_refuse_a_precision_they_would_not_use(precision, match):
+    from highlightzoo.training.evaluation import evaluate_model
+
+    with pytest.raises(ConfigError, match=match):
+        Detector(_model("prnet"), precision=precision)
+    with pytest.raises(ConfigError, match=match):
+        evaluate_model(_model("prnet"), [], "cpu", precision=precision)
+
+
+def test_registry_switches_are_bools_and_patterns_strings():
+    with pytest.raises(ConfigError, match="allow_large must be true or false, got 'no'"):
+        hz.create_model("prnet", feature_dim=8, allow_large="no")  # truthy: the limit was off
+    with pytest.raises(ConfigError, match="pattern must be a shell-style string"):
+        hz.list_models(3)
+

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from highlightzoo.device import PRECISIONS
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.backbones import get_backbone_spec
 from highlightzoo.features.extract import features_mismatch
@@ -88,7 +89,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         "recent) or reversed (a cap keeps the oldest)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 = bf16 autocast, CUDA only")
+    p.add_argument("--precision", choices=PRECISIONS, help="bf16 = bf16 autocast, CUDA only")
     p.add_argument("--batch-size", type=int, help="users per optimiser step (per process)")
     p.add_argument("--eval-batch-size", type=int, help="whole videos per evaluation batch")
     p.add_argument("--lr", type=float, help="Adam learning rate")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from highlightzoo.checks import int_at_least
+from highlightzoo.checks import flag, int_at_least
 from highlightzoo.errors import ConfigError, HighlightZooError, ModelNotFoundError
 
 ENTRY_POINT_GROUP = "highlightzoo.models"
@@ -91,6 +91,8 @@ def _load_builtin_and_plugins() -> None:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Sorted registered model names matching a shell-style ``pattern``."""
+    if not isinstance(pattern, str):
+        raise ConfigError(f"pattern must be a shell-style string such as 'prnet*', got {pattern!r}")
     _load_builtin_and_plugins()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
@@ -195,6 +197,7 @@ def create_model(
     card = get_model_card(name)
     builder = _REGISTRY[name][1]
     feature_dim = check_feature_dim(name, feature_dim)
+    allow_large = flag(allow_large, "allow_large")  # "no" would be truthy
     check_overrides(name, builder, overrides)
     try:  # a bad override value (width="abc", width=-3) is the user's error, not a traceback
         if not allow_large:

@@ -20,9 +20,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from highlightzoo.device import PRECISIONS
 from highlightzoo.errors import ConfigError
 
-PRECISIONS = ("fp32", "bf16")
 CARD_CAP = "card"
 #: how training samples are drawn (docs/training.md, "Training samples")
 SAMPLINGS = ("leave_one_out", "last_video")

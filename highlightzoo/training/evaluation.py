@@ -26,7 +26,7 @@ from highlightzoo import metrics
 from highlightzoo.batch import Batch
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
-from highlightzoo.device import autocast, feature_dtype, resolve_device
+from highlightzoo.device import autocast, check_precision, feature_dtype, resolve_device
 from highlightzoo.errors import CheckpointError, ConfigError, NoPositiveLabelError
 from highlightzoo.training.checkpoint import (
     check_run_checkpoint,
@@ -256,6 +256,7 @@ def evaluate_model(
         )
     ctx = ctx or DistContext()
     device = torch.device(device)
+    precision = check_precision(precision, device)
     was_training = model.training
     model.eval()
     # batches of similar-length videos (less padding); the order is fixed, so every rank and

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
-from highlightzoo.device import autocast, feature_dtype
+from highlightzoo.device import autocast, check_precision, feature_dtype
 from highlightzoo.errors import ConfigError, RunFolderError, TrainingError
 from highlightzoo.losses import get_loss
 from highlightzoo.models.registry import create_model, get_model_card
@@ -162,11 +162,7 @@ def train(
     config, resume_dir = resolve_run_config(config, resume, overrides or {})
     ctx, device = setup(config.device)
     try:
-        if config.precision == "bf16" and device.type != "cuda":
-            raise ConfigError(
-                f"precision 'bf16' means bf16 autocast on CUDA, but this run is on {device}; "
-                "use --precision fp32 on CPU"
-            )
+        check_precision(config.precision, device)
         if config.cuda_graphs:
             graphs.check_supported(device, ctx.distributed)
         if resume_dir is not None:
