@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from highlightzoo.data.labels import merge_segments, segment_steps, segments_to_step_labels
+from highlightzoo.errors import ConfigError
 
 
 def test_half_coverage_rule_known_answer():
@@ -30,6 +31,9 @@ def test_segments_outside_the_video_are_ignored_and_bad_args_raise():
     assert segments_to_step_labels([(10.0, 12.0)], 3, 1.0).sum() == 0
     with pytest.raises(ValueError):
         segments_to_step_labels([(0, 1)], 3, 1.0, min_fraction=0.0)
+    for bad in ("0.5", float("nan"), True):  # "0.5" was a TypeError; True was taken as 1
+        with pytest.raises(ConfigError, match="min_fraction .* must be a number in \\(0, 1\\]"):
+            segments_to_step_labels([(0, 1)], 3, 1.0, min_fraction=bad)
     with pytest.raises(ValueError):
         segments_to_step_labels([(0, 1)], 3, 0.0)
 

@@ -13,7 +13,7 @@ import pytest
 from highlightzoo.data import store_reader
 from highlightzoo.data.store import FORMAT_VERSION, FeatureStore, StoreWriter, store_fingerprint
 from highlightzoo.data.store_format import FEATURES_FORMAT
-from highlightzoo.errors import DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError
 
 D = 6
 
@@ -168,6 +168,14 @@ def test_file_level_problems_raise_in_both_modes(store_path: Path, case: str, st
     with pytest.raises(DataFormatError) as info:
         FeatureStore(store_path, strict=strict)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("kwargs", [{"strict": "no"}, {"strict": 0}, {"check_features": "false"}])
+def test_store_switches_must_be_bools(store_path: Path, kwargs):
+    """``strict="no"`` is truthy: the open was strict while the user had asked for lenient."""
+    with pytest.raises(ConfigError, match=f"{next(iter(kwargs))} must be true or false"):
+        FeatureStore(store_path, **kwargs)
+    assert FeatureStore(store_path, strict=np.bool_(False)).strict is False
 
 
 def test_not_hdf5_and_unknown_ids(tmp_path: Path, store_path: Path):

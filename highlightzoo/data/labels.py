@@ -20,9 +20,12 @@ holding its midpoint), and the range is clipped to the video.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from highlightzoo.errors import ConfigError
 
 _EPS = 1e-9
 
@@ -56,6 +59,16 @@ def step_coverage(segments_s: Iterable[Sequence[float]], n_steps: int, rate: flo
     return covered * rate
 
 
+def fraction_of_a_step(min_fraction: object) -> float:
+    """``min_fraction`` as a float in (0, 1] (how much of a step a segment must cover to label
+    it positive), else a :class:`ConfigError`."""
+    ok = isinstance(min_fraction, numbers.Real) and not isinstance(min_fraction, bool)
+    if not (ok and 0.0 < min_fraction <= 1.0):  # NaN fails the comparison
+        raise ConfigError(f"min_fraction (of a step a segment must cover) must be a number in "
+                          f"(0, 1], got {min_fraction!r}")
+    return float(min_fraction)
+
+
 def segments_to_step_labels(
     segments_s: Iterable[Sequence[float]],
     n_steps: int,
@@ -68,8 +81,7 @@ def segments_to_step_labels(
     ``(K, 2)`` array works). Parts of segments outside ``[0, n_steps / rate)``
     are ignored.
     """
-    if not 0.0 < min_fraction <= 1.0:
-        raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction}")
+    min_fraction = fraction_of_a_step(min_fraction)
     coverage = step_coverage(segments_s, n_steps, rate)
     return (coverage >= min_fraction - _EPS).astype(np.float32)
 

@@ -25,6 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from highlightzoo.checks import flag
 from highlightzoo.data.store_format import (
     DURATION_TOLERANCE_S,
     FEATURES_FORMAT,
@@ -127,7 +128,9 @@ class FeatureStore:
         self, path: str | os.PathLike, strict: bool = True, *, check_features: bool = True
     ) -> None:
         self.path = str(path)
-        self.strict = strict
+        # "no" is truthy: a string would silently mean strict / checked
+        self.strict = strict = flag(strict, "strict")
+        check_features = flag(check_features, "check_features")
         self._handle: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None

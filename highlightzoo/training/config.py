@@ -20,6 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from highlightzoo.data.labels import fraction_of_a_step
 from highlightzoo.device import PRECISIONS
 from highlightzoo.errors import ConfigError
 
@@ -144,8 +145,7 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr!r}")
         if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if not 0 < self.min_fraction <= 1:
-            raise ConfigError(f"min_fraction must be in (0, 1], got {self.min_fraction!r}")
+        fraction_of_a_step(self.min_fraction)
 
     def resolved_history_cap(self, card_cap: int | None) -> int | None:
         """The cap the data pipeline applies (:func:`resolve_history_cap`)."""
