@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from highlightzoo.data import FeatureStore
 from highlightzoo.data.phdgifs import import_phdgifs, read_phdgifs_csv, split_users
-from highlightzoo.errors import DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError
 
 HEADER = "youtubeId,start,duration,user_id,video_duration,is_last\n"
 ROWS = [
@@ -154,3 +154,13 @@ def test_split_users_seed_changes_assignment():
     assert split_users(ids, seed=0)["test"] != split_users(ids, seed=1)["test"]
     with pytest.raises(ValueError):
         split_users(ids, (0.5, 0.5))
+
+
+@pytest.mark.parametrize("fractions", [(0.5, 0.5), ("0.8", 0.1, 0.1), (float("nan"), 1, 1),
+                                       (0, 0, 0), "0.8", (True, 0.1, 0.1)])
+def test_split_fractions_of_the_wrong_kind_are_config_errors(fractions):
+    # a string fraction was a TypeError from a comparison
+    with pytest.raises(ConfigError, match="fractions must be 3 finite numbers >= 0"):
+        split_users(["a", "b", "c"], fractions)
+    from_array = split_users(["a", "b", "c"], np.array([1.0, 1.0, 1.0]))  # an array is taken
+    assert sorted(len(users) for users in from_array.values()) == [1, 1, 1]

@@ -174,13 +174,20 @@ def split_users(
 
     The assignment depends only on the *set* of ids, ``fractions`` and
     ``seed`` (ids are sorted, then shuffled); sizes are the largest-remainder
-    rounding of ``fractions * n``; each split keeps the input order.
+    rounding of ``fractions / sum(fractions) * n`` (so ``(8, 1, 1)`` is the default
+    split too); each split keeps the input order.
     """
-    if len(fractions) != len(SPLIT_NAMES) or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-        raise ValueError(f"fractions must be 3 non-negative numbers, got {fractions}")
+    values = () if isinstance(fractions, str) or not hasattr(fractions, "__iter__") \
+        else tuple(fractions)  # fmt: skip
+    ok = len(values) == len(SPLIT_NAMES) \
+        and all(isinstance(f, numbers.Real) and not isinstance(f, bool) and 0 <= f < math.inf
+                for f in values) and sum(values) > 0  # fmt: skip
+    if not ok:
+        raise ConfigError("fractions must be 3 finite numbers >= 0 (train, val, test) with a "
+                          f"positive sum, got {fractions!r}")
     ids = list(dict.fromkeys(str(u) for u in user_ids))
-    n, total = len(ids), float(sum(fractions))
-    exact = [f / total * n for f in fractions]
+    n, total = len(ids), float(sum(values))
+    exact = [f / total * n for f in values]
     sizes = [int(math.floor(x)) for x in exact]
     for k in sorted(range(3), key=lambda k: sizes[k] - exact[k])[: n - sum(sizes)]:
         sizes[k] += 1
