@@ -164,3 +164,31 @@ def test_split_fractions_of_the_wrong_kind_are_config_errors(fractions):
         split_users(["a", "b", "c"], fractions)
     from_array = split_users(["a", "b", "c"], np.array([1.0, 1.0, 1.0]))  # an array is taken
     assert sorted(len(users) for users in from_array.values()) == [1, 1, 1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"val_users": 1}, "--val-users .* applies to an official --train/--test import only"),
+    ({"test_csv": "TEST", "fractions": (1, 1, 1)}, "fractions split one CSV's users"),
+    ({"test_csv": "TEST", "val_users": "1"}, "--val-users must be a count"),
+    ({"fractions": (1, 1)}, "fractions must be 3 finite numbers"),
+    ({"strict": "no"}, "strict must be true or false"),  # truthy: it read strictly
+])
+def test_import_options_are_checked_before_any_work_not_ignored(tmp_path: Path, kwargs, match):
+    """``val_users`` without ``test_csv`` (and ``fractions`` with it) was silently ignored; the
+    other options failed (or not) after every feature file had been read."""
+    csv_path, npy, _ = write_inputs(tmp_path)
+    kwargs = {k: csv_path if v == "TEST" else v for k, v in kwargs.items()}
+    with pytest.raises(ConfigError, match=match):
+        import_phdgifs(csv_path, tmp_path / "no-such-features", RATE, tmp_path / "s.h5",
+                       progress=False, **kwargs)
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_cli_val_users_with_one_csv_is_refused(tmp_path: Path, capsys):
+    from highlightzoo.cli import main
+
+    csv_path, npy, _ = write_inputs(tmp_path)
+    assert main(["data", "import-phdgifs", str(csv_path), "--features", str(npy), "--rate",
+                 str(RATE), "--val-users", "5", "--out", str(tmp_path / "s.h5"), "--quiet"]) == 2
+    assert "applies to an official --train/--test import only" in capsys.readouterr().err
+    assert not (tmp_path / "s.h5").exists()

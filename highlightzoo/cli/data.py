@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--train", metavar="CSV", help="the official training CSV (training.csv)")
     p.add_argument("--test", metavar="CSV",
                    help="the official test CSV (testing.csv): its users are exactly the test split")
-    p.add_argument("--val-users", type=float, default=0.1, metavar="N_OR_FRACTION",
+    p.add_argument("--val-users", type=float, default=None, metavar="N_OR_FRACTION",
                    help="with --train/--test: validation users drawn from the training users, a "
                         "count (e.g. 750, the paper's) or a fraction (default 0.1), seeded by "
                         "--split-seed")  # fmt: skip

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from highlightzoo.checks import int_at_least
+from highlightzoo.checks import flag, int_at_least
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.extract import read_features_info
@@ -167,6 +167,20 @@ def _parse_row(path: str, line: int, raw: dict) -> CsvRow:
     return CsvRow(line, video, start, start + dur, user, vdur if known else None, is_last)
 
 
+def check_fractions(fractions: object) -> tuple[float, ...]:
+    """``fractions`` as a tuple of 3 finite numbers >= 0 (train, val, test) with a positive
+    sum (any iterable: a NumPy array works), else a :class:`ConfigError`."""
+    values = () if isinstance(fractions, str) or not hasattr(fractions, "__iter__") \
+        else tuple(fractions)  # fmt: skip
+    ok = len(values) == len(SPLIT_NAMES) \
+        and all(isinstance(f, numbers.Real) and not isinstance(f, bool) and 0 <= f < math.inf
+                for f in values) and sum(values) > 0  # fmt: skip
+    if not ok:
+        raise ConfigError("fractions must be 3 finite numbers >= 0 (train, val, test) with a "
+                          f"positive sum, got {fractions!r}")
+    return tuple(float(f) for f in values)
+
+
 def split_users(
     user_ids: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> dict[str, list[str]]:
@@ -177,14 +191,7 @@ def split_users(
     rounding of ``fractions / sum(fractions) * n`` (so ``(8, 1, 1)`` is the default
     split too); each split keeps the input order.
     """
-    values = () if isinstance(fractions, str) or not hasattr(fractions, "__iter__") \
-        else tuple(fractions)  # fmt: skip
-    ok = len(values) == len(SPLIT_NAMES) \
-        and all(isinstance(f, numbers.Real) and not isinstance(f, bool) and 0 <= f < math.inf
-                for f in values) and sum(values) > 0  # fmt: skip
-    if not ok:
-        raise ConfigError("fractions must be 3 finite numbers >= 0 (train, val, test) with a "
-                          f"positive sum, got {fractions!r}")
+    values = check_fractions(fractions)
     ids = list(dict.fromkeys(str(u) for u in user_ids))
     n, total = len(ids), float(sum(values))
     exact = [f / total * n for f in values]
@@ -322,9 +329,9 @@ def import_phdgifs(
     out_path: str | os.PathLike,
     *,
     split_seed: int = 0,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    fractions: Sequence[float] | None = None,
     test_csv: str | os.PathLike | None = None,
-    val_users: float = 0.1,
+    val_users: float | None = None,
     dtype: str = "float32",
     strict: bool = True,
     progress: bool = True,
@@ -334,14 +341,25 @@ def import_phdgifs(
     ``rate`` is the features' steps per second (C3D every 16 frames at 30 fps:
     1.875); None takes the rate a ``features extract`` file states, else
     1.875 (a stated rate that differs from ``rate`` is an error). With one CSV
-    users are split with :func:`split_users`; with ``test_csv`` (the official
-    ``training.csv`` + ``testing.csv``) ``csv_path`` gives the training users,
-    ``test_csv`` exactly the test users, and :func:`official_splits` draws
-    ``val_users`` of the training users for validation. Rows whose video has
-    no features, or whose span lies outside the video or is empty, are always
+    users are split with :func:`split_users` by ``fractions`` (default 80/10/10); with
+    ``test_csv`` (the official ``training.csv`` + ``testing.csv``) ``csv_path`` gives the
+    training users, ``test_csv`` exactly the test users, and :func:`official_splits` draws
+    ``val_users`` (default 0.1) of the training users for validation. Each of the two split
+    options belongs to one mode: given in the other it is an error, not ignored. Rows whose
+    video has no features, or whose span lies outside the video or is empty, are always
     dropped and reported; ``strict`` only governs malformed CSV lines (raise,
     or skip and report with ``strict=False``). Returns the report.
     """
+    if test_csv is None and val_users is not None:
+        raise ConfigError("--val-users (val_users) applies to an official --train/--test "
+                          "import only; one CSV's users are split by fractions (80/10/10 "
+                          "unless fractions= is given)")
+    if test_csv is not None and fractions is not None:
+        raise ConfigError("fractions split one CSV's users; with test_csv (--train/--test) the "
+                          "test users are the test CSV's and val_users sets the validation share")
+    fractions = check_fractions((0.8, 0.1, 0.1) if fractions is None else fractions)
+    val_users = check_val_users(0.1 if val_users is None else val_users)
+    strict, progress = flag(strict, "strict"), flag(progress, "progress")
     info = _features_info(features)
     rate = _resolve_rate(rate, info, features)
     table = read_phdgifs_csv(csv_path, strict=strict)
@@ -410,6 +428,17 @@ def import_phdgifs(
     return report
 
 
+def check_val_users(val_users: object) -> float:
+    """``val_users`` as a float: a count (an integer >= 1) or a fraction in [0, 1)."""
+    ok = isinstance(val_users, numbers.Real) and not isinstance(val_users, bool) \
+        and math.isfinite(val_users) and val_users >= 0 \
+        and (val_users < 1 or val_users == int(val_users))  # fmt: skip
+    if not ok:
+        raise ConfigError("--val-users must be a count (an integer >= 1) or a fraction in [0, 1), "
+                          f"got {val_users!r}")
+    return float(val_users)
+
+
 def official_splits(
     train_ids: Sequence[str], test_ids: Sequence[str], val_users: float = 0.1, seed: int = 0
 ) -> dict[str, list[str]]:
@@ -422,9 +451,7 @@ def official_splits(
     """
     train = list(dict.fromkeys(str(u) for u in train_ids))
     n = len(train)
-    value = float(val_users)
-    if not math.isfinite(value) or value < 0 or (value >= 1 and value != int(value)):
-        raise ConfigError(f"--val-users must be a count (an integer >= 1) or a fraction in [0, 1), got {val_users!r}")
+    value = check_val_users(val_users)
     count = int(value) if value >= 1 else int(round(value * n))
     if count >= n:
         raise ConfigError(f"--val-users {val_users:g} leaves no training user ({n} users in the training CSV)")
