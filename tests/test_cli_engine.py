@@ -75,6 +75,16 @@ def test_predict_json_with_history_and_with_an_empty_history(files, capsys):
     assert capsys.readouterr().out.count("s - ") == 3
 
 
+def test_predict_refuses_video_file_options_with_video_features(files, capsys, tmp_path):
+    """``--weights`` (the backbone's) was ignored with --video-features, and --history-csv was
+    refused with a message about .npz files."""
+    base = ["predict", str(files["ckpt"]), "--video-features", str(files["root"] / "video.npy"),
+            "--rate", "2"]  # fmt: skip
+    _fails(capsys, [*base, "--weights", str(tmp_path / "w.pt")], "--weights are the backbone's")
+    _fails(capsys, [*base, "--history", str(files["root"] / "history.npz"), "--history-csv",
+                    str(tmp_path / "h.csv")], "--history-csv lists history clips in video files")
+
+
 def test_bad_checkpoints_and_data_give_one_line_errors(files, capsys, tmp_path):
     data = (files["ckpt"]).read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])

@@ -346,8 +346,14 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.video is not None:
         video, segments, owners, args.rate = _features_from_videos(args, detector.feature_dim)
     else:
-        if args.history_csv is not None or (args.history and len(args.history) > 1):
+        if args.history_csv is not None:
+            raise ConfigError("--history-csv lists history clips in video files, so it needs "
+                              "--video; with --video-features give --history H.npz")
+        if args.history and len(args.history) > 1:
             raise ConfigError("--video-features takes one history .npz; video files need --video")
+        if args.weights is not None:  # it would be ignored: nothing is extracted
+            raise ConfigError("--weights are the backbone's, used to extract --video; "
+                              "--video-features are features already")
         if args.rate is None:
             raise ConfigError("--video-features needs --rate (feature steps per second)")
         _check_declared_backbone(args)
