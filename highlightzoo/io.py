@@ -67,9 +67,12 @@ def commit_temp_file(tmp: Path, path: Path) -> None:
 def new_temp_file(path: Path) -> Path:
     """Create an empty temp file for ``path`` (same folder, usual mode); stale ones are removed first.
 
-    Makes the parent folder if needed. OS failures are a :class:`WriteError` naming ``path``.
+    Makes the parent folder if needed. OS failures, and a ``path`` that is a folder, are a
+    :class:`WriteError` naming ``path``.
     """
     path = Path(path)
+    if path.is_dir():  # else found only by the final rename, after all the work
+        raise WriteError(f"cannot write {str(path)!r}: it is a folder; name a file in it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(path)

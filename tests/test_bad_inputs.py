@@ -351,6 +351,20 @@ def test_case_9_unwritable_output_is_a_typed_error(tmp_path, capsys, monkeypatch
         StoreWriter(tmp_path / "t.h5", 4)
 
 
+def test_an_output_file_that_is_a_folder_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    """``--out`` naming a folder failed only at the final rename, after the whole synthesis or
+    extraction, with the temp file's name in the message."""
+    import highlightzoo.data.synthetic as synthetic
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the world was built before --out was checked")
+
+    monkeypatch.setattr(synthetic, "_user_plan", no_work)
+    fails(capsys, ["data", "synth", "--preset", "tiny", "--out", tmp_path, "--quiet"],
+          "it is a folder; name a file in it")
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temp file left either
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--set", "width=abc"], "width"),
     (["--set", "nonexistent_kwarg=1"], "nonexistent_kwarg"),
