@@ -70,9 +70,7 @@ def new_temp_file(path: Path) -> Path:
     Makes the parent folder if needed. OS failures, and a ``path`` that is a folder, are a
     :class:`WriteError` naming ``path``.
     """
-    path = Path(path)
-    if path.is_dir():  # else found only by the final rename, after all the work
-        raise WriteError(f"cannot write {str(path)!r}: it is a folder; name a file in it")
+    path = output_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(path)
@@ -84,6 +82,15 @@ def new_temp_file(path: Path) -> Path:
     except OSError as err:
         raise WriteError(f"cannot write {str(path)!r}: {err}") from err
     return Path(tmp)
+
+
+def output_file(path: str | os.PathLike) -> Path:
+    """``path`` as a file to write, a :class:`WriteError` when it is a folder: found otherwise
+    only by the final rename, after all the work (writers that read a lot first check early)."""
+    path = Path(path)
+    if path.is_dir():
+        raise WriteError(f"cannot write {str(path)!r}: it is a folder; name a file in it")
+    return path
 
 
 def output_folder(path: str | os.PathLike, *, make: bool = True) -> Path:

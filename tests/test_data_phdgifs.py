@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from highlightzoo.data import FeatureStore
 from highlightzoo.data.phdgifs import import_phdgifs, read_phdgifs_csv, split_users
-from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.errors import ConfigError, DataFormatError, WriteError
 
 HEADER = "youtubeId,start,duration,user_id,video_duration,is_last\n"
 ROWS = [
@@ -172,15 +172,17 @@ def test_split_fractions_of_the_wrong_kind_are_config_errors(fractions):
     ({"test_csv": "TEST", "val_users": "1"}, "--val-users must be a count"),
     ({"fractions": (1, 1)}, "fractions must be 3 finite numbers"),
     ({"strict": "no"}, "strict must be true or false"),  # truthy: it read strictly
+    ({"out_path": "TMP"}, "it is a folder; name a file in it"),  # found after reading, before
 ])
 def test_import_options_are_checked_before_any_work_not_ignored(tmp_path: Path, kwargs, match):
     """``val_users`` without ``test_csv`` (and ``fractions`` with it) was silently ignored; the
     other options failed (or not) after every feature file had been read."""
     csv_path, npy, _ = write_inputs(tmp_path)
-    kwargs = {k: csv_path if v == "TEST" else v for k, v in kwargs.items()}
-    with pytest.raises(ConfigError, match=match):
-        import_phdgifs(csv_path, tmp_path / "no-such-features", RATE, tmp_path / "s.h5",
-                       progress=False, **kwargs)
+    named = {"TEST": csv_path, "TMP": tmp_path}
+    kwargs = {"out_path": tmp_path / "s.h5",
+              **{k: named.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}}
+    with pytest.raises((ConfigError, WriteError), match=match):
+        import_phdgifs(csv_path, tmp_path / "no-such-features", RATE, progress=False, **kwargs)
     assert not (tmp_path / "s.h5").exists()
 
 

@@ -32,6 +32,7 @@ from highlightzoo.checks import flag, int_at_least
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.extract import read_features_info
+from highlightzoo.io import output_file
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
 SPLIT_NAMES = ("train", "val", "test")
@@ -360,6 +361,7 @@ def import_phdgifs(
     fractions = check_fractions((0.8, 0.1, 0.1) if fractions is None else fractions)
     val_users = check_val_users(0.1 if val_users is None else val_users)
     strict, progress = flag(strict, "strict"), flag(progress, "progress")
+    output_file(out_path)
     info = _features_info(features)
     rate = _resolve_rate(rate, info, features)
     table = read_phdgifs_csv(csv_path, strict=strict)
