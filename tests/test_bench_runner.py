@@ -322,3 +322,21 @@ def test_an_out_path_that_is_a_file_or_a_missing_replay_csv_is_refused_first(tmp
     with pytest.raises(DataFormatError, match="the CSV to replay does not exist") as info:
         run_tables("quick", tmp_path / "b", replay=tmp_path / "nope.csv", **common)
     assert info.value.path == str(tmp_path / "nope.csv") and not (tmp_path / "b").exists()
+    with pytest.raises(WriteError, match="it is a file, not a folder"):  # --cache FILE
+        run_tables("quick", tmp_path / "b", **{**common, "cache_dir": file})
+    with pytest.raises(ConfigError, match=f"--models names '{MODELS[0]}' more than once"):
+        # the second pass over its runs failed on the first's folders, after training them
+        run_tables("quick", tmp_path / "b", **{**common, "models": [*MODELS, MODELS[0]]})
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_model_override_for_a_model_not_run_is_refused(tmp_path, capsys):
+    """It was recorded in the preset, named in the footnote, and used by no run."""
+    from highlightzoo.cli import main
+
+    argv = ["bench", "tables", "--models", "fcsn", "--model-override", "prnet.width=8",
+            "--out", str(tmp_path / "b"), "--quiet"]
+    assert main(argv) == 2
+    assert "--model-override prnet.width=8 is for a model that is not among --models (fcsn)" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -201,12 +201,17 @@ def run_tables(
         raise ConfigError(
             f"models {unknown} are in neither benchmark table; choices: {', '.join(all_models)}"
         )
+    twice = sorted({m for m in chosen if chosen.count(m) > 1})
+    if twice:  # else its runs would be planned twice, and the second would find the first's folder
+        raise ConfigError(f"--models names {', '.join(map(repr, twice))} more than once")
     n_seeds = preset.seeds if seeds is None else seeds
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
     device = device or preset.device
     resolve_device(device)  # an unknown device, or CUDA where there is none: refused up front
     output_folder(out, make=False)
+    if cache_dir is not None:
+        output_folder(cache_dir, make=False)
     if replay is not None and not Path(replay).is_file():
         raise DataFormatError("the CSV to replay does not exist", path=str(replay))
     if jobs is None:

@@ -23,6 +23,7 @@ from highlightzoo.bench.results import load_results
 from highlightzoo.bench.runner import run_tables
 from highlightzoo.bench.world_probes import all_preset_probes, write_world_probes
 from highlightzoo.data.synthetic import WORLD_PRESETS
+from highlightzoo.errors import ConfigError
 from highlightzoo.io import atomic_write_text
 
 
@@ -34,6 +35,11 @@ def _tables(args: argparse.Namespace) -> int:
         preset = dataclasses.replace(preset, max_steps=args.max_steps)
     if args.model_override:
         preset = preset.with_model_overrides(args.model_override)
+        unused = [o for o in args.model_override
+                  if args.models and o.partition(".")[0].strip() not in args.models]
+        if unused:  # it would be recorded in the preset (and named in the footnote), not used
+            raise ConfigError(f"--model-override {unused[0]} is for a model that is not among "
+                              f"--models ({' '.join(args.models)})")
     path = run_tables(
         preset,
         Path(args.out),
