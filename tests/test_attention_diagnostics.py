@@ -85,3 +85,14 @@ def test_cli_bench_attention_refuses_another_model_in_one_line(store, tmp_path, 
     assert main(["bench", "attention", str(ckpt), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "need a PR-Net" in err and not (tmp_path / "r").exists()
+
+
+def test_trace_count_and_device_are_checked_before_the_checkpoint_loads(store, tmp_path, capsys):
+    # --trace-videos -1 traced no video, silently
+    ckpt = write_fresh_checkpoint(tmp_path / "prnet.pt", "prnet", store)
+    with pytest.raises(ConfigError, match="--trace-videos must be an int >= 0, got -1"):
+        attention_diagnostics(ckpt, trace_videos=-1)
+    assert main(["bench", "attention", str(ckpt), "--device", "tpu", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err and not (tmp_path / "r").exists()
+

@@ -191,6 +191,19 @@ def test_readme_block_is_filled_from_the_generated_table(folder, tmp_path):
         report.embed_table(folder / "table2.md", folder)
 
 
+def test_cli_report_checks_the_readme_before_rewriting_anything(folder, tmp_path, capsys):
+    """A missing README was a FileNotFoundError traceback, after the report was rewritten."""
+    from highlightzoo.cli import main
+
+    for readme, match in ((tmp_path / "nope" / "R.md", "cannot read the README to fill"),
+                          (folder / "results.json", "block to fill")):
+        capsys.readouterr()
+        assert main(["bench", "report", str(folder), "--readme", str(readme), "--no-plots"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and match in err and str(readme) in err
+        assert not (folder / "table1.md").exists()  # refused before the report was written
+
+
 def test_footnote_names_the_model_overrides_of_the_preset(tmp_path):
     results = make_results(["prnet", "fcsn"])
     preset = get_preset("quick").with_model_overrides(["prnet.history_context=video:16"])

@@ -33,8 +33,10 @@ from torch import nn
 from highlightzoo import metrics
 from highlightzoo.batch import Batch
 from highlightzoo.bench.plots import _pyplot, _save, matplotlib_available
+from highlightzoo.checks import int_at_least
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
+from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError
 from highlightzoo.io import atomic_write_text, output_folder
 from highlightzoo.metrics.uncertainty import scipy_stats
@@ -188,6 +190,9 @@ def attention_diagnostics(
     ``data``: the feature store (default: the one the run recorded). The
     history cap and label rule are the run's, as in ``highlightzoo evaluate``.
     """
+    trace_videos = int_at_least(trace_videos, 0, "--trace-videos")  # -1 silently traced none
+    batch_size = int_at_least(batch_size, 1, "batch_size")
+    device = resolve_device(device)
     payload = load_checkpoint(resolve_checkpoint_path(checkpoint))
     config = TrainConfig.from_dict(payload["config"])
     store = FeatureStore(data or config.data)

@@ -64,12 +64,25 @@ def embed_table(readme: Path, folder: Path, table: str = "table1") -> Path:
     of the table file is left out (the README has its own headings).
     """
     readme, folder = Path(readme), Path(folder)
-    name = f"{folder.name}/{table}.md"
-    begin, end = _markers(name)
-    text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.S)
-    if not pattern.search(text):
-        raise ConfigError(f"{readme} has no '{begin}' ... '{end}' block to fill")
+    text, pattern, (begin, end) = readme_block(readme, folder, table)
     body = (folder / f"{table}.md").read_text(encoding="utf-8").split("\n", 1)[1].strip()
     atomic_write_text(readme, pattern.sub(lambda _m: f"{begin}\n{body}\n{end}", text))
     return readme
+
+
+def readme_block(
+    readme: Path, folder: Path, table: str = "table1"
+) -> tuple[str, re.Pattern, tuple[str, str]]:
+    """The text of ``readme``, the pattern of its generated block for ``folder/<table>.md`` and
+    the block's two markers; a :class:`ConfigError` naming the file when it cannot be read or
+    has no such block (checked before a report is regenerated)."""
+    begin, end = _markers(f"{Path(folder).name}/{table}.md")
+    try:
+        text = Path(readme).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the README to fill, {str(readme)!r}: "
+                          f"{getattr(err, 'strerror', None) or err}") from None
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.S)
+    if not pattern.search(text):
+        raise ConfigError(f"{readme} has no '{begin}' ... '{end}' block to fill")
+    return text, pattern, (begin, end)

@@ -18,7 +18,7 @@ from pathlib import Path
 from highlightzoo.bench.attention import attention_diagnostics, write_attention_diagnostics
 from highlightzoo.bench.compare import compare_markdown
 from highlightzoo.bench.presets import PRESETS, get_preset
-from highlightzoo.bench.report import embed_table, write_report
+from highlightzoo.bench.report import embed_table, readme_block, write_report
 from highlightzoo.bench.results import load_results
 from highlightzoo.bench.runner import run_tables
 from highlightzoo.bench.world_probes import all_preset_probes, write_world_probes
@@ -67,6 +67,8 @@ def _store_backend(data: str | None):
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.readme:  # before the report is rewritten: a typo in the path is not a traceback
+        readme_block(Path(args.readme), Path(args.dir))
     for path in write_report(Path(args.dir), plots=not args.no_plots):
         print(path)
     if args.readme:
