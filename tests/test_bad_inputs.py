@@ -918,3 +918,46 @@ def test_property_random_predict_inputs_are_a_typed_error_or_a_checked_result(ar
     for segment in history or []:
         segment = np.asarray(segment)
         assert segment.dtype.kind in "fiu" and segment.ndim == 2 and np.isfinite(segment).all()
+
+
+SEGMENT_OPTIONS = {"rate": st.floats(0.5, 4), "k": st.integers(1, 4),
+                   "min_len_s": st.floats(0.5, 3), "max_len_s": st.floats(3, 12),
+                   "baseline": st.one_of(st.none(), st.floats(-1, 1)),
+                   "max_lengths": st.integers(1, 70)}  # fmt: skip
+
+
+@st.composite
+def segment_inputs(draw) -> dict[str, object]:
+    """Arguments of ``top_k_segments`` for 1-40 scores: valid ones, 0-3 replaced by junk."""
+    args = {name: draw(valid) for name, valid in SEGMENT_OPTIONS.items()}
+    for name in sorted(draw(st.sets(st.sampled_from(sorted(SEGMENT_OPTIONS)), max_size=3))):
+        args[name] = draw(st.one_of(NUMBERS, st.none()))
+    return args
+
+
+@settings(max_examples=200, deadline=None)
+@given(args=segment_inputs(), n=st.integers(1, 40))
+def test_property_random_segment_options_are_a_typed_error_or_checked_segments(args, n):
+    """Every scalar option of ``top_k_segments``: a ``MetricInputError`` naming it, or segments
+    that fit the video (no ``TypeError`` from a comparison, no NaN baseline let through)."""
+    from highlightzoo.errors import MetricInputError
+    from highlightzoo.metrics import top_k_segments
+
+    scores = np.random.default_rng(n).random(n)
+    try:
+        segments = top_k_segments(scores, **args)
+    except MetricInputError:
+        return
+    for name in ("rate", "min_len_s", "max_len_s"):
+        value = args[name]
+        assert not isinstance(value, (str, bool)) and np.isfinite(value) and value > 0, name
+    for name in ("k", "max_lengths"):
+        value = args[name]
+        assert isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+    assert args["baseline"] is None or (not isinstance(args["baseline"], (str, bool))
+                                        and np.isfinite(args["baseline"]))
+    assert 1 <= len(segments) <= args["k"]
+    duration = n / float(args["rate"])
+    spans = sorted((s.start_s, s.end_s) for s in segments)
+    assert all(0 <= a < b <= duration + 1e-9 for a, b in spans)
+    assert all(b1 <= a2 + 1e-9 for (_, b1), (a2, _) in zip(spans, spans[1:], strict=False))
