@@ -38,6 +38,7 @@ from highlightzoo.errors import (
 )
 from highlightzoo.inference import Detector
 from highlightzoo.io import temp_files_of
+from highlightzoo.models import registry
 from highlightzoo.training.checkpoint import save_checkpoint
 from highlightzoo.training.config import TrainConfig
 
@@ -961,3 +962,31 @@ def test_property_random_segment_options_are_a_typed_error_or_checked_segments(a
     spans = sorted((s.start_s, s.end_s) for s in segments)
     assert all(0 <= a < b <= duration + 1e-9 for a, b in spans)
     assert all(b1 <= a2 + 1e-9 for (_, b1), (a2, _) in zip(spans, spans[1:], strict=False))
+
+
+MODEL_OPTIONS = [(name, option) for name in hz.list_models()
+                 for option in registry.builder_options(registry._REGISTRY[name][1]) or []]
+JUNK_OPTION_VALUES = [0, -1, 2, 0.5, 2.5, 17, 100, float("nan"), float("inf"), -0.5, "a", "", "1",
+                      None, True, False, [1], "video:4", "max", np.float32(0.3), np.int64(2)]
+
+
+@pytest.mark.parametrize("name, option", MODEL_OPTIONS)
+def test_any_model_option_value_is_refused_when_built_or_runs(name, option):
+    """Every registered model's every option with each junk value: a ``ConfigError`` from
+    ``create_model``, or a model whose forward gives finite scores (a typed error at most,
+    for a batch it cannot take). Found: PR-Net variants without attention took any ``lam``
+    (a string failed, NaN gave NaN scores, at the first forward), FCSN and A-VHD a NaN
+    dropout, and PR-Net ``depth=100`` overflowed the padding."""
+    from highlightzoo.batch import random_batch
+
+    batch = random_batch(batch_size=2, steps=12, feature_dim=4, history_segments=2)
+    for value in JUNK_OPTION_VALUES:
+        try:
+            model = hz.create_model(name, feature_dim=4, **{option: value})
+        except ConfigError:
+            continue
+        try:
+            scores = model(batch).scores
+        except HighlightZooError:
+            continue
+        assert torch.isfinite(scores).all(), (name, option, value)

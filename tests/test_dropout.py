@@ -55,7 +55,7 @@ def test_dropout_draws_repeat_under_the_same_seed_and_advance_the_generator():
 
 @pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_a_dropout_probability_outside_zero_one_is_a_config_error(p):
-    with pytest.raises(ConfigError, match="dropout probability must be in"):
+    with pytest.raises(ConfigError, match="dropout probability must be a number in"):
         Dropout(p)
 
 

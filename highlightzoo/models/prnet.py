@@ -26,6 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.checks import flag, int_at_least, number_at_least
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.attention import PreferenceAttention, comprehensive_preference
 from highlightzoo.models.components.encoders import build_encoder
@@ -116,11 +117,14 @@ class PRNet(nn.Module):
         self.probability = probability
         if user_pref not in ("attention", "mean", "none"):
             raise ConfigError(f"user_pref must be 'attention', 'mean' or 'none', got {user_pref!r}")
+        generic = flag(generic, "generic")
+        non_highlight = flag(non_highlight, "non_highlight")
         if user_pref == "none" and not generic:
             raise ConfigError("PR-Net needs a user-specific or a generic preference (or both)")
-        if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-            raise ConfigError(f"width (encoder channels) must be an int >= 1 or None, got {width!r}")
+        width = int_at_least(width, 1, "width (encoder channels)", allow_none=True)
         width = feature_dim if width is None else width  # never 0 -> feature_dim silently
+        # Eq. 5 reads lambda too, so a variant without attention checks it here
+        lam = number_at_least(lam, 0, "lam (lambda of Eq. 3 and 5; 0: uniform)")
         self.user_pref, self.lam = user_pref, lam
         self.encoder = build_encoder(encoder, feature_dim, width, depth, kernel_size)  # M
         self.history_embedding = HistoryEmbedding(self.encoder)  # same M for the history

@@ -23,6 +23,9 @@ from highlightzoo.checks import int_at_least
 from highlightzoo.errors import ConfigError
 from highlightzoo.models.components.steps import conv_steps, max_pool_steps, set_kernel_layout
 
+#: the deepest U-net (inputs are padded to a multiple of 2**depth steps: 65,536 at 16)
+MAX_DEPTH = 16
+
 
 def _dims(in_dim: int, width: int | None) -> tuple[int, int]:
     """``(in_dim, width)`` checked, ``width`` None meaning ``in_dim`` (the paper's setting);
@@ -87,6 +90,9 @@ class UNetEncoder1d(nn.Module):
         super().__init__()
         in_dim, width = _dims(in_dim, width)
         depth = int_at_least(depth, 0, "depth (U-net levels)")
+        if depth > MAX_DEPTH:  # 2**depth would overflow the padding (or allocate it)
+            raise ConfigError(f"depth must be <= {MAX_DEPTH}: each level halves time, and the "
+                              f"input is zero-padded to a multiple of 2**depth steps; got {depth}")
         kernel_size = int_at_least(kernel_size, 1, "kernel_size")
         if kernel_size % 2 == 0:  # 'same' padding of an even kernel would shift every step
             raise ConfigError(f"kernel_size must be odd, got {kernel_size}")

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from highlightzoo.batch import HostCounts, length_extent
 from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.models.components.dropout import check_dropout_p
 from highlightzoo.models.components.heads import full_precision, full_precision_region
 from highlightzoo.models.components.norm import (
     AffineParams,
@@ -201,6 +202,7 @@ class FCSNEncoder(nn.Module):
 
     def __init__(self, in_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
+        dropout = check_dropout_p(dropout)  # nn.Dropout1d takes NaN, then fails at the forward
         self.channels = ch = FCSNChannels.at_width(width_mult)
         blocks, prev = [], in_dim
         for i, (convs, c) in enumerate(ch.blocks):
