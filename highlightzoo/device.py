@@ -26,8 +26,14 @@ def check_precision(precision: object, device: torch.device) -> str:
     return precision  # type: ignore[return-value]
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; anything else as given, checked."""
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; anything else as given, checked (a
+    ``torch.device`` too; another type, such as a bare GPU index, is a :class:`ConfigError`)."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ConfigError(f"device must be a name such as 'cpu', 'cuda', 'cuda:1' or 'auto', or "
+                          f"a torch.device, got {device!r}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -127,7 +127,7 @@ class Detector:
         window_steps = int_at_least(window_steps, 1, "window_steps", allow_none=True)
         context_steps = int_at_least(context_steps, 0, "context_steps")
         history_cap = int_at_least(history_cap, 0, "history_cap", allow_none=True)
-        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        self.device = resolve_device(device)
         precision = check_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.history_cap = history_cap

@@ -207,3 +207,11 @@ def test_registry_switches_are_bools_and_patterns_strings():
     with pytest.raises(ConfigError, match="pattern must be a shell-style string"):
         hz.list_models(3)
 
+
+def test_detector_device_is_a_name_or_a_torch_device():
+    # a bare index or None reached torch.device: a TypeError or an accelerator RuntimeError
+    for bad in (0, 2, None, 1.5):
+        with pytest.raises(ConfigError, match="device must be a name such as 'cpu'"):
+            Detector(_model("prnet"), device=bad)
+    assert Detector(_model("prnet"), device=torch.device("cpu")).device == torch.device("cpu")
+
