@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -213,3 +214,37 @@ def test_footnote_names_the_model_overrides_of_the_preset(tmp_path):
     md = (tmp_path / "table1.md").read_text()
     assert ("model overrides (create_model arguments): avhd width_mult=0.25, fcsn width_mult=0.25, "
             "prnet history_context=video:16, video2gif width_mult=0.25;") in md
+
+
+def _key_paths(obj, prefix=(), depth=6):
+    """Paths to every value of ``obj`` down to ``depth`` (the first item of each list)."""
+    items = obj.items() if isinstance(obj, dict) else ([(0, obj[0])] if obj else [])
+    for key, value in items:
+        yield (*prefix, key)
+        if depth > 1 and isinstance(value, (dict, list)):
+            yield from _key_paths(value, (*prefix, key), depth - 1)
+
+
+def test_a_damaged_results_file_is_one_line_never_a_traceback(tmp_path, capsys):
+    """Each value the reports read, deleted or replaced by a string: `bench report` exits 0
+    (the value was not needed) or 2 with one line naming the file and the place. A hand edit
+    or another version's file was a KeyError / TypeError deep in a table before."""
+    from highlightzoo.cli import main
+
+    good = make_results(["prnet", "prnet_g", "fcsn", "random"])
+    for n, path in enumerate(p for p in _key_paths(good) if "traces" not in p):
+        broken = json.loads(json.dumps(good))
+        parent = functools.reduce(lambda node, key: node[key], path[:-1], broken)
+        if n % 2 and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = "x"
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        (folder / RESULTS_FILE).write_text(json.dumps(broken))
+        capsys.readouterr()
+        code = main(["bench", "report", str(folder), "--no-plots"])
+        err = capsys.readouterr().err.strip()
+        assert code in (0, 2), (path, err)
+        if code == 2:
+            assert "\n" not in err and str(folder) in err, (path, err)

@@ -15,6 +15,7 @@ from highlightzoo.bench.history_value import (
     history_value_markdown,
     write_history_value,
 )
+from highlightzoo.bench.presets import get_preset
 from highlightzoo.bench.results import SCHEMA, TIMING_KEY
 
 # (user, n_history) of six test videos: two in each of the bins 0-1, 2-5 and >20
@@ -48,7 +49,9 @@ def _results(with_history: bool = True) -> dict:
         # the floor: prnet_g - 0.05 on videos with > 20 history segments, equal to prnet_g elsewhere
         floor = base - np.array([0, 0, 0, 0, 0.05, 0.05])
         runs.append(_run("history_similarity", seed, list(floor), with_history))
-    return {"schema": SCHEMA, "preset": {}, TIMING_KEY: {}, "runs": runs}
+    # the rest of a real file's skeleton: load_results checks what the reports read
+    return {"schema": SCHEMA, "preset": get_preset("quick").to_dict(), TIMING_KEY: {},
+            "runs": runs, "seeds": [0, 1], "world": {"key": "k"}, "provenance": {}}
 
 
 def _row(report, model: str, baseline: str, label: str):

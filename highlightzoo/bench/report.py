@@ -17,7 +17,7 @@ from highlightzoo.bench.plots import (
     matplotlib_available,
     score_trace_figure,
 )
-from highlightzoo.bench.results import load_results
+from highlightzoo.bench.results import RESULTS_FILE, load_results, naming_file
 from highlightzoo.bench.tables import TABLES, build_table, table_csv, table_markdown
 from highlightzoo.bench.world_probes import write_world_probes
 from highlightzoo.errors import ConfigError
@@ -28,6 +28,11 @@ def write_report(folder: Path, *, plots: bool = True) -> list[Path]:
     """Write ``table{1,2}.md``/``.csv`` and, with matplotlib, the figures; return the paths."""
     folder = Path(folder)
     results = load_results(folder)
+    with naming_file(folder / RESULTS_FILE):
+        return _write_report(folder, results, plots)
+
+
+def _write_report(folder: Path, results: dict, plots: bool) -> list[Path]:
     written: list[Path] = []
     for table in TABLES:
         rows = build_table(table, results)

@@ -12,8 +12,9 @@ half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,19 @@ def save_results(path: Path, results: dict[str, Any]) -> None:
     atomic_write_text(path, dumps(results))
 
 
+@contextlib.contextmanager
+def naming_file(path: Path) -> Iterator[None]:
+    """A :class:`DataFormatError` raised inside without a file (a check of the results'
+    contents, deep in a table) is raised again naming ``path``."""
+    try:
+        yield
+    except DataFormatError as err:
+        if err.path is not None:
+            raise
+        raise DataFormatError(str(err), path=str(path), user=err.user, video=err.video,
+                              reason=err.reason) from err
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """Read and sanity-check a results.json (typed errors name the file)."""
     path = Path(path)
@@ -78,7 +92,99 @@ def load_results(path: Path) -> dict[str, Any]:
     for key in ("runs", "preset", TIMING_KEY):
         if key not in data:
             raise DataFormatError(f"results file lacks the {key!r} key", path=str(path))
+    problem = shape_problem(data, RESULTS_SHAPE, "")
+    if not problem:  # a final run is a table row: its test is what it shows
+        untested = [i for i, run in enumerate(data["runs"])
+                    if run.get("role", "final") == "final" and "test" not in run]
+        if untested:
+            problem = f"runs[{untested[0]}].test is missing (a final run)"
+    if problem:  # a hand edit or another version's file: one line, not a KeyError deep in a table
+        raise DataFormatError(f"results file is malformed: {problem}", path=str(path))
     return data
+
+
+# What the reports read of a results file, as a shape: a type (or tuple of types), a dict of
+# key -> shape (a key ending in "?" may be absent), a one-item list: a list of that shape, or
+# MappingOf(shape): an object of any keys whose values have that shape. Files of earlier
+# releases fit it (docs/results/ holds some). bool is not an int here.
+
+
+class MappingOf:
+    """A shape: an object whose every value has ``shape`` (any keys)."""
+
+    def __init__(self, shape: Any) -> None:
+        self.shape = shape
+
+
+_NUMBER = (int, float)
+_MAYBE_NUMBER = (int, float, type(None))
+_VIDEO_SHAPE = {"user": str, "video": str, "ap": _NUMBER, "n_history?": int,
+                "ap_avhd?": _MAYBE_NUMBER, "ap_steps?": _MAYBE_NUMBER, "nmsd?": _MAYBE_NUMBER,
+                "hit?": _MAYBE_NUMBER}
+_RUN_SHAPE = {
+    "id": str, "model": str, "seed": int, "role?": str, "lr?": _NUMBER, "config?": dict,
+    "card?": dict, "selection?": {"best_val_map?": _MAYBE_NUMBER, "curve?": [dict]},
+    "test?": {"videos": [_VIDEO_SHAPE], "map?": _NUMBER, "protocol?": str},
+}
+_PROBE = {"map": _NUMBER}
+RESULTS_SHAPE = {
+    "models?": [str], "seeds": [int], "runs": [_RUN_SHAPE], "provenance": dict,
+    "world": {"key": str}, TIMING_KEY: {"runs?": dict},
+    "preset": {
+        "name": str, "eval": {"hit_k": int}, "batch_size": int, "clip_len": int,
+        "lr": _NUMBER, "patience": (int, type(None)), "epochs?": (int, type(None)),
+        "max_steps?": (int, type(None)), "model_overrides?": MappingOf(dict),
+        "lr_grid?": [_NUMBER], "world": str,
+        "eval_every?": (int, type(None)), "min_delta?": _NUMBER, "min_steps?": int,
+        "sampling?": str,
+    },
+    "world_probes?": {"probes": {"generic": _PROBE, "interest": _PROBE, "both": _PROBE},
+                      "seed": int, "n_videos": int, "personal_gain": _NUMBER},
+}
+
+
+def shape_problem(value: Any, shape: Any, where: str) -> str | None:
+    """The first place where ``value`` does not fit ``shape`` (see ``RESULTS_SHAPE``), as
+    ``"runs[3].seed must be int, got 'x'"``; None when it fits."""
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'the file'} must be an object, got {_short(value)}"
+        for key, inner in shape.items():
+            name = key.rstrip("?")
+            if name not in value:
+                if key.endswith("?"):
+                    continue
+                return f"{where + '.' if where else ''}{name} is missing"
+            problem = shape_problem(value[name], inner, f"{where + '.' if where else ''}{name}")
+            if problem:
+                return problem
+        return None
+    if isinstance(shape, MappingOf):
+        if not isinstance(value, dict):
+            return f"{where} must be an object, got {_short(value)}"
+        for key, item in value.items():
+            problem = shape_problem(item, shape.shape, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} must be a list, got {_short(value)}"
+        for i, item in enumerate(value):
+            problem = shape_problem(item, shape[0], f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    types = shape if isinstance(shape, tuple) else (shape,)
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+        return f"{where} must be {names}, got {_short(value)}"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def new_results(
