@@ -104,13 +104,20 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 # What the reports read of a results file, as a shape: a type (or tuple of types), a dict of
-# key -> shape (a key ending in "?" may be absent), a one-item list: a list of that shape, or
-# MappingOf(shape): an object of any keys whose values have that shape. Files of earlier
-# releases fit it (docs/results/ holds some). bool is not an int here.
+# key -> shape (a key ending in "?" may be absent), a one-item list: a list of that shape,
+# MappingOf(shape): an object of any keys whose values have that shape, or OrNull(shape).
+# Files of earlier releases fit it (docs/results/ holds some). bool is not an int here.
 
 
 class MappingOf:
     """A shape: an object whose every value has ``shape`` (any keys)."""
+
+    def __init__(self, shape: Any) -> None:
+        self.shape = shape
+
+
+class OrNull:
+    """A shape: null, or a value of ``shape``."""
 
     def __init__(self, shape: Any) -> None:
         self.shape = shape
@@ -138,8 +145,8 @@ RESULTS_SHAPE = {
         "eval_every?": (int, type(None)), "min_delta?": _NUMBER, "min_steps?": int,
         "sampling?": str,
     },
-    "world_probes?": {"probes": {"generic": _PROBE, "interest": _PROBE, "both": _PROBE},
-                      "seed": int, "n_videos": int, "personal_gain": _NUMBER},
+    "world_probes?": OrNull({"probes": {"generic": _PROBE, "interest": _PROBE, "both": _PROBE},
+                             "seed": int, "n_videos": int, "personal_gain": _NUMBER}),
 }
 
 
@@ -159,6 +166,8 @@ def shape_problem(value: Any, shape: Any, where: str) -> str | None:
             if problem:
                 return problem
         return None
+    if isinstance(shape, OrNull):
+        return None if value is None else shape_problem(value, shape.shape, where)
     if isinstance(shape, MappingOf):
         if not isinstance(value, dict):
             return f"{where} must be an object, got {_short(value)}"
