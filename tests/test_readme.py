@@ -13,12 +13,3 @@ def test_readme_quickstart_runs(capsys):
     out = capsys.readouterr().out
     assert "prnet" in out and out.count("Segment(") == 5
 
-
-def test_the_package_version_is_the_one_pyproject_declares():
-    """``highlightzoo --version``, ``__version__`` and the provenance of every run read the
-    package's constant; pip and the changelog read pyproject's. They must not drift apart."""
-    import highlightzoo
-
-    pyproject = (README.parent / "pyproject.toml").read_text()
-    declared = re.search(r'^version = "([^"]+)"', pyproject, re.M)
-    assert declared and declared.group(1) == highlightzoo.__version__

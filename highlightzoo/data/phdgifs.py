@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from highlightzoo.checks import flag, int_at_least
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
+from highlightzoo.data.store_format import read_features_info
 from highlightzoo.errors import ConfigError, DataFormatError
-from highlightzoo.features.extract import read_features_info
 from highlightzoo.io import output_file
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")

@@ -17,6 +17,8 @@ Segments are ``(start, end)`` in seconds.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -24,9 +26,13 @@ from urllib.parse import quote
 import h5py
 import numpy as np
 
+from highlightzoo.errors import DataFormatError
+
 FORMAT_NAME = "highlightzoo-features"
 #: the ``format`` attribute of a features file of ``highlightzoo features extract`` (not a store)
 FEATURES_FORMAT = "highlightzoo-video-features"
+#: root attribute (JSON) naming how the features were made; copied into stores and runs
+FEATURES_ATTR = "features"
 FORMAT_VERSION = 1
 #: A segment may end this many seconds after its video's stated duration
 #: (PHD-GIFs rounds video durations to whole seconds; 9 of 20,488 rows of
@@ -84,3 +90,20 @@ def video_dataset_name(video_id: str) -> str:
 def text_of(value: Any) -> str:
     """An HDF5 string attribute or table value as ``str`` (bytes decoded as UTF-8)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def read_features_info(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``features`` attribute of an HDF5 features file or store (None when absent)."""
+    try:
+        with h5py.File(path, "r") as f:
+            text = f.attrs.get(FEATURES_ATTR)
+    except (OSError, ValueError):
+        return None
+    if text is None or text == "":
+        return None
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError:
+        raise DataFormatError(f"the {FEATURES_ATTR!r} attribute is not JSON", path=str(path)) from None
+    return info if isinstance(info, dict) else None

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from highlightzoo.data.store_format import FEATURES_FORMAT
+from highlightzoo.data.store_format import FEATURES_ATTR, FEATURES_FORMAT, read_features_info  # noqa: F401 (re-exported)
 from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError, VideoDecodeError, WriteError
 from highlightzoo.features.backbones import (
@@ -43,9 +43,6 @@ from highlightzoo.features.video import (
     video_files,
 )
 from highlightzoo.io import commit_temp_file, new_temp_file
-
-#: root attribute (JSON) naming how the features were made; copied into stores and runs
-FEATURES_ATTR = "features"
 
 
 @dataclass
@@ -239,23 +236,6 @@ def extract_features(
     finally:
         tmp.unlink(missing_ok=True)
     return report
-
-
-def read_features_info(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``features`` attribute of an HDF5 features file or store (None when absent)."""
-    try:
-        with h5py.File(path, "r") as f:
-            text = f.attrs.get(FEATURES_ATTR)
-    except (OSError, ValueError):
-        return None
-    if text is None or text == "":
-        return None
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    try:
-        info = json.loads(text)
-    except json.JSONDecodeError:
-        raise DataFormatError(f"the {FEATURES_ATTR!r} attribute is not JSON", path=str(path)) from None
-    return info if isinstance(info, dict) else None
 
 
 def features_mismatch(expected: dict[str, Any] | None, given: dict[str, Any] | None) -> str | None:
