@@ -14,25 +14,31 @@ from typing import Any
 
 import numpy as np
 
-from highlightzoo.errors import ConfigError
+from highlightzoo.errors import ConfigError, HighlightZooError
 
 
-def int_at_least(value: Any, minimum: int, name: str, *, allow_none: bool = False) -> int | None:
+def is_real(value: Any) -> bool:
+    """A real number (NumPy scalars included), not a bool (``True`` is an int to Python)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def int_at_least(value: Any, minimum: int, name: str, *, allow_none: bool = False,
+                 error: type[HighlightZooError] = ConfigError) -> int | None:
     """``value`` as a Python int ``>= minimum`` (NumPy integers are taken; ``None`` too when
-    ``allow_none``), else a :class:`ConfigError` saying what ``name`` must be."""
+    ``allow_none``), else an ``error`` (a :class:`ConfigError`; the metrics raise their own
+    :class:`~highlightzoo.errors.MetricInputError`) saying what ``name`` must be."""
     if value is None and allow_none:
         return None
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
+    if isinstance(value, numbers.Integral) and is_real(value) and value >= minimum:
         return int(value)
-    raise ConfigError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, "
-                      f"got {value!r}")
+    raise error(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, "
+                f"got {value!r}")
 
 
 def number_at_least(value: Any, minimum: float, name: str, *, above: bool = False) -> float:
     """``value`` as a finite float ``>= minimum`` (``> minimum`` when ``above``), else a
     :class:`ConfigError` saying what ``name`` must be."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value < math.inf \
-            and (value > minimum if above else value >= minimum):
+    if is_real(value) and value < math.inf and (value > minimum if above else value >= minimum):
         return float(value)
     raise ConfigError(f"{name} must be a finite number {'>' if above else '>='} {minimum:g}, "
                       f"got {value!r}")

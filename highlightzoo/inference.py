@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 from torch import nn
 
 from highlightzoo import metrics
-from highlightzoo.checks import int_at_least
+from highlightzoo.checks import int_at_least, is_real
 from highlightzoo.data.dataset import Sample, collate
 from highlightzoo.device import autocast, check_precision, feature_dtype, resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError
@@ -206,10 +205,10 @@ class Detector:
         every segment its own video). ``segment_options`` go to
         :func:`highlightzoo.metrics.top_k_segments`.
         """
-        if not (_is_real(rate) and math.isfinite(float(rate)) and float(rate) > 0):
+        if not (is_real(rate) and math.isfinite(float(rate)) and float(rate) > 0):
             raise ConfigError(f"rate must be a positive number of steps per second, got {rate!r}")
-        _check_count("top_k", top_k, 1)
-        _check_count("explain_top", explain_top, 0)
+        int_at_least(top_k, 1, "top_k")
+        int_at_least(explain_top, 0, "explain_top")
         unknown = sorted(set(segment_options) - set(SEGMENT_OPTIONS))
         if unknown:  # before the model runs, not as top_k_segments' TypeError after it
             raise ConfigError(
@@ -305,16 +304,6 @@ def explain(segment: Any, extras: dict[str, np.ndarray], rate: float, top: int) 
     )
 
 
-def _is_real(value: Any) -> bool:
-    """A real number (NumPy scalars included), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
-def _check_count(name: str, value: Any, lowest: int) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_) or value < lowest:
-        raise ConfigError(f"{name} must be an int >= {lowest}, got {value!r}")
-
-
 def _as_list(items: Any, what: str) -> list[Any]:
     """A list of the items of a sequence (a (N, L, D) array gives N segments)."""
     if not isinstance(items, str | bytes) and hasattr(items, "__iter__"):
@@ -340,7 +329,7 @@ def _history_owners(history_video: Any, n_segments: int) -> list[int]:
     for j, v in enumerate(values):
         if isinstance(v, np.ndarray) and v.ndim == 0:
             v = v.item()
-        if not _is_real(v) or not math.isfinite(float(v)) or float(v) != int(v):
+        if not is_real(v) or not math.isfinite(float(v)) or float(v) != int(v):
             raise DataFormatError(f"history_video[{j}] = {v!r} is not an integer video index")
         if not 0 <= int(v) < n_segments:
             raise DataFormatError(

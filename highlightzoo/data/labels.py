@@ -20,11 +20,11 @@ holding its midpoint), and the range is clipped to the video.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from highlightzoo.checks import is_real
 from highlightzoo.errors import ConfigError
 
 _EPS = 1e-9
@@ -62,8 +62,7 @@ def step_coverage(segments_s: Iterable[Sequence[float]], n_steps: int, rate: flo
 def fraction_of_a_step(min_fraction: object) -> float:
     """``min_fraction`` as a float in (0, 1] (how much of a step a segment must cover to label
     it positive), else a :class:`ConfigError`."""
-    ok = isinstance(min_fraction, numbers.Real) and not isinstance(min_fraction, bool)
-    if not (ok and 0.0 < min_fraction <= 1.0):  # NaN fails the comparison
+    if not (is_real(min_fraction) and 0.0 < min_fraction <= 1.0):  # NaN fails the comparison
         raise ConfigError(f"min_fraction (of a step a segment must cover) must be a number in "
                           f"(0, 1], got {min_fraction!r}")
     return float(min_fraction)

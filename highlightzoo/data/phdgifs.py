@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from highlightzoo.checks import flag, int_at_least
+from highlightzoo.checks import flag, int_at_least, is_real
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.data.store_format import read_features_info
 from highlightzoo.errors import ConfigError, DataFormatError
@@ -174,7 +174,7 @@ def check_fractions(fractions: object) -> tuple[float, ...]:
     values = () if isinstance(fractions, str) or not hasattr(fractions, "__iter__") \
         else tuple(fractions)  # fmt: skip
     ok = len(values) == len(SPLIT_NAMES) \
-        and all(isinstance(f, numbers.Real) and not isinstance(f, bool) and 0 <= f < math.inf
+        and all(is_real(f) and 0 <= f < math.inf
                 for f in values) and sum(values) > 0  # fmt: skip
     if not ok:
         raise ConfigError("fractions must be 3 finite numbers >= 0 (train, val, test) with a "
@@ -432,7 +432,7 @@ def import_phdgifs(
 
 def check_val_users(val_users: object) -> float:
     """``val_users`` as a float: a count (an integer >= 1) or a fraction in [0, 1)."""
-    ok = isinstance(val_users, numbers.Real) and not isinstance(val_users, bool) \
+    ok = is_real(val_users) \
         and math.isfinite(val_users) and val_users >= 0 \
         and (val_users < 1 or val_users == int(val_users))  # fmt: skip
     if not ok:

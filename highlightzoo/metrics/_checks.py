@@ -10,12 +10,12 @@ video and what is wrong.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from highlightzoo.checks import int_at_least
 from highlightzoo.errors import MetricInputError
 
 ArrayLike = Any  # np.ndarray | torch.Tensor | Sequence[float]; kept loose for duck typing
@@ -144,11 +144,9 @@ def real_number(value: Any, name: str, low: float, high: float, *, open_low: boo
 
 
 def count(value: Any, minimum: int, name: str) -> int:
-    """``value`` as a Python int ``>= minimum`` (NumPy integers are taken; a bool, a float or
-    a string is refused), else a :class:`MetricInputError` naming ``name``."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
-        return int(value)
-    raise MetricInputError(f"{name} must be an int >= {minimum}, got {value!r}")
+    """``value`` as a Python int ``>= minimum`` (a bool, a float or a string is refused),
+    else a :class:`MetricInputError` naming ``name``."""
+    return int_at_least(value, minimum, name, error=MetricInputError)  # type: ignore[return-value]
 
 
 def positive_rate(rate: float, at: str = "") -> float:

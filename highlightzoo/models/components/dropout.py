@@ -13,19 +13,18 @@ capture it).
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from highlightzoo.checks import is_real
 from highlightzoo.errors import ConfigError
 
 
 def check_dropout_p(p: float) -> float:
     """``p`` as a float in [0, 1], or a ConfigError naming it (a string, a bool or NaN too:
     torch's own dropout modules take NaN and fail at the first forward)."""
-    ok = isinstance(p, numbers.Real) and not isinstance(p, bool) and 0.0 <= p <= 1.0
+    ok = is_real(p) and 0.0 <= p <= 1.0
     if not ok:
         raise ConfigError(f"dropout probability must be a number in [0, 1], got {p!r}")
     return float(p)
