@@ -218,6 +218,17 @@ def test_case_8_build_arguments_are_checked_too(world, tmp_path, capsys):
     fails(capsys, ["evaluate", run], "other arguments", "width=None (run: 16)")
 
 
+@pytest.mark.parametrize("value", ["x", 3, 1.5, True, ["width"]])
+def test_case_8_a_damaged_run_config_is_refused_not_a_traceback(world, tmp_path, capsys, value):
+    """``model_overrides`` that is not an object, or a config.json that is not one, is a one-line error."""
+    run = make_run(tmp_path / "R", world["store"])
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "model_overrides": value}))
+    fails(capsys, ["evaluate", run], "model_overrides must be an object", "config.json")
+    (run / "config.json").write_text(json.dumps([config]))
+    fails(capsys, ["evaluate", run], "is not a JSON object", "config.json")
+
+
 # --------------------------------------------------------------------------- case 4
 
 

@@ -113,3 +113,69 @@ def test_checkpoint_of_another_model_or_feature_dim_is_refused(tmp_path):
     save_checkpoint(tmp_path / "swapped.pt", swapped)
     with pytest.raises(CheckpointError, match="does not fit model 'phdgifs'"):
         model_from_checkpoint(load_checkpoint(tmp_path / "swapped.pt"))
+
+
+def _damaged(payload: dict, place: tuple, value) -> dict:
+    """A deep-enough copy of ``payload`` with ``place`` (a key path) set to ``value`` (or deleted)."""
+    damaged = {k: dict(v) if isinstance(v, dict) else v for k, v in payload.items()}
+    node = damaged
+    for key in place[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[place[-1]]
+    else:
+        node[place[-1]] = value
+    return damaged
+
+
+_DELETE = object()
+_STATE_KEY = next(iter(_payload()["model_state"]))
+
+
+@pytest.mark.parametrize(
+    "place, value, message",
+    [
+        (("format_version",), True, "format version True"),
+        (("model_state",), _DELETE, "lacks 'model_state'"),
+        (("model_state",), None, "model_state must be a mapping"),
+        (("model_state",), [1, 2], "model_state must be a mapping"),
+        (("model_state", _STATE_KEY), "x", f"model_state[{_STATE_KEY!r}] must be a tensor"),
+        (("model_state", _STATE_KEY), 1.5, "must be a tensor, got float"),
+        (("build_args",), "x", "build_args must be a mapping"),
+        (("build_args",), None, "build_args must be a mapping"),
+        (("model_card",), "x", "model_card must be a mapping"),
+        (("model_card", "name"), _DELETE, "model_card.name must be a model name"),
+        (("model_card", "name"), 3, "model_card.name must be a model name"),
+        (("config",), "x", "config must be a mapping"),
+        (("config",), None, "config must be a mapping, got None"),
+        (("features",), "x", "features must be a mapping or null"),
+        (("features",), [], "features must be a mapping or null"),
+        (("history_cap",), "x", "history_cap must be an int >= 0 or null"),
+        (("history_cap",), -1, "history_cap must be an int >= 0 or null"),
+        (("history_cap",), True, "history_cap must be an int >= 0 or null"),
+    ],
+)
+def test_a_damaged_payload_is_a_checkpoint_error_naming_the_part(tmp_path, place, value, message):
+    """Found by replacing one value of a real run's checkpoint at a time: each was a traceback
+    (or, for ``format_version=True``, taken as version 1) in evaluate and predict."""
+    payload = {**_payload(), "features": None, "history_cap": 3}
+    save_checkpoint(tmp_path / "c.pt", _damaged(payload, place, value))
+    with pytest.raises(CheckpointError, match="c.pt") as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert message in str(info.value)
+    with pytest.raises(CheckpointError):
+        hz.Detector.from_checkpoint(tmp_path / "c.pt", device="cpu")
+
+
+def test_weights_of_another_dtype_kind_are_refused_not_truncated(tmp_path):
+    """An int64 tensor for float weights would load rounded toward zero, and score without a word."""
+    payload = _payload()
+    state = dict(payload["model_state"])
+    state[_STATE_KEY] = (state[_STATE_KEY] * 100).long()
+    save_checkpoint(tmp_path / "c.pt", {**payload, "model_state": state})
+    with pytest.raises(CheckpointError, match=f"wrong dtype \\[{_STATE_KEY!r}\\]"):
+        model_from_checkpoint(load_checkpoint(tmp_path / "c.pt"))
+    # float weights stored in another float precision still load (the values are the same numbers)
+    state[_STATE_KEY] = payload["model_state"][_STATE_KEY].double()
+    save_checkpoint(tmp_path / "d.pt", {**payload, "model_state": state})
+    model_from_checkpoint(load_checkpoint(tmp_path / "d.pt"))

@@ -83,16 +83,47 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a highlightzoo checkpoint")
-    if payload.get("format_version") != FORMAT_VERSION:
+    version = payload.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {payload.get('format_version')!r}; "
+            f"checkpoint {str(path)!r} has format version {version!r}; "
             f"this highlightzoo reads version {FORMAT_VERSION}"
         )
-    for key in ("model_state", "build_args", "model_card"):
-        if key not in payload:
-            raise CheckpointError(f"checkpoint {str(path)!r} lacks {key!r}")
+    problem = payload_problem(payload)
+    if problem:
+        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: {problem}")
     payload["path"] = str(path)
     return payload
+
+
+def payload_problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with the parts of a checkpoint that evaluation and inference read, or None.
+
+    ``model_state`` maps names to tensors; ``build_args`` and ``model_card`` are
+    objects and the card names its model; ``config`` and ``features`` are objects
+    when present (``features`` may be null), ``history_cap`` an int >= 0 or null.
+    """
+    for key in ("model_state", "build_args", "model_card"):
+        if key not in payload:
+            return f"it lacks {key!r}"
+        if not isinstance(payload[key], dict):
+            return f"{key} must be a mapping, got {type(payload[key]).__name__}"
+    state = payload["model_state"]
+    odd = next((k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        return f"model_state[{odd!r}] must be a tensor, got {type(state[odd]).__name__}"
+    if not all(isinstance(k, str) for k in payload["build_args"]):
+        return "build_args must map argument names to values"
+    if not isinstance(payload["model_card"].get("name"), str):
+        return f"model_card.name must be a model name, got {payload['model_card'].get('name')!r}"
+    for key, nullable in (("config", False), ("features", True)):
+        value = payload.get(key)
+        if key in payload and not (isinstance(value, dict) or (nullable and value is None)):
+            return f"{key} must be a mapping{' or null' if nullable else ''}, got {value!r}"
+    cap = payload.get("history_cap")
+    if cap is not None and (type(cap) is not int or cap < 0):
+        return f"history_cap must be an int >= 0 or null, got {cap!r}"
+    return None
 
 
 def resolve_checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Path:
@@ -142,15 +173,17 @@ def check_run_checkpoint(payload: dict[str, Any]) -> None:
     except (OSError, ValueError) as err:
         raise CheckpointError(f"run config {str(run_config)!r} is unreadable: {err}") from None
     run_dir = str(path.parent.parent)
+    if not isinstance(run, dict):
+        raise CheckpointError(f"run config {str(run_config)!r} is not a JSON object")
     if run.get("model") != name:
         raise CheckpointError(
             f"checkpoint {where!r} holds model {name!r}, but run {run_dir!r} trains "
             f"{run.get('model')!r} (its config.json): a checkpoint of another run?"
         )
-    wanted = run.get("model_overrides") or {}
+    wanted = _overrides(run.get("model_overrides"), f"run config {str(run_config)!r}")
     build_args = payload["build_args"]
     differ = sorted(
-        k for k in {*wanted, *(own.get("model_overrides") or {})}
+        k for k in {*wanted, *_overrides(own.get("model_overrides"), f"checkpoint {where!r}")}
         if build_args.get(k) != wanted.get(k)
     )  # fmt: skip
     if differ:
@@ -158,6 +191,17 @@ def check_run_checkpoint(payload: dict[str, Any]) -> None:
             f"checkpoint {where!r} was built with other arguments than run {run_dir!r} uses: "
             + ", ".join(f"{k}={build_args.get(k)!r} (run: {wanted.get(k)!r})" for k in differ)
         )
+
+
+def _overrides(value: Any, where: str) -> dict[str, Any]:
+    """A config's ``model_overrides``: a JSON object of ``create_model`` arguments (null: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{where}: model_overrides must be an object of model arguments, got {value!r}"
+        )
+    return value
 
 
 def model_from_checkpoint(
@@ -200,11 +244,18 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, where: str
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     bad_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or bad_shape:
+    bad_type = sorted(  # an int tensor for float weights would load truncated, without a word
+        k for k in set(own) & set(state)
+        if (own[k].is_floating_point(), own[k].is_complex()) != (state[k].is_floating_point(), state[k].is_complex())
+    )
+    if missing or unexpected or bad_shape or bad_type:
         name = getattr(getattr(model, "card", None), "name", type(model).__name__)
         parts = [
             f"{label} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", bad_shape))
+            for label, keys in (
+                ("missing", missing), ("unexpected", unexpected), ("wrong shape", bad_shape),
+                ("wrong dtype", bad_type),
+            )
             if keys
         ]
         raise CheckpointError(
