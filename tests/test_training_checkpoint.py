@@ -20,6 +20,7 @@ from highlightzoo.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from highlightzoo.training.evaluation import evaluate_checkpoint
 
 
 def _payload(model_name: str = "video2gif", feature_dim: int = 6) -> dict:
@@ -179,3 +180,9 @@ def test_weights_of_another_dtype_kind_are_refused_not_truncated(tmp_path):
     state[_STATE_KEY] = payload["model_state"][_STATE_KEY].double()
     save_checkpoint(tmp_path / "d.pt", {**payload, "model_state": state})
     model_from_checkpoint(load_checkpoint(tmp_path / "d.pt"))
+
+
+def test_a_payload_given_as_a_dict_is_checked_like_a_file():
+    payload = _damaged(_payload(), ("model_state",), None)
+    with pytest.raises(CheckpointError, match="'<payload>' is damaged: model_state must be a mapping"):
+        evaluate_checkpoint(payload)

@@ -33,6 +33,7 @@ from highlightzoo.training.checkpoint import (
     checkpoint_history_cap,
     load_checkpoint,
     model_from_checkpoint,
+    payload_problem,
     resolve_checkpoint_path,
 )
 from highlightzoo.training.config import TrainConfig
@@ -405,12 +406,16 @@ def evaluate_checkpoint(
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
         raise ConfigError(f"--batch-size must be an int >= 1 (whole videos per batch), got {batch_size!r}")
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(resolve_checkpoint_path(checkpoint))
+    where = payload.get("path", "<payload>")
+    problem = payload_problem(payload)
+    if problem:  # a payload passed in as a dict has not been through load_checkpoint's check
+        raise CheckpointError(f"checkpoint {where!r} is damaged: {problem}")
     try:
         config = TrainConfig.from_dict(payload["config"])
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {payload['path']!r} has no usable config: {err}") from None
+        raise CheckpointError(f"checkpoint {where!r} has no usable config: {err}") from None
     check_run_checkpoint(payload)
-    path, _, note = pinned_store(config.data, config.data_fingerprint, data, f"checkpoint {payload['path']!r}")
+    path, _, note = pinned_store(config.data, config.data_fingerprint, data, f"checkpoint {where!r}")
     if note:
         logging.getLogger("highlightzoo.evaluation").warning("%s", note)
     store = FeatureStore(path)
