@@ -11,7 +11,7 @@ from training_support import SMALL, write_tiny_store
 
 import highlightzoo as hz
 from highlightzoo.cli import main
-from highlightzoo.errors import ConfigError, RunFolderError
+from highlightzoo.errors import CheckpointError, ConfigError, RunFolderError
 from highlightzoo.training import TrainConfig, train
 
 RESULT_KEYS = {
@@ -86,15 +86,15 @@ def test_a_run_resumed_where_the_kernels_have_another_layout_restrides_adams_sta
     resumed where they are contiguous: the saved Adam moments are given the parameters'
     layout (fused Adam would otherwise pair wrong elements, silently), and the run ends."""
     from highlightzoo.models.components import fcsn as fcsn_parts
-    from highlightzoo.training import resume as resume_module
+    from highlightzoo.training import optim as optim_module
 
     cfg = _config(store, "fcsn", tmp_path / "r", max_steps=6, eval_every=2, batch_size=2)
     monkeypatch.setattr(fcsn_parts, "CHANNELS_LAST_ON", frozenset({"cpu"}))
     train(cfg, quiet=True, stop_after=1)
     monkeypatch.setattr(fcsn_parts, "CHANNELS_LAST_ON", frozenset())
     moved = []
-    real = resume_module.match_state_layout
-    monkeypatch.setattr(resume_module, "match_state_layout", lambda opt: moved.append(real(opt)))
+    real = optim_module.match_state_layout
+    monkeypatch.setattr(optim_module, "match_state_layout", lambda opt: moved.append(real(opt)))
     result = train(None, quiet=True, resume=tmp_path / "r")
     assert moved == [24]  # exp_avg and exp_avg_sq of the 12 block-conv kernels
     assert result.selection.steps_run == 6 and result.test is not None
@@ -199,3 +199,88 @@ def test_the_benchmark_resumes_a_chosen_run_finished_but_not_recorded(store, tmp
     outcome = TrainerBackend().resume_run(get_preset("quick"), "video2gif", 0, World(store, "k", {}),
                                           tmp_path / "r", device="cpu", trace_pairs=[])
     assert outcome.record["test"]["map"] == finished.test.map
+
+
+# ----------------------------------------------------------------- a damaged last.pt on resume
+
+_GONE = object()
+
+
+@pytest.fixture(scope="module")
+def paused_run(store, tmp_path_factory) -> Path:
+    """A video2gif run paused after its first validation: ``last.pt`` holds what a resume reads."""
+    run = tmp_path_factory.mktemp("paused") / "run"
+    train(_config(store, "video2gif", run, epochs=3, batch_size=3, eval_every=2), quiet=True, stop_after=1)
+    return run
+
+
+def _with_last(run: Path, to: Path, place: tuple, value) -> Path:
+    """A copy of ``run`` whose ``last.pt`` has ``value`` at key path ``place`` (or not the key)."""
+    import shutil
+
+    shutil.copytree(run, to)
+    payload = torch.load(to / "checkpoints/last.pt", weights_only=True)
+    node = payload
+    for key in place[:-1]:
+        node = node[key]
+    if value is _GONE:
+        del node[place[-1]]
+    else:
+        node[place[-1]] = value
+    torch.save(payload, to / "checkpoints/last.pt")
+    return to
+
+
+@pytest.mark.parametrize(
+    "place, value, message",
+    [
+        (("optimizer_state",), _GONE, "optimizer_state is missing"),
+        (("optimizer_state", "param_groups"), [], "groups of [] parameters"),
+        (("optimizer_state", "param_groups", 0, "lr"), 1.5, "param_groups[0] differs from the run's config: lr=1.5"),
+        (("optimizer_state", "state", 0, "exp_avg"), _GONE, "optimizer_state.state[0] holds ['exp_avg_sq', 'step']"),
+        (("optimizer_state", "state", 0, "exp_avg"), torch.zeros(3, 2), "of shape (3, 2)"),
+        (("optimizer_state", "state", 0, "step"), 1.5, "optimizer_state.state[0]['step'] must be Tensor"),
+        (("optimizer_state", "state", 0, "step"), torch.tensor(4), "is a torch.int64 tensor"),
+        (("optimizer_state", "state", 99), {}, "state[99] belongs to no parameter"),
+        (("trainer_state", "stop"), _GONE, "trainer_state.stop is missing"),
+        (("trainer_state", "step"), 1.5, "trainer_state.step must be int, got 1.5"),
+        (("trainer_state", "batch_in_epoch"), -1, "batch_in_epoch must be an int >= 0"),
+        (("trainer_state", "curve"), 1.5, "trainer_state.curve must be a list"),
+        (("trainer_state", "curve", 0, "val_map"), {}, "trainer_state.curve[0].val_map must be"),
+        (("trainer_state", "from_the_future"), 1, "trainer state of another version"),
+        (("rng",), _GONE, "rng is missing"),
+        (("rng", 0, "python", 1), {}, "rng[0].python[1] must be a list"),
+        (("rng", 0, "python", 1), [1, 2], "625 Mersenne Twister words"),
+        (("rng", 0, "numpy", 0), "PCG64", "must be 'MT19937'"),
+        (("rng", 0, "numpy", 3), 1.5, "rng[0].numpy[3] must be int"),
+        (("rng", 0, "torch"), torch.zeros(3), "must be a uint8 vector"),
+    ],
+)
+def test_a_damaged_last_checkpoint_is_refused_on_resume_never_a_traceback(
+        paused_run, tmp_path, place, value, message):
+    """Found by replacing one value of a paused run's ``last.pt`` at a time: each was a
+    ``KeyError`` / ``TypeError`` / ``ValueError`` from torch, NumPy or the trainer, or (a
+    deleted Adam moment, a changed learning rate, an int step count) a resume that went on
+    with another optimisation than the run's, silently."""
+    run = _with_last(paused_run, tmp_path / "run", place, value)
+    with pytest.raises(CheckpointError, match="last.pt") as info:
+        train(None, quiet=True, resume=run)
+    assert message in str(info.value)
+
+
+def test_a_resume_keeps_its_own_optimiser_implementation(paused_run, tmp_path):
+    """torch's ``load_state_dict`` takes every key of the saved groups, so a run saved without
+    CUDA graphs and resumed with them got a non-capturable Adam (capture then fails on a GPU).
+    The update rule comes from the checkpoint; how it runs (fused, capturable) from this process."""
+    from highlightzoo.training.optim import make_adam
+    from highlightzoo.training.resume import load_resume_point
+
+    config = TrainConfig.from_dict(json.loads((paused_run / "config.json").read_text()))
+    payload = torch.load(paused_run / "checkpoints/last.pt", weights_only=True)
+    assert payload["optimizer_state"]["param_groups"][0]["capturable"] is False
+    model = hz.create_model("video2gif", **payload["build_args"])
+    optimizer = make_adam(model.parameters(), lr=config.lr, capturable=True)
+    load_resume_point(paused_run, model, optimizer, config, payload["build_args"]["feature_dim"], 1, 0)
+    assert optimizer.param_groups[0]["capturable"] is True
+    assert optimizer.param_groups[0]["lr"] == config.lr
+    assert len(optimizer.state) == len(payload["optimizer_state"]["state"])

@@ -137,23 +137,23 @@ _STATE_KEY = next(iter(_payload()["model_state"]))
     "place, value, message",
     [
         (("format_version",), True, "format version True"),
-        (("model_state",), _DELETE, "lacks 'model_state'"),
-        (("model_state",), None, "model_state must be a mapping"),
-        (("model_state",), [1, 2], "model_state must be a mapping"),
-        (("model_state", _STATE_KEY), "x", f"model_state[{_STATE_KEY!r}] must be a tensor"),
-        (("model_state", _STATE_KEY), 1.5, "must be a tensor, got float"),
-        (("build_args",), "x", "build_args must be a mapping"),
-        (("build_args",), None, "build_args must be a mapping"),
-        (("model_card",), "x", "model_card must be a mapping"),
-        (("model_card", "name"), _DELETE, "model_card.name must be a model name"),
-        (("model_card", "name"), 3, "model_card.name must be a model name"),
-        (("config",), "x", "config must be a mapping"),
-        (("config",), None, "config must be a mapping, got None"),
-        (("features",), "x", "features must be a mapping or null"),
-        (("features",), [], "features must be a mapping or null"),
-        (("history_cap",), "x", "history_cap must be an int >= 0 or null"),
-        (("history_cap",), -1, "history_cap must be an int >= 0 or null"),
-        (("history_cap",), True, "history_cap must be an int >= 0 or null"),
+        (("model_state",), _DELETE, "model_state is missing"),
+        (("model_state",), None, "model_state must be an object, got None"),
+        (("model_state",), [1, 2], "model_state must be an object"),
+        (("model_state", _STATE_KEY), "x", f"model_state[{_STATE_KEY!r}] must be Tensor"),
+        (("model_state", _STATE_KEY), 1.5, "must be Tensor, got 1.5"),
+        (("build_args",), "x", "build_args must be an object"),
+        (("build_args",), None, "build_args must be an object"),
+        (("model_card",), "x", "model_card must be an object"),
+        (("model_card", "name"), _DELETE, "model_card.name is missing"),
+        (("model_card", "name"), 3, "model_card.name must be str, got 3"),
+        (("config",), "x", "config must be an object"),
+        (("config",), None, "config must be an object, got None"),
+        (("features",), "x", "features must be an object"),
+        (("features",), [], "features must be an object"),
+        (("history_cap",), "x", "history_cap must be int"),
+        (("history_cap",), -1, "history_cap must be an int >= 0, got -1"),
+        (("history_cap",), True, "history_cap must be int, got True"),
     ],
 )
 def test_a_damaged_payload_is_a_checkpoint_error_naming_the_part(tmp_path, place, value, message):
@@ -184,5 +184,5 @@ def test_weights_of_another_dtype_kind_are_refused_not_truncated(tmp_path):
 
 def test_a_payload_given_as_a_dict_is_checked_like_a_file():
     payload = _damaged(_payload(), ("model_state",), None)
-    with pytest.raises(CheckpointError, match="'<payload>' is damaged: model_state must be a mapping"):
+    with pytest.raises(CheckpointError, match="'<payload>' is damaged: model_state must be an object"):
         evaluate_checkpoint(payload)

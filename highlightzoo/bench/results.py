@@ -20,6 +20,7 @@ from typing import Any
 
 from highlightzoo.errors import DataFormatError, RunFolderError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+from highlightzoo.shapes import MAYBE_NUMBER, NUMBER, MappingOf, OrNull, shape_problem
 from highlightzoo.training.results import RESULTS_KIND
 
 SCHEMA = "highlightzoo.bench/1"
@@ -103,97 +104,32 @@ def load_results(path: Path) -> dict[str, Any]:
     return data
 
 
-# What the reports read of a results file, as a shape: a type (or tuple of types), a dict of
-# key -> shape (a key ending in "?" may be absent), a one-item list: a list of that shape,
-# MappingOf(shape): an object of any keys whose values have that shape, or OrNull(shape).
-# Files of earlier releases fit it (docs/results/ holds some). bool is not an int here.
+# What the reports read of a results file, as a shape (highlightzoo.shapes). Files of earlier
+# releases fit it (docs/results/ holds some).
 
-
-class MappingOf:
-    """A shape: an object whose every value has ``shape`` (any keys)."""
-
-    def __init__(self, shape: Any) -> None:
-        self.shape = shape
-
-
-class OrNull:
-    """A shape: null, or a value of ``shape``."""
-
-    def __init__(self, shape: Any) -> None:
-        self.shape = shape
-
-
-_NUMBER = (int, float)
-_MAYBE_NUMBER = (int, float, type(None))
-_VIDEO_SHAPE = {"user": str, "video": str, "ap": _NUMBER, "n_history?": int,
-                "ap_avhd?": _MAYBE_NUMBER, "ap_steps?": _MAYBE_NUMBER, "nmsd?": _MAYBE_NUMBER,
-                "hit?": _MAYBE_NUMBER}
+_VIDEO_SHAPE = {"user": str, "video": str, "ap": NUMBER, "n_history?": int,
+                "ap_avhd?": MAYBE_NUMBER, "ap_steps?": MAYBE_NUMBER, "nmsd?": MAYBE_NUMBER,
+                "hit?": MAYBE_NUMBER}
 _RUN_SHAPE = {
-    "id": str, "model": str, "seed": int, "role?": str, "lr?": _NUMBER, "config?": dict,
-    "card?": dict, "selection?": {"best_val_map?": _MAYBE_NUMBER, "curve?": [dict]},
-    "test?": {"videos": [_VIDEO_SHAPE], "map?": _NUMBER, "protocol?": str},
+    "id": str, "model": str, "seed": int, "role?": str, "lr?": NUMBER, "config?": dict,
+    "card?": dict, "selection?": {"best_val_map?": MAYBE_NUMBER, "curve?": [dict]},
+    "test?": {"videos": [_VIDEO_SHAPE], "map?": NUMBER, "protocol?": str},
 }
-_PROBE = {"map": _NUMBER}
+_PROBE = {"map": NUMBER}
 RESULTS_SHAPE = {
     "models?": [str], "seeds": [int], "runs": [_RUN_SHAPE], "provenance": dict,
     "world": {"key": str}, TIMING_KEY: {"runs?": dict},
     "preset": {
         "name": str, "eval": {"hit_k": int}, "batch_size": int, "clip_len": int,
-        "lr": _NUMBER, "patience": (int, type(None)), "epochs?": (int, type(None)),
+        "lr": NUMBER, "patience": (int, type(None)), "epochs?": (int, type(None)),
         "max_steps?": (int, type(None)), "model_overrides?": MappingOf(dict),
-        "lr_grid?": [_NUMBER], "world": str,
-        "eval_every?": (int, type(None)), "min_delta?": _NUMBER, "min_steps?": int,
+        "lr_grid?": [NUMBER], "world": str,
+        "eval_every?": (int, type(None)), "min_delta?": NUMBER, "min_steps?": int,
         "sampling?": str,
     },
     "world_probes?": OrNull({"probes": {"generic": _PROBE, "interest": _PROBE, "both": _PROBE},
-                             "seed": int, "n_videos": int, "personal_gain": _NUMBER}),
+                             "seed": int, "n_videos": int, "personal_gain": NUMBER}),
 }
-
-
-def shape_problem(value: Any, shape: Any, where: str) -> str | None:
-    """The first place where ``value`` does not fit ``shape`` (see ``RESULTS_SHAPE``), as
-    ``"runs[3].seed must be int, got 'x'"``; None when it fits."""
-    if isinstance(shape, dict):
-        if not isinstance(value, dict):
-            return f"{where or 'the file'} must be an object, got {_short(value)}"
-        for key, inner in shape.items():
-            name = key.rstrip("?")
-            if name not in value:
-                if key.endswith("?"):
-                    continue
-                return f"{where + '.' if where else ''}{name} is missing"
-            problem = shape_problem(value[name], inner, f"{where + '.' if where else ''}{name}")
-            if problem:
-                return problem
-        return None
-    if isinstance(shape, OrNull):
-        return None if value is None else shape_problem(value, shape.shape, where)
-    if isinstance(shape, MappingOf):
-        if not isinstance(value, dict):
-            return f"{where} must be an object, got {_short(value)}"
-        for key, item in value.items():
-            problem = shape_problem(item, shape.shape, f"{where}.{key}")
-            if problem:
-                return problem
-        return None
-    if isinstance(shape, list):
-        if not isinstance(value, list):
-            return f"{where} must be a list, got {_short(value)}"
-        for i, item in enumerate(value):
-            problem = shape_problem(item, shape[0], f"{where}[{i}]")
-            if problem:
-                return problem
-        return None
-    types = shape if isinstance(shape, tuple) else (shape,)
-    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-        return f"{where} must be {names}, got {_short(value)}"
-    return None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def new_results(

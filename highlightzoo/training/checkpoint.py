@@ -25,6 +25,7 @@ from torch import nn
 from highlightzoo.errors import CheckpointError, HighlightZooError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from highlightzoo.models.registry import create_model
+from highlightzoo.shapes import COUNT, Items, MappingOf, OrNull, Where, shape_problem
 from highlightzoo.training.config import CARD_CAP, resolve_history_cap
 
 FORMAT = "highlightzoo-checkpoint"
@@ -43,6 +44,23 @@ def capture_rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def _mt_words(n: int, kind: Any) -> Where:
+    return Where(kind, lambda v: len(v) == n, f"{n} Mersenne Twister words")
+
+
+#: One process's :func:`capture_rng_state`, as :func:`restore_rng_state` needs it
+#: (highlightzoo.shapes); Python's and NumPy's generators refuse other state sizes.
+RNG_SHAPE = {
+    "python": Items(int, Where(_mt_words(625, list), lambda v: all(type(w) is int for w in v), "ints"),
+                    OrNull(float)),
+    "numpy": Items(Where(str, lambda v: v == "MT19937", "'MT19937'"),
+                   Where(_mt_words(624, torch.Tensor), lambda t: not t.is_floating_point(), "ints"),
+                   COUNT, Where(int, lambda v: v in (0, 1), "0 or 1"), float),
+    "torch": Where(torch.Tensor, lambda t: t.dtype == torch.uint8 and t.dim() == 1, "a uint8 vector"),
+    "cuda?": [torch.Tensor],
+}
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
@@ -96,34 +114,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def payload_problem(payload: dict[str, Any]) -> str | None:
-    """What is wrong with the parts of a checkpoint that evaluation and inference read, or None.
+#: What evaluation and inference read of a checkpoint (highlightzoo.shapes); the rest of a
+#: payload (optimiser, trainer state, RNG states) is what a resume reads, checked there.
+PAYLOAD_SHAPE = {
+    "model_state": MappingOf(torch.Tensor), "build_args": dict, "model_card": {"name": str},
+    "config?": dict, "features?": OrNull(dict), "history_cap?": OrNull(COUNT),
+}
 
-    ``model_state`` maps names to tensors; ``build_args`` and ``model_card`` are
-    objects and the card names its model; ``config`` and ``features`` are objects
-    when present (``features`` may be null), ``history_cap`` an int >= 0 or null.
-    """
-    for key in ("model_state", "build_args", "model_card"):
-        if key not in payload:
-            return f"it lacks {key!r}"
-        if not isinstance(payload[key], dict):
-            return f"{key} must be a mapping, got {type(payload[key]).__name__}"
-    state = payload["model_state"]
-    odd = next((k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
-    if odd is not None:
-        return f"model_state[{odd!r}] must be a tensor, got {type(state[odd]).__name__}"
-    if not all(isinstance(k, str) for k in payload["build_args"]):
-        return "build_args must map argument names to values"
-    if not isinstance(payload["model_card"].get("name"), str):
-        return f"model_card.name must be a model name, got {payload['model_card'].get('name')!r}"
-    for key, nullable in (("config", False), ("features", True)):
-        value = payload.get(key)
-        if key in payload and not (isinstance(value, dict) or (nullable and value is None)):
-            return f"{key} must be a mapping{' or null' if nullable else ''}, got {value!r}"
-    cap = payload.get("history_cap")
-    if cap is not None and (type(cap) is not int or cap < 0):
-        return f"history_cap must be an int >= 0 or null, got {cap!r}"
-    return None
+
+def payload_problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with the parts of a checkpoint that evaluation and inference read
+    (:data:`PAYLOAD_SHAPE`), or None."""
+    return shape_problem(payload, PAYLOAD_SHAPE)
 
 
 def resolve_checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Path:

@@ -23,10 +23,11 @@ from torch import nn
 
 from highlightzoo.data.store import fingerprint_difference, store_fingerprint
 from highlightzoo.errors import CheckpointError, ConfigError, RunFolderError
+from highlightzoo.shapes import COUNT, MAYBE_NUMBER, NUMBER, OrNull, shape_problem
 from highlightzoo.training import runs
-from highlightzoo.training.checkpoint import load_checkpoint, load_weights
+from highlightzoo.training.checkpoint import RNG_SHAPE, load_checkpoint, load_weights
 from highlightzoo.training.config import TrainConfig
-from highlightzoo.training.optim import match_state_layout
+from highlightzoo.training.optim import load_optimizer_state
 from highlightzoo.training.stopping import StopState
 
 #: Fields a resumed run may change; everything else must stay as the run started.
@@ -34,6 +35,21 @@ RESUMABLE_FIELDS = (
     "epochs", "max_steps", "patience", "min_steps", "device", "num_workers", "eval_batch_size",
     "cuda_graphs",
 )
+
+
+_STOP_SHAPE = {"best_value": NUMBER, "best_step": COUNT, "ref_value": NUMBER, "bad": COUNT,
+               "stop_reason": OrNull(str)}
+_CURVE_SHAPE = {"step": COUNT, "val_map": NUMBER, "epoch?": NUMBER, "train_loss?": NUMBER,
+                "train_rows?": COUNT, "val_user_map?": MAYBE_NUMBER, "val_skipped?": COUNT,
+                "val_seconds?": NUMBER}
+#: What a resume reads of ``last.pt`` besides the weights (highlightzoo.shapes); the
+#: optimiser's state is checked against the run's optimiser (``optim.optimizer_state_problem``).
+RESUME_SHAPE = {
+    "trainer_state": {"step": COUNT, "epoch": COUNT, "batch_in_epoch": COUNT, "stop": _STOP_SHAPE,
+                      "train_time_s": NUMBER, "curve": [_CURVE_SHAPE]},
+    "optimizer_state": dict,
+    "rng": [RNG_SHAPE],
+}
 
 
 @dataclass
@@ -59,6 +75,7 @@ class TrainerState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainerState:
+        """The state saved by :meth:`to_dict`; an unknown key is a ``TypeError``, not dropped."""
         return cls(**{**data, "stop": StopState.from_dict(data["stop"])})
 
 
@@ -209,16 +226,23 @@ def load_resume_point(
     """
     ckpt_dir = run_dir / runs.CHECKPOINT_DIR
     last = load_checkpoint(ckpt_dir / "last.pt")
-    notes = [check_same_model(last, model, config, feature_dim, run_dir)]
-    load_weights(model, last["model_state"], where=last["path"])
-    optimizer.load_state_dict(last["optimizer_state"])
-    match_state_layout(optimizer)  # saved where the weights had another layout (GPU/CPU)
-    if "step" not in last["trainer_state"]:
+    if isinstance(last.get("trainer_state"), dict) and "step" not in last["trainer_state"]:
         raise CheckpointError(
             f"checkpoint {last['path']!r} was written by an epoch-based trainer (before "
             "highlightzoo counted budgets in steps); start a new run"
         )
-    state = TrainerState.from_dict(last["trainer_state"])
+    problem = shape_problem(last, RESUME_SHAPE)
+    if problem:
+        raise CheckpointError(f"checkpoint {last['path']!r} cannot be resumed: {problem}")
+    notes = [check_same_model(last, model, config, feature_dim, run_dir)]
+    load_weights(model, last["model_state"], where=last["path"])
+    load_optimizer_state(optimizer, last["optimizer_state"], where=last["path"])
+    try:
+        state = TrainerState.from_dict(last["trainer_state"])
+    except TypeError as err:  # a field this trainer does not know: it cannot say what it meant
+        raise CheckpointError(
+            f"checkpoint {last['path']!r} cannot be resumed: a trainer state of another version ({err})"
+        ) from None
     rng = last["rng"]
     if len(rng) != world_size:
         raise ConfigError(
