@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_support import SMALL, write_tiny_store
+from training_support import GONE, SMALL, set_at, write_tiny_store
 
 import highlightzoo as hz
 from highlightzoo.cli import main
@@ -203,8 +203,6 @@ def test_the_benchmark_resumes_a_chosen_run_finished_but_not_recorded(store, tmp
 
 # ----------------------------------------------------------------- a damaged last.pt on resume
 
-_GONE = object()
-
 
 @pytest.fixture(scope="module")
 def paused_run(store, tmp_path_factory) -> Path:
@@ -220,13 +218,7 @@ def _with_last(run: Path, to: Path, place: tuple, value) -> Path:
 
     shutil.copytree(run, to)
     payload = torch.load(to / "checkpoints/last.pt", weights_only=True)
-    node = payload
-    for key in place[:-1]:
-        node = node[key]
-    if value is _GONE:
-        del node[place[-1]]
-    else:
-        node[place[-1]] = value
+    set_at(payload, place, value)
     torch.save(payload, to / "checkpoints/last.pt")
     return to
 
@@ -234,21 +226,21 @@ def _with_last(run: Path, to: Path, place: tuple, value) -> Path:
 @pytest.mark.parametrize(
     "place, value, message",
     [
-        (("optimizer_state",), _GONE, "optimizer_state is missing"),
+        (("optimizer_state",), GONE, "optimizer_state is missing"),
         (("optimizer_state", "param_groups"), [], "groups of [] parameters"),
         (("optimizer_state", "param_groups", 0, "lr"), 1.5, "param_groups[0] differs from the run's config: lr=1.5"),
-        (("optimizer_state", "state", 0, "exp_avg"), _GONE, "optimizer_state.state[0] holds ['exp_avg_sq', 'step']"),
+        (("optimizer_state", "state", 0, "exp_avg"), GONE, "optimizer_state.state[0] holds ['exp_avg_sq', 'step']"),
         (("optimizer_state", "state", 0, "exp_avg"), torch.zeros(3, 2), "of shape (3, 2)"),
         (("optimizer_state", "state", 0, "step"), 1.5, "optimizer_state.state[0]['step'] must be Tensor"),
         (("optimizer_state", "state", 0, "step"), torch.tensor(4), "is a torch.int64 tensor"),
         (("optimizer_state", "state", 99), {}, "state[99] belongs to no parameter"),
-        (("trainer_state", "stop"), _GONE, "trainer_state.stop is missing"),
+        (("trainer_state", "stop"), GONE, "trainer_state.stop is missing"),
         (("trainer_state", "step"), 1.5, "trainer_state.step must be int, got 1.5"),
         (("trainer_state", "batch_in_epoch"), -1, "batch_in_epoch must be an int >= 0"),
         (("trainer_state", "curve"), 1.5, "trainer_state.curve must be a list"),
         (("trainer_state", "curve", 0, "val_map"), {}, "trainer_state.curve[0].val_map must be"),
         (("trainer_state", "from_the_future"), 1, "trainer state of another version"),
-        (("rng",), _GONE, "rng is missing"),
+        (("rng",), GONE, "rng is missing"),
         (("rng", 0, "python", 1), {}, "rng[0].python[1] must be a list"),
         (("rng", 0, "python", 1), [1, 2], "625 Mersenne Twister words"),
         (("rng", 0, "numpy", 0), "PCG64", "must be 'MT19937'"),

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from training_support import GONE, set_at
 
 import highlightzoo as hz
 from highlightzoo.errors import CheckpointError
@@ -119,17 +120,9 @@ def test_checkpoint_of_another_model_or_feature_dim_is_refused(tmp_path):
 def _damaged(payload: dict, place: tuple, value) -> dict:
     """A deep-enough copy of ``payload`` with ``place`` (a key path) set to ``value`` (or deleted)."""
     damaged = {k: dict(v) if isinstance(v, dict) else v for k, v in payload.items()}
-    node = damaged
-    for key in place[:-1]:
-        node = node[key]
-    if value is _DELETE:
-        del node[place[-1]]
-    else:
-        node[place[-1]] = value
+    set_at(damaged, place, value)
     return damaged
 
-
-_DELETE = object()
 _STATE_KEY = next(iter(_payload()["model_state"]))
 
 
@@ -137,7 +130,7 @@ _STATE_KEY = next(iter(_payload()["model_state"]))
     "place, value, message",
     [
         (("format_version",), True, "format version True"),
-        (("model_state",), _DELETE, "model_state is missing"),
+        (("model_state",), GONE, "model_state is missing"),
         (("model_state",), None, "model_state must be an object, got None"),
         (("model_state",), [1, 2], "model_state must be an object"),
         (("model_state", _STATE_KEY), "x", f"model_state[{_STATE_KEY!r}] must be Tensor"),
@@ -145,7 +138,7 @@ _STATE_KEY = next(iter(_payload()["model_state"]))
         (("build_args",), "x", "build_args must be an object"),
         (("build_args",), None, "build_args must be an object"),
         (("model_card",), "x", "model_card must be an object"),
-        (("model_card", "name"), _DELETE, "model_card.name is missing"),
+        (("model_card", "name"), GONE, "model_card.name is missing"),
         (("model_card", "name"), 3, "model_card.name must be str, got 3"),
         (("config",), "x", "config must be an object"),
         (("config",), None, "config must be an object, got None"),

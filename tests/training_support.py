@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,3 +97,17 @@ def write_fresh_checkpoint(path: Path, model: str, data: Path, feature_dim: int 
         },
     )
     return path
+
+
+#: ``set_at``'s value that deletes the key instead.
+GONE = object()
+
+
+def set_at(data: Any, place: tuple, value: Any) -> None:
+    """Put ``value`` at key path ``place`` of nested dicts / lists in place (``GONE``: delete it)."""
+    for key in place[:-1]:
+        data = data[key]
+    if value is GONE:
+        del data[place[-1]]
+    else:
+        data[place[-1]] = value
