@@ -234,6 +234,7 @@ def _with_last(run: Path, to: Path, place: tuple, value) -> Path:
         (("optimizer_state", "state", 0, "step"), 1.5, "optimizer_state.state[0]['step'] must be Tensor"),
         (("optimizer_state", "state", 0, "step"), torch.tensor(4), "is a torch.int64 tensor"),
         (("optimizer_state", "state", 99), {}, "state[99] belongs to no parameter"),
+        (("optimizer_state", "state"), {}, "after 2 steps its optimizer_state.state is empty"),
         (("trainer_state", "stop"), GONE, "trainer_state.stop is missing"),
         (("trainer_state", "step"), 1.5, "trainer_state.step must be int, got 1.5"),
         (("trainer_state", "batch_in_epoch"), -1, "batch_in_epoch must be an int >= 0"),

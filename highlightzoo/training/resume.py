@@ -234,6 +234,11 @@ def load_resume_point(
     problem = shape_problem(last, RESUME_SHAPE)
     if problem:
         raise CheckpointError(f"checkpoint {last['path']!r} cannot be resumed: {problem}")
+    if last["trainer_state"]["step"] > 0 and not last["optimizer_state"]["state"]:
+        raise CheckpointError(  # Adam would restart from zero moments and bias correction
+            f"checkpoint {last['path']!r} cannot be resumed: after "
+            f"{last['trainer_state']['step']} steps its optimizer_state.state is empty"
+        )
     notes = [check_same_model(last, model, config, feature_dim, run_dir)]
     load_weights(model, last["model_state"], where=last["path"])
     load_optimizer_state(optimizer, last["optimizer_state"], where=last["path"])
