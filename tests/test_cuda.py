@@ -6,7 +6,8 @@
 - training and evaluation run end to end under bf16 with pinned, bf16-collated batches
   from DataLoader workers;
 - every trainable model's step is captured and replayed as a CUDA graph
-  (``TrainConfig.cuda_graphs``), training as the eager steps do, in the trainer too.
+  (``TrainConfig.cuda_graphs``), training as the eager steps do, in the trainer too, also
+  in a run paused without graphs and resumed with them.
 """
 
 from __future__ import annotations
@@ -154,6 +155,20 @@ def test_trainer_with_cuda_graphs_end_to_end(tmp_path):
                          precision="bf16", cuda_graphs=True, num_workers=2,
                          model_overrides={"width_mult": 1 / 16})
     result = train(config, quiet=True)
+    assert result.test is not None and math.isfinite(result.test.map)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert int(log.split("CUDA graphs: ")[-1].split(" of ")[0]) > 0, log
+
+
+def test_a_run_paused_without_graphs_resumes_with_them(tmp_path):
+    """``cuda_graphs`` may change on resume; the resumed Adam must be capturable (torch's
+    ``load_state_dict`` would take the saved, non-capturable flag and capture would fail)."""
+    store = write_tiny_store(tmp_path / "tiny.h5", steps=(70, 90))
+    config = TrainConfig(model="fcsn", data=str(store), out=str(tmp_path / "run"), device="cuda",
+                         batch_size=2, max_steps=12, eval_every=4, clip_len=32,
+                         model_overrides={"width_mult": 1 / 16})
+    train(config, quiet=True, stop_after=1)
+    result = train(None, quiet=True, resume=tmp_path / "run", overrides={"cuda_graphs": True})
     assert result.test is not None and math.isfinite(result.test.map)
     log = (tmp_path / "run" / "train.log").read_text()
     assert int(log.split("CUDA graphs: ")[-1].split(" of ")[0]) > 0, log
