@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from training_support import FEATURE_DIM, write_tiny_store
 
@@ -949,6 +949,9 @@ def segment_inputs(draw) -> dict[str, object]:
 
 @settings(max_examples=200, deadline=None)
 @given(args=segment_inputs(), n=st.integers(1, 40))
+@example(  # found by CI: seconds x steps/s overflowed to inf before clipping to the video
+    args={"rate": 2.3425702861621914e205, "k": 1, "min_len_s": 1.0,
+          "max_len_s": 7.67402005174179e102, "baseline": 0, "max_lengths": 1}, n=1)
 def test_property_random_segment_options_are_a_typed_error_or_checked_segments(args, n):
     """Every scalar option of ``top_k_segments``: a ``MetricInputError`` naming it, or segments
     that fit the video (no ``TypeError`` from a comparison, no NaN baseline let through)."""

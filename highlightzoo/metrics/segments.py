@@ -101,9 +101,10 @@ def _length_range(min_len_s: float, max_len_s: float, rate: float, t: int) -> tu
         raise MetricInputError(
             f"need 0 < min_len_s <= max_len_s, got min_len_s={min_len_s!r}, max_len_s={max_len_s!r}"
         )
-    lo = min(max(1, math.ceil(min_len_s * rate - _EPS)), t)
-    hi = min(max(lo, math.floor(max_len_s * rate + _EPS)), t)
-    return lo, hi
+    # clipped to the video before rounding: seconds x rate may overflow to inf (1e200 steps/s)
+    lo = max(1, math.ceil(min(min_len_s * rate - _EPS, t)))
+    hi = max(lo, math.floor(min(max_len_s * rate + _EPS, t)))
+    return min(lo, t), min(hi, t)
 
 
 def top_k_segments(
