@@ -277,3 +277,20 @@ def test_a_resume_keeps_its_own_optimiser_implementation(paused_run, tmp_path):
     assert optimizer.param_groups[0]["capturable"] is True
     assert optimizer.param_groups[0]["lr"] == config.lr
     assert len(optimizer.state) == len(payload["optimizer_state"]["state"])
+
+
+@pytest.mark.parametrize("place, value", [(("batch_size",), GONE), (("batch_size",), 4),
+                                          (("data_fingerprint",), GONE), (("sampling",), "last_video")])
+def test_a_config_json_edited_or_damaged_after_the_checkpoint_is_refused_on_resume(
+        paused_run, tmp_path, place, value):
+    """A deleted field took its default and an edited one its new value: a resume that went on
+    as another run than the one saved (and, without the fingerprint, unpinned from its store)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(paused_run, run)
+    config = json.loads((run / "config.json").read_text())
+    set_at(config, place, value)
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"config.json says {place[0]}=.* but .*last.pt' was trained with"):
+        train(None, quiet=True, resume=run)

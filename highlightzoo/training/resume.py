@@ -12,6 +12,7 @@ both check through here, so the rules live in one place.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -210,6 +211,31 @@ def check_same_model(
     return None
 
 
+def check_config_matches(payload: dict[str, Any], config: TrainConfig, run_dir: Path) -> None:
+    """``config.json`` still says what the checkpoint was trained with (else a :class:`CheckpointError`).
+
+    The checkpoint keeps a copy of the config; a field of ``config.json`` that was edited or
+    deleted (a deleted one takes its default) would resume another run than the one saved.
+    Fields a resume may change, ``out`` and (after an explicit ``--data``) the store are not
+    compared, nor fields the checkpoint's copy lacks (a checkpoint of an older release).
+    """
+    saved = payload.get("config") or {}
+    now = json.loads(json.dumps(config.to_dict()))
+    then = json.loads(json.dumps(saved))
+    skip = {*RESUMABLE_FIELDS, "out"}
+    if now.get("data") != then.get("data"):  # an explicit --data: said in the log, not refused
+        skip |= {"data", "data_fingerprint"}
+    differ = sorted(k for k in then if k not in skip and now.get(k) != then[k])
+    if differ:
+        raise CheckpointError(
+            f"run {str(run_dir)!r}: its config.json says "
+            + ", ".join(f"{k}={now.get(k)!r}" for k in differ)
+            + f" but {payload['path']!r} was trained with "
+            + ", ".join(f"{k}={then[k]!r}" for k in differ)
+            + " (config.json edited or damaged?)"
+        )
+
+
 def load_resume_point(
     run_dir: Path,
     model: nn.Module,
@@ -239,6 +265,7 @@ def load_resume_point(
             f"checkpoint {last['path']!r} cannot be resumed: after "
             f"{last['trainer_state']['step']} steps its optimizer_state.state is empty"
         )
+    check_config_matches(last, config, run_dir)
     notes = [check_same_model(last, model, config, feature_dim, run_dir)]
     load_weights(model, last["model_state"], where=last["path"])
     load_optimizer_state(optimizer, last["optimizer_state"], where=last["path"])
