@@ -226,7 +226,7 @@ def test_case_8_a_damaged_run_config_is_refused_not_a_traceback(world, tmp_path,
     (run / "config.json").write_text(json.dumps({**config, "model_overrides": value}))
     fails(capsys, ["evaluate", run], "model_overrides must be an object", "config.json")
     (run / "config.json").write_text(json.dumps([config]))
-    fails(capsys, ["evaluate", run], "is not a JSON object", "config.json")
+    fails(capsys, ["evaluate", run], "config.json' is damaged: the file must be an object")
 
 
 # --------------------------------------------------------------------------- case 4

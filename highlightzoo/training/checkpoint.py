@@ -116,9 +116,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 #: What evaluation and inference read of a checkpoint (highlightzoo.shapes); the rest of a
 #: payload (optimiser, trainer state, RNG states) is what a resume reads, checked there.
+#: A config's ``model_overrides`` are ``create_model`` arguments: an object, or null for none.
+RUN_CONFIG_SHAPE = {"model_overrides?": OrNull(dict)}
 PAYLOAD_SHAPE = {
     "model_state": MappingOf(torch.Tensor), "build_args": dict, "model_card": {"name": str},
-    "config?": dict, "features?": OrNull(dict), "history_cap?": OrNull(COUNT),
+    "config?": RUN_CONFIG_SHAPE, "features?": OrNull(dict), "history_cap?": OrNull(COUNT),
 }
 
 
@@ -175,17 +177,18 @@ def check_run_checkpoint(payload: dict[str, Any]) -> None:
     except (OSError, ValueError) as err:
         raise CheckpointError(f"run config {str(run_config)!r} is unreadable: {err}") from None
     run_dir = str(path.parent.parent)
-    if not isinstance(run, dict):
-        raise CheckpointError(f"run config {str(run_config)!r} is not a JSON object")
+    problem = shape_problem(run, RUN_CONFIG_SHAPE)
+    if problem:
+        raise CheckpointError(f"run config {str(run_config)!r} is damaged: {problem}")
     if run.get("model") != name:
         raise CheckpointError(
             f"checkpoint {where!r} holds model {name!r}, but run {run_dir!r} trains "
             f"{run.get('model')!r} (its config.json): a checkpoint of another run?"
         )
-    wanted = _overrides(run.get("model_overrides"), f"run config {str(run_config)!r}")
+    wanted = run.get("model_overrides") or {}
     build_args = payload["build_args"]
     differ = sorted(
-        k for k in {*wanted, *_overrides(own.get("model_overrides"), f"checkpoint {where!r}")}
+        k for k in {*wanted, *(own.get("model_overrides") or {})}
         if build_args.get(k) != wanted.get(k)
     )  # fmt: skip
     if differ:
@@ -193,17 +196,6 @@ def check_run_checkpoint(payload: dict[str, Any]) -> None:
             f"checkpoint {where!r} was built with other arguments than run {run_dir!r} uses: "
             + ", ".join(f"{k}={build_args.get(k)!r} (run: {wanted.get(k)!r})" for k in differ)
         )
-
-
-def _overrides(value: Any, where: str) -> dict[str, Any]:
-    """A config's ``model_overrides``: a JSON object of ``create_model`` arguments (null: none)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise CheckpointError(
-            f"{where}: model_overrides must be an object of model arguments, got {value!r}"
-        )
-    return value
 
 
 def model_from_checkpoint(

@@ -405,11 +405,13 @@ def evaluate_checkpoint(
     """
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
         raise ConfigError(f"--batch-size must be an int >= 1 (whole videos per batch), got {batch_size!r}")
-    payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(resolve_checkpoint_path(checkpoint))
+    if isinstance(checkpoint, dict):  # not read by load_checkpoint, so not checked yet
+        payload, problem = checkpoint, payload_problem(checkpoint)
+        if problem:
+            raise CheckpointError(f"checkpoint {checkpoint.get('path', '<payload>')!r} is damaged: {problem}")
+    else:
+        payload = load_checkpoint(resolve_checkpoint_path(checkpoint))
     where = payload.get("path", "<payload>")
-    problem = payload_problem(payload)
-    if problem:  # a payload passed in as a dict has not been through load_checkpoint's check
-        raise CheckpointError(f"checkpoint {where!r} is damaged: {problem}")
     try:
         config = TrainConfig.from_dict(payload["config"])
     except (KeyError, TypeError, ValueError) as err:
