@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from highlightzoo.data.labels import merge_segments, segment_steps, segments_to_step_labels
-from highlightzoo.errors import ConfigError
+from highlightzoo.errors import ConfigError, DataFormatError
 
 
 def test_half_coverage_rule_known_answer():
@@ -88,3 +88,27 @@ def test_segment_steps_known_answers():
     assert segment_steps(1.0, 3.0, 2.0, 100) == (2, 6)
     assert segment_steps(1.0, 1.1, 2.0, 100) == (2, 3)  # shorter than a step: one step
     assert segment_steps(80.0, 90.0, 2.0, 100) == (99, 100)  # clipped to the video
+
+
+@pytest.mark.parametrize("segment, message", [
+    ((3.0, 1.0), "must not end before it starts, got \\(3.0, 1.0\\)"),
+    ((float("nan"), 1.0), "two finite numbers of seconds"),
+    ((0.0, float("inf")), "two finite numbers of seconds"),
+    (("1", 2.0), "two finite numbers of seconds"),
+    ((True, 2.0), "two finite numbers of seconds"),
+])
+def test_a_reversed_or_non_finite_segment_is_refused_not_dropped_or_moved(segment, message):
+    # a reversed segment labelled nothing (dropped) and got its "midpoint" step as history
+    with pytest.raises(DataFormatError, match=message):
+        segments_to_step_labels([(0.0, 1.0), segment], 10, 1.0)
+    with pytest.raises(DataFormatError, match=message):
+        segment_steps(*segment, 1.0, 10)
+    with pytest.raises(DataFormatError, match="a \\(start, end\\) pair"):
+        merge_segments([(0.0, 1.0, 2.0)])
+
+
+def test_an_empty_segment_still_labels_nothing_and_numpy_or_torch_seconds_are_taken():
+    torch = pytest.importorskip("torch")
+    assert segments_to_step_labels([(2.0, 2.0)], 4, 1.0).sum() == 0
+    assert segment_steps(torch.tensor(1.0), np.float32(3.0), 2.0, 100) == (2, 6)
+    assert segments_to_step_labels(np.array([[0.0, 2.0]]), 4, 1.0).tolist() == [1, 1, 0, 0]

@@ -194,3 +194,44 @@ def test_cli_val_users_with_one_csv_is_refused(tmp_path: Path, capsys):
                  str(RATE), "--val-users", "5", "--out", str(tmp_path / "s.h5"), "--quiet"]) == 2
     assert "applies to an official --train/--test import only" in capsys.readouterr().err
     assert not (tmp_path / "s.h5").exists()
+
+
+def _three_videos(tmp_path: Path, steps: dict[str, int]) -> tuple[Path, Path]:
+    """Three 60 s videos, one user each (target + one history row); features of ``steps``."""
+    rows = [f"{v},1.0,2.0,u{i},60.0,True\n{w},3.0,2.0,u{i},60.0,False"
+            for i, (v, w) in enumerate([("v0", "v1"), ("v1", "v2"), ("v2", "v0")])]
+    csv_path = tmp_path / "three.csv"
+    csv_path.write_text(HEADER + "\n".join(rows) + "\n")
+    feats = tmp_path / "three"
+    feats.mkdir()
+    for vid, n in steps.items():
+        np.save(feats / f"{vid}.npy", np.ones((n, 4), np.float32))
+    return csv_path, feats
+
+
+@pytest.mark.parametrize("rate, steps, likely", [
+    (None, 60, "1 steps/s"),  # features at 1 step/s read at the 1.875 default: 53 %
+    (1.0, 120, "2 steps/s"),  # 2 steps/s read as 1: 200 %
+    (1.875, 94, "1.57 steps/s"),  # C3D clips of 16 frames at 25 fps, read as 30 fps: 84 %
+])
+def test_a_rate_at_which_the_features_do_not_cover_their_videos_is_refused(
+        tmp_path: Path, capsys, rate, steps, likely):
+    """A wrong rate (or the silent 1.875 default) misplaced every label of the store."""
+    from highlightzoo.cli import main
+
+    csv_path, feats = _three_videos(tmp_path, {"v0": steps, "v1": steps, "v2": steps})
+    out = tmp_path / "s.h5"
+    with pytest.raises(ConfigError, match=f"of 3 videos.* looks like {likely}: give it with --rate"):
+        import_phdgifs(csv_path, feats, rate, out, progress=False)
+    assert not out.exists()
+    argv = ["data", "import-phdgifs", str(csv_path), "--features", str(feats), "--out", str(out),
+            "--quiet", *(["--rate", str(rate)] if rate else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"looks like {likely}" in err[0] and not out.exists()
+
+
+def test_one_truncated_video_does_not_decide_the_rate(tmp_path: Path):
+    csv_path, feats = _three_videos(tmp_path, {"v0": 120, "v1": 119, "v2": 30})  # v2: a quarter
+    report = import_phdgifs(csv_path, feats, 2.0, tmp_path / "s.h5", progress=False)
+    assert report.users_kept == 3

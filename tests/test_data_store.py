@@ -170,6 +170,44 @@ def test_file_level_problems_raise_in_both_modes(store_path: Path, case: str, st
     assert info.value.reason == reason
 
 
+def _set_attr(name: str, value: object):
+    return lambda f: f.attrs.__setitem__(name, value)
+
+
+# (edit, what the message names): the header's values of the wrong kind were Python's errors
+# wrapped as "malformed feature store (ValueError: invalid literal for int() ...)"
+HEADER_CASES = {
+    "version_text": (_set_attr("format_version", "x"), "format_version attribute 'x' is not an int"),
+    "version_nan": (_set_attr("format_version", np.nan), "format_version attribute .*nan.* not an int"),
+    "version_bool": (_set_attr("format_version", True), "format_version attribute .*True.* not an int"),
+    "version_array": (_set_attr("format_version", np.array([1, 2])), "format_version attribute array"),
+    "dim_text": (_set_attr("feature_dim", "16"), "feature_dim attribute '16' is not an int >= 1"),
+    "dim_float": (_set_attr("feature_dim", 4.0), "feature_dim attribute .*4.0.* is not an int >= 1"),
+    "format_array": (_set_attr("format", np.array([1, 2])), "not a highlightzoo feature store"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(HEADER_CASES))
+def test_a_header_value_of_the_wrong_kind_is_named_on_open_and_by_the_fingerprint(
+        store_path: Path, case: str):
+    edit, message = HEADER_CASES[case]
+    _edit(store_path, edit)
+    for read in (FeatureStore, store_fingerprint):  # train/evaluate read the fingerprint first
+        with pytest.raises(DataFormatError, match=message) as info:
+            read(store_path)
+        assert "malformed feature store" not in str(info.value)
+
+
+def test_an_integer_table_of_floats_and_a_segment_without_a_finite_end_say_so(store_path: Path):
+    _edit(store_path, lambda f: f["users/target_segments"].__setitem__(0, [1.0, np.inf]))
+    with pytest.raises(DataFormatError, match=r"segment \[1.0, inf\] s has no finite end"):
+        FeatureStore(store_path)
+    _edit(store_path, lambda f: (f["video_index"].__delitem__("n_steps"),
+                                 f["video_index"].create_dataset("n_steps", data=np.ones(3) / 2)))
+    with pytest.raises(DataFormatError, match="n_steps has dtype float64, expected integers"):
+        FeatureStore(store_path)
+
+
 @pytest.mark.parametrize("kwargs", [{"strict": "no"}, {"strict": 0}, {"check_features": "false"}])
 def test_store_switches_must_be_bools(store_path: Path, kwargs):
     """``strict="no"`` is truthy: the open was strict while the user had asked for lenient."""

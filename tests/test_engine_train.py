@@ -126,6 +126,15 @@ def test_min_steps_delays_the_stop_and_the_cap_is_not_convergence(store, tmp_pat
                            batch_size=2, lr=1e-20), quiet=True).selection
     assert [p["step"] for p in capped.curve] == [2, 4, 5] and capped.stop_reason == "cap"
     assert not capped.converged
+    assert "patience cannot stop" not in (tmp_path / "a" / "train.log").read_text()
+
+
+def test_min_steps_above_the_cap_is_said_in_the_log(store, tmp_path):
+    result = train(_config(store, "video2gif", tmp_path / "a", max_steps=4, eval_every=2,
+                           patience=1, min_steps=5, batch_size=2, lr=1e-20), quiet=True)
+    assert result.selection.stop_reason == "cap" and not result.selection.converged
+    assert ("min_steps 5 is above the cap of 4 steps, so patience cannot stop this run"
+            in (tmp_path / "a" / "train.log").read_text())
 
 
 def test_a_run_without_test_split_never_reads_the_test_users(store, tmp_path, monkeypatch):

@@ -25,14 +25,48 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from highlightzoo.checks import is_real
-from highlightzoo.errors import ConfigError
+from highlightzoo.errors import ConfigError, DataFormatError
 
 _EPS = 1e-9
 
 
+def _seconds(value: object) -> float | None:
+    """``value`` as a finite float (NumPy scalars and 0-d tensors too), else None."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def checked_segment(start_s: object, end_s: object) -> tuple[float, float]:
+    """``(start_s, end_s)`` as floats, else a :class:`DataFormatError`: both finite numbers and
+    ``start_s <= end_s`` (a reversed or NaN segment was silently dropped or moved before)."""
+    start, end = _seconds(start_s), _seconds(end_s)
+    if start is None or end is None:
+        raise DataFormatError(f"a segment must be two finite numbers of seconds, got "
+                              f"({start_s!r}, {end_s!r})")
+    if start > end:
+        raise DataFormatError(f"a segment must not end before it starts, got ({start_s!r}, "
+                              f"{end_s!r})")
+    return start, end
+
+
+def _pair(pair: object) -> tuple[float, float]:
+    try:
+        start_s, end_s = pair  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise DataFormatError(f"a segment must be a (start, end) pair of seconds, got "
+                              f"{pair!r}") from None
+    return checked_segment(start_s, end_s)
+
+
 def merge_segments(segments_s: Iterable[Sequence[float]]) -> list[tuple[float, float]]:
-    """Sorted, disjoint union of ``(start, end)`` intervals (empty ones dropped)."""
-    spans = sorted((float(s), float(e)) for s, e in segments_s if float(e) > float(s))
+    """Sorted, disjoint union of ``(start, end)`` intervals (empty ones dropped; a reversed or
+    non-finite one is a :class:`DataFormatError`)."""
+    spans = sorted(span for span in map(_pair, segments_s) if span[1] > span[0])
     merged: list[tuple[float, float]] = []
     for s, e in spans:
         if merged and s <= merged[-1][1]:
@@ -89,8 +123,10 @@ def segment_steps(start_s: float, end_s: float, rate: float, n_steps: int) -> tu
     """``(first, stop)``: the steps of a history segment, at least one, inside ``[0, n_steps)``.
 
     Steps whose midpoint lies in ``[start_s, end_s]``; if none does (a segment
-    shorter than one step), the step holding the segment's midpoint.
+    shorter than one step), the step holding the segment's midpoint. A reversed or non-finite
+    segment is a :class:`DataFormatError`.
     """
+    start_s, end_s = checked_segment(start_s, end_s)
     _check_rate(rate, n_steps)
     if n_steps < 1:
         raise ValueError("a video needs at least one step")

@@ -341,7 +341,9 @@ def import_phdgifs(
 
     ``rate`` is the features' steps per second (C3D every 16 frames at 30 fps:
     1.875); None takes the rate a ``features extract`` file states, else
-    1.875 (a stated rate that differs from ``rate`` is an error). With one CSV
+    1.875 (a stated rate that differs from ``rate`` is an error). A rate at which the
+    features do not cover their videos' stated durations (median outside
+    :data:`RATE_COVERAGE`) is a :class:`ConfigError` naming the likely rate. With one CSV
     users are split with :func:`split_users` by ``fractions`` (default 80/10/10); with
     ``test_csv`` (the official ``training.csv`` + ``testing.csv``) ``csv_path`` gives the
     training users, ``test_csv`` exactly the test users, and :func:`official_splits` draws
@@ -561,7 +563,44 @@ def _load_videos(
             lose(vid, "nan_features")
         else:
             out[vid] = (feats, durations[vid] or source.duration(vid) or feats.shape[0] / rate)
+    _check_rate_fits(out, {v: durations[v] or source.duration(v) for v in out}, rate, source.path)
     return out
+
+
+#: The features of a video may cover this range of its stated duration (median over the
+#: videos) at the import's rate. Extractors drop a partial last clip and PHD-GIFs rounds
+#: durations to whole seconds (its videos last 30 s or more), so a right rate gives about 1;
+#: a wrong one gives its ratio to the right one (1.875 for features at 1 step/s: 1.875;
+#: C3D clips of 16 frames at 25 instead of 30 fps: 1.2).
+RATE_COVERAGE = (0.9, 1.1)
+
+
+def _check_rate_fits(videos: dict[str, tuple[np.ndarray, float]],
+                     stated: dict[str, float | None], rate: float, features: Path) -> None:
+    """Refuse a rate at which the features do not cover their videos' stated durations.
+
+    A wrong rate (1.875 was the silent default) moves every label: step ``i`` of a video is
+    read as ``[i / rate, (i + 1) / rate)`` seconds. Only videos with a stated duration (CSV
+    or features file) count; the median keeps one truncated video from deciding.
+    """
+    known = {vid: (len(videos[vid][0]), d) for vid, d in stated.items() if d}
+    if not known:
+        return
+    cover = {vid: steps / rate / d for vid, (steps, d) in known.items()}
+    median = float(np.median(list(cover.values())))
+    if RATE_COVERAGE[0] <= median <= RATE_COVERAGE[1]:
+        return
+    vid = min(cover, key=lambda v: abs(cover[v] - median))
+    steps, d = known[vid]
+    likely = float(np.median([s / d for s, d in known.values()]))
+    raise ConfigError(
+        f"at {rate:g} steps/s the features of {features} cover {median:.0%} of their videos' "
+        f"stated durations (median of {len(known)} videos; e.g. {vid!r}: {steps} steps = "
+        f"{steps / rate:.1f} s of a {d:g} s video), outside {RATE_COVERAGE[0]:.0%}-"
+        f"{RATE_COVERAGE[1]:.0%}: every label would be misplaced. The features' rate looks "
+        f"like {likely:.3g} steps/s: give it with --rate (rate=), or check the durations; "
+        f"nothing written"
+    )
 
 
 def _filter_users(users: list[CsvUser], videos: dict, report: ImportReport) -> list[CsvUser]:

@@ -93,7 +93,7 @@ def not_a_store(format_attr: Any, path: str) -> DataFormatError:
     """The error for an HDF5 file that is not a feature store; a features file of
     ``highlightzoo features extract`` gets told how to make a store from it."""
     hint = ""
-    if format_attr == FEATURES_FORMAT:
+    if _same_text(format_attr, FEATURES_FORMAT):
         hint = ("; it is a features file of `highlightzoo features extract`: make a store of it "
                 "with `highlightzoo data import-phdgifs CSV --features FILE` "
                 "(docs/your-own-data.md)")
@@ -305,30 +305,16 @@ class FeatureStore:
 
     def _check_header(self, f: h5py.File) -> None:
         attrs = f.attrs
-        version = attrs.get("format_version")
-        if attrs.get("format") != FORMAT_NAME or version is None:
-            raise not_a_store(attrs.get("format"), self.path)
-        if int(version) != FORMAT_VERSION:
-            raise DataFormatError(
-                f"format version {int(version)} is not supported (this reader reads {FORMAT_VERSION})",
-                path=self.path,
-                reason="format_version",
-            )
+        version, dim = _header_numbers(attrs, self.path)
         missing = [g for g in REQUIRED_GROUPS if g not in f]
         if missing:
             raise DataFormatError(
                 f"missing group(s) {missing}", path=self.path, reason="missing_group"
             )
-        dim = attrs.get("feature_dim")
-        if not isinstance(dim, numbers.Integral) or int(dim) < 1:
-            raise DataFormatError(
-                f"feature_dim attribute {dim!r} is not an int >= 1", path=self.path,
-                reason="format_version",
-            )  # fmt: skip
         self.metadata: dict[str, Any] = {
             "format": FORMAT_NAME,
-            "format_version": int(version),
-            "feature_dim": int(dim),
+            "format_version": version,
+            "feature_dim": dim,
             "source": text_of(attrs.get("source", "")),
             "created_with": text_of(attrs.get("created_with", "")),
         }
@@ -376,7 +362,8 @@ class FeatureStore:
     def _numeric(self, name: str, array: np.ndarray, kinds: str) -> None:
         if np.asarray(array).dtype.kind not in kinds:
             raise DataFormatError(
-                f"table {name} has dtype {np.asarray(array).dtype}, expected numbers",
+                f"table {name} has dtype {np.asarray(array).dtype}, expected "
+                f"{'integers' if kinds == 'iu' else 'numbers'}",
                 path=self.path, reason="malformed_table",
             )  # fmt: skip
 
@@ -550,8 +537,9 @@ class FeatureStore:
                     reason=src.reason,
                 )  # fmt: skip
             if not (math.isfinite(s) and math.isfinite(e)) or e - s <= 0:
+                what = "a negative or zero duration" if math.isfinite(s - e) else "no finite end"
                 return DataFormatError(
-                    f"segment [{s}, {e}] s has a negative or zero duration", path=path,
+                    f"segment [{s}, {e}] s has {what}", path=path,
                     user=uid, video=vid, reason="nonpositive_duration",
                 )  # fmt: skip
             dur = self._videos[vid].duration
@@ -561,6 +549,37 @@ class FeatureStore:
                     path=path, user=uid, video=vid, reason="segment_outside_video",
                 )  # fmt: skip
         return None
+
+
+def _header_numbers(attrs: h5py.AttributeManager, path: str) -> tuple[int, int]:
+    """``(format_version, feature_dim)`` of a store's root attributes, else the
+    :class:`DataFormatError` that says which one is wrong (not a store, another version,
+    not an int)."""
+    version = attrs.get("format_version")
+    if not _same_text(attrs.get("format"), FORMAT_NAME) or version is None:
+        raise not_a_store(attrs.get("format"), path)
+    if not _is_int(version):
+        raise DataFormatError(f"format_version attribute {version!r} is not an int", path=path,
+                              reason="format_version")
+    if int(version) != FORMAT_VERSION:
+        raise DataFormatError(
+            f"format version {int(version)} is not supported (this reader reads {FORMAT_VERSION})",
+            path=path, reason="format_version",
+        )  # fmt: skip
+    dim = attrs.get("feature_dim")
+    if not _is_int(dim) or int(dim) < 1:
+        raise DataFormatError(f"feature_dim attribute {dim!r} is not an int >= 1", path=path,
+                              reason="format_version")
+    return int(version), int(dim)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _same_text(value: object, text: str) -> bool:
+    """Whether an HDF5 attribute is the string ``text`` (an array or a number is not)."""
+    return isinstance(value, (str, bytes)) and text_of(value) == text
 
 
 def _open_key(path: str, strict: bool, check_features: bool) -> tuple | None:
@@ -598,8 +617,8 @@ def forget_validated_stores() -> None:
 def store_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     """What identifies a store's content, read cheaply (no feature is read).
 
-    ``format_version``, ``feature_dim``, ``n_users`` and ``n_videos`` (as
-    stored, valid or not) plus ``index_sha256``: SHA-256 of the root attributes
+    ``format_version`` and ``feature_dim`` (checked as an open checks them), ``n_users``
+    and ``n_videos`` (as stored, valid or not) plus ``index_sha256``: SHA-256 of the root attributes
     that say what the store holds and of every table under ``/video_index``,
     ``/users`` and ``/splits`` (ids, rates, durations, lengths, segments,
     splits). Two stores with equal fingerprints have the same users, videos,
@@ -610,8 +629,6 @@ def store_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     path = str(path)
     with open_store_file(path) as f:
         try:
-            if f.attrs.get("format") != FORMAT_NAME:
-                raise not_a_store(f.attrs.get("format"), path)
             return _fingerprint(f, path)
         except DataFormatError:
             raise
@@ -635,6 +652,7 @@ def fingerprint_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _fingerprint(f: h5py.File, path: str) -> dict[str, Any]:
+    version, dim = _header_numbers(f.attrs, path)
     digest = hashlib.sha256()
     for name in FINGERPRINT_ATTRS:
         digest.update(f"{name}={text_of(f.attrs.get(name, ''))}\n".encode())
@@ -653,8 +671,8 @@ def _fingerprint(f: h5py.File, path: str) -> dict[str, Any]:
         for g in ("users", "video_index")
     }
     return {
-        "format_version": int(f.attrs.get("format_version", -1)),
-        "feature_dim": int(f.attrs.get("feature_dim", -1)),
+        "format_version": version,
+        "feature_dim": dim,
         "n_users": counts["users"],
         "n_videos": counts["video_index"],
         "index_sha256": digest.hexdigest(),

@@ -372,6 +372,10 @@ class _Trainer:
             f"{self.eval_every}, patience {rule.patience}, min_steps {rule.min_steps}), device "
             f"{self.device}, world size {self.ctx.world_size}"
         )
+        if rule.patience is not None and rule.min_steps > rule.max_steps:
+            self._say(f"note: min_steps {rule.min_steps} is above the cap of {rule.max_steps} "
+                      f"steps, so patience cannot stop this run: it runs to the cap and is "
+                      f"reported as not converged")
         if not self.trainable:
             if not self.state.curve:
                 self._validate(0.0, 0, untrained=True)
