@@ -1,4 +1,5 @@
-"""Atomic file writes: a temp file in the same folder, fsync, then ``os.replace``.
+"""Atomic file writes (a temp file in the same folder, fsync, then ``os.replace``), and
+:func:`read_arrays`, the one reader of NumPy ``.npy``/``.npz`` files.
 
 The one place for "nothing written is left half-done": checkpoints, results
 files, tables, figures and feature stores all go through here, so an
@@ -19,9 +20,13 @@ import os
 import re
 import socket
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
-from highlightzoo.errors import WriteError
+import numpy as np
+
+from highlightzoo.errors import DataFormatError, WriteError
 
 #: this host's name as it appears in temp file names (letters, digits and '-')
 HOST_TAG = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
@@ -176,3 +181,27 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+#: what a damaged, truncated or foreign ``.npy``/``.npz`` raises inside ``np.load``
+_ARRAY_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def read_arrays(path: str | os.PathLike, what: str, *, video: str | None = None,
+                reason: str = "unreadable") -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a ``.npy`` file, or the arrays of a ``.npz`` by name (read at once).
+
+    Never unpickles (an object array is refused like a corrupt file). Any failure to read
+    (missing, truncated, empty, not NumPy, a damaged zip member) is a
+    :class:`DataFormatError` saying what was being read and naming the file (and
+    ``video``), never ``zipfile``'s or ``EOFError``'s traceback.
+    """
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                return {name: loaded[name] for name in loaded.files}
+        return loaded
+    except _ARRAY_READ_ERRORS as err:
+        raise DataFormatError(f"cannot read {what} ({type(err).__name__}: {err})",
+                              path=str(path), video=video, reason=reason) from None

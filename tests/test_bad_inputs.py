@@ -409,6 +409,49 @@ def test_case_9_unreadable_feature_files_are_named_or_counted(tmp_path, capsys, 
     assert report.videos_lost["unreadable_features"] == 1
 
 
+def _damaged_array_file(path: Path, how: str) -> Path:
+    """A .npy/.npz as a crash or a full disk leaves it: cut in half, or empty."""
+    arrays = {"a": np.ones((3, FEATURE_DIM), np.float32), "b": np.ones((2, FEATURE_DIM), np.float32)}
+    if path.suffix == ".npz":
+        np.savez(path, **arrays)
+    else:
+        np.save(path, np.ones((20, FEATURE_DIM), np.float32))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "half" else b"")
+    return path
+
+
+@pytest.mark.parametrize("how", ["half", "empty"])
+def test_a_truncated_or_empty_array_file_is_named_never_a_traceback(world, tmp_path, capsys, how):
+    """``predict`` ended in zipfile's BadZipFile or an EOFError traceback on these."""
+    run = make_run(tmp_path / "R", world["store"])
+    video = tmp_path / "v.npy"
+    np.save(video, np.ones((20, FEATURE_DIM), np.float32))
+    for name, argv in [
+        ("h.npz", ["--video-features", video, "--history", "H"]),
+        ("v.npz", ["--video-features", "H"]),  # an .npz given as the video's .npy
+        ("w.npy", ["--video-features", "H"]),
+        ("x.npy", ["--video-features", video, "--history", "H"]),
+    ]:
+        bad = _damaged_array_file(tmp_path / name, how)
+        argv = [bad if a == "H" else a for a in argv]
+        fails(capsys, ["predict", run, *argv, "--rate", "2"], "cannot read", f"file='{bad}'")
+    feats = features_folder(tmp_path / "f")  # the import reads the same files the same way
+    (feats / "v03.npy").unlink()
+    _damaged_array_file(feats / "v03.npz", how)
+    fails(capsys, ["data", "import-phdgifs", write_csv(tmp_path / "a.csv", good_rows()),
+                   "--features", feats, "--rate", "2", "--out", tmp_path / "s.h5", "--quiet"],
+          "cannot read features", "v03.npz", "video='v03'")
+
+
+def test_a_npy_given_as_the_history_npz_is_named(world, tmp_path, capsys):
+    run = make_run(tmp_path / "R", world["store"])
+    video = tmp_path / "v.npy"
+    np.save(video, np.ones((20, FEATURE_DIM), np.float32))
+    fails(capsys, ["predict", run, "--video-features", video, "--history", video, "--rate", "2"],
+          "expected a .npz of history segments, got one array")
+
+
 @functools.lru_cache(maxsize=1)
 def detector() -> Detector:
     torch.manual_seed(0)

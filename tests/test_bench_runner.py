@@ -6,16 +6,17 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from highlightzoo.bench import runner
+from highlightzoo.bench import plots, report, runner
 from highlightzoo.bench.presets import get_preset
 from highlightzoo.bench.progress import Progress, format_seconds
 from highlightzoo.bench.results import RESULTS_FILE, load_results, strip_timing
 from highlightzoo.bench.runner import RunOutcome, World, run_tables
-from highlightzoo.errors import ConfigError, ModelNotFoundError, RunFolderError
+from highlightzoo.errors import ConfigError, DataFormatError, ModelNotFoundError, RunFolderError
 
 MODELS = ["video2gif", "prnet", "prnet_h0"]
 
@@ -62,7 +63,7 @@ class FakeBackend:
         digest = hashlib.sha256(f"{model}{seed}".encode()).digest()
         videos = [{"user": f"u{i}", "video": f"v{i}", "ap": digest[i] / 255, "nmsd": 0.3,
                    "hit": 1.0} for i in range(6)]
-        return {"videos": videos, "map": 1.0}
+        return {"videos": videos, "map": 100.0 * sum(v["ap"] for v in videos) / len(videos)}
 
 
 def bench(out: Path, backend: FakeBackend, **kw) -> Path:
@@ -340,3 +341,70 @@ def test_cli_model_override_for_a_model_not_run_is_refused(tmp_path, capsys):
     assert "--model-override prnet.width=8 is for a model that is not among --models (fcsn)" \
         in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def _edit_results(out: Path, edit) -> None:
+    data = json.loads((out / RESULTS_FILE).read_text())
+    edit(data)
+    (out / RESULTS_FILE).write_text(json.dumps(data))  # Python writes NaN as the bare word NaN
+
+
+def _set(path, value):
+    def edit(data):
+        *parents, last = path
+        for key in parents:
+            data = data[key]
+        data[last] = value
+    return edit
+
+
+# A damaged results.json met on resume: each of these was a traceback (AttributeError,
+# TypeError, KeyError, OverflowError) in the runner or the report, or, for NaN, a ValueError
+# from the writer after the run had been done again (the reader took NaN, JSON has none).
+DAMAGED_RESULTS = {
+    "nan": (_set(["runs", 0, "test", "videos", 0, "ap"], float("nan")), "NaN is not a JSON value"),
+    "timing_run": (_set(["timing", "runs", "video2gif/seed0"], 1.5),
+                   "timing.runs['video2gif/seed0'] must be an object"),
+    "timing_total": (_set(["timing", "runs", "video2gif/seed0", "total_s"], "x"),
+                     "total_s must be int or float"),
+    "world_seconds": (_set(["timing", "world_seconds"], None), "world_seconds must be a list"),
+    "traces": (_set(["traces"], 3), "traces must be an object"),
+    "trace_pairs": (_set(["traces", "pairs"], True), "traces.pairs must be a list"),
+    "trace_labels": (_set(["traces", "labels"], {}), "traces must be an object with labels for "
+                                                     "every pair"),
+    "curve_point": (_set(["runs", 0, "selection", "curve"], [{}]), "curve[0].step is missing"),
+    "curve_step": (_set(["runs", 0, "selection", "curve"], [{"step": 1e308, "val_map": 1.0}]),
+                   "curve[0].step must be int"),
+    "run_traces": (_set(["runs", 0, "traces"], {"u0/v0": None}), "runs[0].traces['u0/v0'] must "
+                                                                   "be a list"),
+    # a per-video record removed or edited moved the table row without a word
+    "video_removed": (lambda d: d["runs"][0]["test"]["videos"].pop(0),
+                      "is not the mean AP of its 5 video records"),
+    "ap_edited": (_set(["runs", 0, "test", "videos", 0, "ap"], 0.99), "a record was edited"),
+    "n_pairs": (_set(["runs", 0, "test", "n_pairs"], 7),
+                "runs[0].test.videos has 6 records but n_pairs says 7"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_RESULTS))
+def test_a_damaged_results_file_is_refused_on_resume_naming_the_place(tmp_path, case):
+    out = tmp_path / "b"
+    bench(out, FakeBackend(), seeds=1)
+    edit, message = DAMAGED_RESULTS[case]
+    _edit_results(out, edit)
+    before = (out / RESULTS_FILE).read_bytes()
+    with pytest.raises(DataFormatError, match=re.escape(message)) as info:
+        bench(out, FakeBackend(), seeds=2)
+    assert str(out / RESULTS_FILE) in str(info.value)
+    assert (out / RESULTS_FILE).read_bytes() == before  # nothing run, nothing rewritten
+
+
+def test_a_null_validation_map_is_left_out_of_the_learning_curve(tmp_path):
+    out = tmp_path / "b"
+    bench(out, FakeBackend(), seeds=1)
+    curve = [{"step": 2, "val_map": 10.0}, {"step": 4, "val_map": None}]  # null: a NaN validation
+    _edit_results(out, _set(["runs", 0, "selection", "curve"], curve))
+    report.write_report(out)
+    assert (out / "table1_curves.png").stat().st_size > 0
+    steps, mean, _, _ = plots.curve_points(load_results(out)["runs"][:1])
+    assert steps.tolist() == [2] and mean.tolist() == [10.0]

@@ -86,7 +86,8 @@ def curve_points(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np
     by_step: dict[int, list[float]] = {}
     for run in runs:
         for point in run.get("selection", {}).get("curve", []):
-            by_step.setdefault(int(point["step"]), []).append(float(point["val_map"]))
+            if point["val_map"] is not None:  # null: a NaN validation, nothing to draw
+                by_step.setdefault(int(point["step"]), []).append(float(point["val_map"]))
     steps = np.array(sorted(by_step), dtype=np.int64)
     values = [by_step[int(s)] for s in steps]
     return (steps, np.array([np.mean(v) for v in values]), np.array([min(v) for v in values]),
@@ -113,7 +114,7 @@ def learning_curve_figure(table: str, results: dict[str, Any], path: Path) -> Pa
         for run in mine:
             sel = run["selection"]
             last = sel["curve"][-1] if sel.get("curve") else None
-            if last is None:
+            if last is None or last["val_map"] is None:
                 continue
             capped = sel.get("stop_reason") == "cap"
             ax.plot([last["step"]], [last["val_map"]], "o", color=color, ms=5,

@@ -20,7 +20,7 @@ from typing import Any
 
 from highlightzoo.errors import DataFormatError, RunFolderError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
-from highlightzoo.shapes import MAYBE_NUMBER, NUMBER, MappingOf, OrNull, shape_problem
+from highlightzoo.shapes import COUNT, MAYBE_NUMBER, NUMBER, MappingOf, OrNull, Where, shape_problem
 from highlightzoo.training.results import RESULTS_KIND
 
 SCHEMA = "highlightzoo.bench/1"
@@ -77,9 +77,11 @@ def load_results(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise RunFolderError(f"no {RESULTS_FILE} in {path.parent} (run `highlightzoo bench tables`)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise DataFormatError(f"results file is not valid JSON: {err}", path=str(path)) from err
+    except ValueError as err:  # NaN / Infinity: the writer never writes them, and cannot rewrite them
+        raise DataFormatError(f"results file is not valid JSON: {err}", path=str(path)) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         hint = ""
         if isinstance(data, dict) and data.get("kind") == RESULTS_KIND:
@@ -99,26 +101,65 @@ def load_results(path: Path) -> dict[str, Any]:
                     if run.get("role", "final") == "final" and "test" not in run]
         if untested:
             problem = f"runs[{untested[0]}].test is missing (a final run)"
+        else:
+            problem = next(filter(None, (_test_problem(i, run.get("test"))
+                                         for i, run in enumerate(data["runs"]))), None)
     if problem:  # a hand edit or another version's file: one line, not a KeyError deep in a table
         raise DataFormatError(f"results file is malformed: {problem}", path=str(path))
     return data
 
 
-# What the reports read of a results file, as a shape (highlightzoo.shapes). Files of earlier
-# releases fit it (docs/results/ holds some).
+def _test_problem(index: int, test: dict[str, Any] | None) -> str | None:
+    """Whether a run's per-video test records still give its recorded summary.
+
+    The tables are made of the per-video records; ``n_pairs`` and ``map`` (mean AP x 100 of
+    the headline protocol) were written from the same records, so a record removed or edited
+    since shows here instead of moving a table row without a word. Files without them pass.
+    """
+    if not test:
+        return None
+    videos, where = test["videos"], f"runs[{index}].test"
+    if "n_pairs" in test and test["n_pairs"] != len(videos):
+        return (f"{where}.videos has {len(videos)} records but n_pairs says {test['n_pairs']!r} "
+                f"(a record was removed or added)")
+    if "map" in test and videos:
+        mean = 100.0 * sum(float(v["ap"]) for v in videos) / len(videos)
+        if abs(mean - test["map"]) > 1e-6 * max(1.0, abs(test["map"])):
+            return (f"{where}.map {test['map']:.4f} is not the mean AP of its {len(videos)} "
+                    f"video records ({mean:.4f}): a record was edited")
+    return None
+
+
+def _no_constant(name: str) -> None:
+    """``json.loads``' hook for ``NaN``/``Infinity``, which Python's parser takes but JSON lacks."""
+    raise ValueError(f"{name} is not a JSON value (the writer stores a missing number as null)")
+
+
+# What the reports and a resume read of a results file, as a shape (highlightzoo.shapes).
+# Files of earlier releases fit it (docs/results/ holds some).
 
 _VIDEO_SHAPE = {"user": str, "video": str, "ap": NUMBER, "n_history?": int,
                 "ap_avhd?": MAYBE_NUMBER, "ap_steps?": MAYBE_NUMBER, "nmsd?": MAYBE_NUMBER,
                 "hit?": MAYBE_NUMBER}
+_CURVE_POINT = {"step": COUNT, "val_map": MAYBE_NUMBER}  # null: a NaN validation
 _RUN_SHAPE = {
     "id": str, "model": str, "seed": int, "role?": str, "lr?": NUMBER, "config?": dict,
-    "card?": dict, "selection?": {"best_val_map?": MAYBE_NUMBER, "curve?": [dict]},
+    "card?": dict,
+    "selection?": {"best_val_map?": MAYBE_NUMBER, "curve?": [_CURVE_POINT], "stop_reason?": str},
     "test?": {"videos": [_VIDEO_SHAPE], "map?": NUMBER, "protocol?": str},
+    "traces?": MappingOf([NUMBER]),
 }
+_TRACES = Where(
+    {"pairs?": [str], "labels?": MappingOf([NUMBER]),
+     "rate?": MappingOf(Where(NUMBER, lambda r: r > 0, "a number > 0"))},
+    lambda t: all(pair in t.get("labels", {}) for pair in t.get("pairs", [])),
+    "an object with labels for every pair",
+)
 _PROBE = {"map": NUMBER}
 RESULTS_SHAPE = {
     "models?": [str], "seeds": [int], "runs": [_RUN_SHAPE], "provenance": dict,
-    "world": {"key": str}, TIMING_KEY: {"runs?": dict},
+    "world": {"key": str}, "traces?": _TRACES,
+    TIMING_KEY: {"runs?": MappingOf({"total_s?": NUMBER}), "world_seconds?": [NUMBER]},
     "preset": {
         "name": str, "eval": {"hit_k": int}, "batch_size": int, "clip_len": int,
         "lr": NUMBER, "patience": (int, type(None)), "epochs?": (int, type(None)),

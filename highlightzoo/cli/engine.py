@@ -24,6 +24,7 @@ from highlightzoo.features.extract import features_mismatch
 from highlightzoo.features.for_run import extractor_for_run, history_from_csv, history_from_files
 from highlightzoo.features.video import require_video_file
 from highlightzoo.inference import Detector, as_features
+from highlightzoo.io import read_arrays
 from highlightzoo.models.registry import list_models
 from highlightzoo.training import TrainConfig
 from highlightzoo.training.checkpoint import load_checkpoint, resolve_checkpoint_path
@@ -268,10 +269,7 @@ HISTORY_VIDEO_KEY = "history_video"
 def load_video_features(path: Path, dim: int | None = None) -> torch.Tensor:
     """The (T, D) features of a .npy file (no pickles), checked as ``Detector.predict``
     checks them (``dim``: the model's feature dim); errors name the file."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"cannot read video features: {err}", path=str(path)) from None
+    array = read_arrays(path, "video features")
     if not isinstance(array, np.ndarray):
         raise DataFormatError("expected one array in a .npy file", path=str(path))
     return as_features(array, dim, "video features", str(path))
@@ -285,11 +283,10 @@ def load_history(
     array."""
     if path is None:
         return [], None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"cannot read history segments: {err}", path=str(path)) from None
+    arrays = read_arrays(path, "history segments")
+    if not isinstance(arrays, dict):
+        raise DataFormatError("expected a .npz of history segments, got one array (a .npy)",
+                              path=str(path))
     owners = arrays.pop(HISTORY_VIDEO_KEY, None)
     segments = [as_features(array, dim, f"history segment {name!r}", str(path))
                 for name, array in arrays.items()]

@@ -18,7 +18,6 @@ import csv
 import math
 import numbers
 import os
-import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from highlightzoo.checks import flag, int_at_least, is_real
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.data.store_format import read_features_info
 from highlightzoo.errors import ConfigError, DataFormatError
-from highlightzoo.io import output_file
+from highlightzoo.io import output_file, read_arrays
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
 SPLIT_NAMES = ("train", "val", "test")
@@ -284,29 +283,20 @@ class FeatureSource:
 
     def _from_folder(self, video_id: str) -> np.ndarray | None:
         npy, npz = self.path / f"{video_id}.npy", self.path / f"{video_id}.npz"
-        file = npy
-        try:  # never unpickle: an object array is refused like a corrupt file
-            if not npy.is_file() and not npz.is_file():
-                return None
-            file = npy if npy.is_file() else npz
-            if file is npy:
-                return _numeric(np.load(npy, allow_pickle=False), str(npy), video_id)
-            with np.load(npz, allow_pickle=False) as arrays:
-                if "features" in arrays.files:
-                    return _numeric(arrays["features"], str(npz), video_id)
-                if len(arrays.files) == 1:
-                    return _numeric(arrays[arrays.files[0]], str(npz), video_id)
-                raise DataFormatError(
-                    f"npz holds arrays {arrays.files} and none is called 'features'",
-                    path=str(npz), video=video_id, reason="ambiguous_npz",
-                )  # fmt: skip
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            if isinstance(err, DataFormatError):
-                raise
-            raise DataFormatError(
-                f"cannot read features ({type(err).__name__}: {err})", path=str(file),
-                video=video_id, reason="unreadable_features",
-            ) from None  # fmt: skip
+        if not npy.is_file() and not npz.is_file():
+            return None
+        file = npy if npy.is_file() else npz
+        loaded = read_arrays(file, "features", video=video_id, reason="unreadable_features")
+        if not isinstance(loaded, dict):
+            return _numeric(loaded, str(file), video_id)
+        if "features" in loaded:
+            return _numeric(loaded["features"], str(file), video_id)
+        if len(loaded) == 1:
+            return _numeric(next(iter(loaded.values())), str(file), video_id)
+        raise DataFormatError(
+            f"npz holds arrays {list(loaded)} and none is called 'features'",
+            path=str(file), video=video_id, reason="ambiguous_npz",
+        )  # fmt: skip
 
     def close(self) -> None:
         if self._h5 is not None:
