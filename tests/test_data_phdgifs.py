@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -231,7 +232,79 @@ def test_a_rate_at_which_the_features_do_not_cover_their_videos_is_refused(
     assert len(err) == 1 and f"looks like {likely}" in err[0] and not out.exists()
 
 
-def test_one_truncated_video_does_not_decide_the_rate(tmp_path: Path):
-    csv_path, feats = _three_videos(tmp_path, {"v0": 120, "v1": 119, "v2": 30})  # v2: a quarter
+def test_one_truncated_video_does_not_decide_the_rate_and_is_dropped_and_counted(tmp_path: Path):
+    csv_path, feats = _three_videos(tmp_path, {"v0": 120, "v1": 119, "v2": 30})  # v2: 25 %
     report = import_phdgifs(csv_path, feats, 2.0, tmp_path / "s.h5", progress=False)
-    assert report.users_kept == 3
+    assert report.videos_lost == {"length_mismatch": 1}  # v2 ends 15 s before its video does
+    assert ("v2", "length_mismatch") in report.dropped_videos
+    with FeatureStore(tmp_path / "s.h5") as store:
+        assert "v2" not in store.videos and store.video_features("v1").shape[0] == 119
+
+
+def _with_attr(value):
+    def edit(f):
+        f.attrs["features"] = value
+    return edit
+
+
+def _video_name(value):
+    def edit(f):
+        del f["video_1/video_name"]
+        f["video_1/video_name"] = value
+    return edit
+
+
+# (layout, edit of the features file, message): each was a traceback (an array attribute, bad
+# UTF-8, '/features' as one dataset, a video_name group), or was accepted: a description that is
+# not an object was dropped (the rate fell back to 1.875), a rate of "2" was reported as a bad
+# --rate the user never gave, and two groups named alike gave one video the other's features.
+DAMAGED_FEATURE_FILES = {
+    "info_array": ("h5", _with_attr(np.array([1, 2])), "'features' attribute must be a JSON text"),
+    "info_bad_utf8": ("h5", _with_attr(np.bytes_(b"\xff\xfe")), "'features' attribute is not JSON"),
+    "info_list": ("h5", _with_attr("[1]"), "features must be an object, got [1]"),
+    "info_rate_text": ("h5", _with_attr('{"rate": "2"}'), "features.rate must be int or float"),
+    "info_rate_nan": ("h5", _with_attr('{"rate": NaN}'), "NaN is not a JSON value"),
+    "info_dim_text": ("h5", _with_attr('{"feature_dim": "4"}'), "features.feature_dim must be int"),
+    "features_dataset": ("h5", lambda f: f.create_dataset("features", data=np.zeros((3, 4))),
+                         "'/features' is one dataset"),
+    "name_group": ("eccv16", lambda f: (f["video_1"].__delitem__("video_name"),
+                                        f["video_1"].create_group("video_name")),
+                   "group 'video_1': video_name must be one UTF-8 string"),
+    "name_bad_utf8": ("eccv16", _video_name(np.bytes_(b"\xff")), "video_name must be one UTF-8"),
+    "name_number": ("eccv16", _video_name(5), "video_name must be one UTF-8 string"),
+    "name_twice": ("eccv16", _video_name(b"vidB"),
+                   "groups 'video_1' and 'video_2' both have video_name 'vidB'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_FEATURE_FILES))
+def test_a_damaged_features_file_is_refused_naming_it(tmp_path: Path, case: str):
+    layout, edit, message = DAMAGED_FEATURE_FILES[case]
+    csv_path, _, h5 = write_inputs(tmp_path)
+    path = h5 if layout == "h5" else write_other_layouts(tmp_path)["eccv16"]
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    for strict in (True, False):  # a damaged file is not a skippable row
+        with pytest.raises(DataFormatError, match=re.escape(message)) as info:
+            import_phdgifs(csv_path, path, None if layout == "h5" else RATE, tmp_path / "s.h5",
+                           strict=strict, progress=False)
+        assert info.value.path == str(path)
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_a_one_item_video_name_array_still_names_its_group(tmp_path: Path):
+    csv_path, _, _ = write_inputs(tmp_path)
+    eccv16 = write_other_layouts(tmp_path)["eccv16"]
+    with h5py.File(eccv16, "r+") as f:
+        _video_name(np.array([b"vidA"]))(f)
+    report = import_phdgifs(csv_path, eccv16, RATE, tmp_path / "s.h5", progress=False)
+    assert report.videos_kept == 2
+
+
+def test_a_store_with_a_malformed_features_description_is_refused(tmp_path: Path):
+    csv_path, npy, _ = write_inputs(tmp_path)
+    import_phdgifs(csv_path, npy, RATE, tmp_path / "s.h5", progress=False)
+    with h5py.File(tmp_path / "s.h5", "r+") as f:
+        f.attrs["features"] = '{"backbone": 5}'
+    with pytest.raises(DataFormatError, match="features.backbone must be str, got 5"):
+        FeatureStore(tmp_path / "s.h5")

@@ -232,13 +232,40 @@ class FeatureSource:
                     f"cannot open feature file as HDF5: {err}", path=str(path), reason="not_hdf5"
                 ) from err
             self._root = self._h5["features"] if "features" in self._h5 else self._h5
+            if not isinstance(self._root, h5py.Group):
+                raise DataFormatError(
+                    "'/features' is one dataset; expected a group of one dataset per video (or "
+                    "datasets named by video id at the root)", path=str(path), reason="feature_dim",
+                )  # fmt: skip
             for key, item in self._root.items():
                 if isinstance(item, h5py.Group) and "video_name" in item:
-                    name = item["video_name"][()]
-                    name = name.decode() if isinstance(name, bytes) else str(name)
-                    self._names.setdefault(name, key)
+                    name = self._video_name(key, item["video_name"])
+                    if name in self._names:  # which group holds the video? refuse, never guess
+                        raise DataFormatError(
+                            f"groups {self._names[name]!r} and {key!r} both have video_name "
+                            f"{name!r}", path=str(path), video=name, reason="duplicate_video",
+                        )  # fmt: skip
+                    self._names[name] = key
         else:
             raise DataFormatError("feature path does not exist", path=str(path), reason="no_file")
+
+    def _video_name(self, key: str, item: object) -> str:
+        """The ``video_name`` of eccv16 group ``key``: one string (UTF-8 bytes or text, a scalar
+        or a one-item array)."""
+        value = None
+        if isinstance(item, h5py.Dataset) and item.shape in ((), (1,)):
+            value = item[()] if item.shape == () else item[0]
+        if isinstance(value, bytes):
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                value = None
+        if not isinstance(value, str):
+            raise DataFormatError(
+                f"group {key!r}: video_name must be one UTF-8 string, got {item!r}",
+                path=str(self.path), reason="malformed_table",
+            )  # fmt: skip
+        return value
 
     def get(self, video_id: str) -> np.ndarray | None:
         """(T, D) features of ``video_id``, or None when the source has none.
@@ -267,9 +294,9 @@ class FeatureSource:
             return None
         item = self._root[key]
         if isinstance(item, h5py.Group):
-            if "features" not in item:
+            if not isinstance(item.get("features"), h5py.Dataset):
                 raise DataFormatError(
-                    "HDF5 group has no 'features' dataset", path=str(self.path),
+                    f"HDF5 group {key!r} has no 'features' dataset", path=str(self.path),
                     video=video_id, reason="missing_group",
                 )  # fmt: skip
             item = item["features"]
@@ -553,7 +580,11 @@ def _load_videos(
             lose(vid, "nan_features")
         else:
             out[vid] = (feats, durations[vid] or source.duration(vid) or feats.shape[0] / rate)
-    _check_rate_fits(out, {v: durations[v] or source.duration(v) for v in out}, rate, source.path)
+    stated = {v: durations[v] or source.duration(v) for v in out}
+    _check_rate_fits(out, stated, rate, source.path)
+    for vid in _short_or_long(out, stated, rate):  # one truncated file: its labels would be lost
+        lose(vid, "length_mismatch")
+        del out[vid]
     return out
 
 
@@ -563,6 +594,18 @@ def _load_videos(
 #: a wrong one gives its ratio to the right one (1.875 for features at 1 step/s: 1.875;
 #: C3D clips of 16 frames at 25 instead of 30 fps: 1.2).
 RATE_COVERAGE = (0.9, 1.1)
+#: One video whose features cover less or more than this of its stated duration (at a rate
+#: the others fit) is dropped and counted (``length_mismatch``): a truncated feature file
+#: would leave every label past its end unreachable.
+VIDEO_COVERAGE = (0.5, 2.0)
+
+
+def _short_or_long(videos: dict[str, tuple[np.ndarray, float]],
+                   stated: dict[str, float | None], rate: float) -> list[str]:
+    """Videos whose features cover a share of their stated duration outside VIDEO_COVERAGE."""
+    lo, hi = VIDEO_COVERAGE
+    return [vid for vid, d in stated.items()
+            if d and not lo <= len(videos[vid][0]) / rate / d <= hi]
 
 
 def _check_rate_fits(videos: dict[str, tuple[np.ndarray, float]],

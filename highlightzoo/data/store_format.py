@@ -18,6 +18,7 @@ Segments are ``(start, end)`` in seconds.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ import h5py
 import numpy as np
 
 from highlightzoo.errors import DataFormatError
+from highlightzoo.shapes import NUMBER, OrNull, Where, shape_problem
 
 FORMAT_NAME = "highlightzoo-features"
 #: the ``format`` attribute of a features file of ``highlightzoo features extract`` (not a store)
@@ -92,18 +94,49 @@ def text_of(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+#: What the package reads of a ``features`` description (``Extractor.info()`` writes it): the
+#: import takes its rate, ``predict`` compares backbone, size and rate, and re-extracts with its
+#: weights and crop. Other keys are kept as they are.
+FEATURES_INFO_SHAPE = {
+    "backbone?": OrNull(str), "kind?": OrNull(str), "weights?": OrNull(str),
+    "rate?": OrNull(Where(NUMBER, lambda r: math.isfinite(r) and r > 0, "a number > 0")),
+    "feature_dim?": OrNull(Where(int, lambda d: d >= 1, "an int >= 1")),
+    "preprocessing?": OrNull({"crop?": OrNull(NUMBER)}),
+}
+
+
+def features_info_of(value: Any, path: str) -> dict[str, Any] | None:
+    """A ``features`` attribute as the description it holds (None when absent or empty), else a
+    :class:`DataFormatError` naming the file: not a JSON object, or a known key of the wrong
+    kind (a rate of ``"2"`` was reported as a bad ``--rate``; an array was a traceback)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes)):
+        raise DataFormatError(f"the {FEATURES_ATTR!r} attribute must be a JSON text, got "
+                              f"{type(value).__name__}", path=path, reason="malformed_table")
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else value
+        info = json.loads(text, parse_constant=_no_constant) if text else None
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise DataFormatError(f"the {FEATURES_ATTR!r} attribute is not JSON ({err})", path=path,
+                              reason="malformed_table") from None
+    problem = None if info is None else shape_problem(info, FEATURES_INFO_SHAPE, FEATURES_ATTR)
+    if problem:
+        raise DataFormatError(f"the features description is malformed: {problem}", path=path,
+                              reason="malformed_table")
+    return info
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def read_features_info(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``features`` attribute of an HDF5 features file or store (None when absent)."""
+    """The ``features`` attribute of an HDF5 features file or store (None when absent), checked
+    by :func:`features_info_of`."""
     try:
         with h5py.File(path, "r") as f:
-            text = f.attrs.get(FEATURES_ATTR)
+            value = f.attrs.get(FEATURES_ATTR)
     except (OSError, ValueError):
         return None
-    if text is None or text == "":
-        return None
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    try:
-        info = json.loads(text)
-    except json.JSONDecodeError:
-        raise DataFormatError(f"the {FEATURES_ATTR!r} attribute is not JSON", path=str(path)) from None
-    return info if isinstance(info, dict) else None
+    return features_info_of(value, str(path))

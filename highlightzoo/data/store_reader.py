@@ -28,6 +28,7 @@ import numpy as np
 from highlightzoo.checks import flag
 from highlightzoo.data.store_format import (
     DURATION_TOLERANCE_S,
+    FEATURES_ATTR,
     FEATURES_FORMAT,
     FINGERPRINT_ATTRS,
     FORMAT_NAME,
@@ -37,6 +38,7 @@ from highlightzoo.data.store_format import (
     HistorySegment,
     UserRecord,
     VideoEntry,
+    features_info_of,
     text_of,
 )
 from highlightzoo.errors import DataFormatError
@@ -318,15 +320,16 @@ class FeatureStore:
             "source": text_of(attrs.get("source", "")),
             "created_with": text_of(attrs.get("created_with", "")),
         }
-        for key in ("generator_config", "features"):  # "features": how they were made, optional
-            text = text_of(attrs.get(key, ""))
-            try:
-                self.metadata[key] = json.loads(text) if text else None
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(
-                    f"{key} attribute is not JSON: {exc}", path=self.path,
-                    reason="malformed_table",
-                ) from None  # fmt: skip
+        text = text_of(attrs.get("generator_config", ""))
+        try:
+            self.metadata["generator_config"] = json.loads(text) if text else None
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(
+                f"generator_config attribute is not JSON: {exc}", path=self.path,
+                reason="malformed_table",
+            ) from None  # fmt: skip
+        # how the features were made (optional): runs record it and predict compares it
+        self.metadata["features"] = features_info_of(attrs.get(FEATURES_ATTR), self.path)
         self.feature_dim: int = self.metadata["feature_dim"]
 
     def _read_video_index(self, f: h5py.File) -> dict[str, VideoEntry]:
