@@ -383,6 +383,11 @@ DAMAGED_RESULTS = {
     "ap_edited": (_set(["runs", 0, "test", "videos", 0, "ap"], 0.99), "a record was edited"),
     "n_pairs": (_set(["runs", 0, "test", "n_pairs"], 7),
                 "runs[0].test.videos has 6 records but n_pairs says 7"),
+    "nmsd_removed": (lambda d: d["runs"][0]["test"]["videos"][2].pop("nmsd"),
+                     "runs[0].test.videos[2].nmsd is missing (the run's other records have it)"),
+    "role": (_set(["runs", 0, "role"], "x"), "runs[0].role must be one of ('final', 'sweep')"),
+    "lr": (_set(["runs", 0, "lr"], -1), "runs[0].lr must be a number > 0, got -1"),
+    "protocol": (_set(["runs", 0, "test", "protocol"], "x"), "runs[0].test.protocol must be one of"),
 }  # fmt: skip
 
 

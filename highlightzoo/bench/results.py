@@ -21,6 +21,7 @@ from typing import Any
 from highlightzoo.errors import DataFormatError, RunFolderError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from highlightzoo.shapes import COUNT, MAYBE_NUMBER, NUMBER, MappingOf, OrNull, Where, shape_problem
+from highlightzoo.training.config import PROTOCOLS
 from highlightzoo.training.results import RESULTS_KIND
 
 SCHEMA = "highlightzoo.bench/1"
@@ -119,6 +120,11 @@ def _test_problem(index: int, test: dict[str, Any] | None) -> str | None:
     if not test:
         return None
     videos, where = test["videos"], f"runs[{index}].test"
+    for key in _OPTIONAL_VIDEO_KEYS:  # a table averages what the records have: all or none
+        have = [key in v for v in videos]
+        if any(have) and not all(have):
+            return (f"{where}.videos[{have.index(False)}].{key} is missing (the run's other "
+                    f"records have it)")
     if "n_pairs" in test and test["n_pairs"] != len(videos):
         return (f"{where}.videos has {len(videos)} records but n_pairs says {test['n_pairs']!r} "
                 f"(a record was removed or added)")
@@ -138,15 +144,20 @@ def _no_constant(name: str) -> None:
 # What the reports and a resume read of a results file, as a shape (highlightzoo.shapes).
 # Files of earlier releases fit it (docs/results/ holds some).
 
+_OPTIONAL_VIDEO_KEYS = ("n_history", "ap_avhd", "ap_steps", "nmsd", "hit")
 _VIDEO_SHAPE = {"user": str, "video": str, "ap": NUMBER, "n_history?": int,
                 "ap_avhd?": MAYBE_NUMBER, "ap_steps?": MAYBE_NUMBER, "nmsd?": MAYBE_NUMBER,
                 "hit?": MAYBE_NUMBER}
 _CURVE_POINT = {"step": COUNT, "val_map": MAYBE_NUMBER}  # null: a NaN validation
+#: roles of a run: a table row, or a learning-rate sweep run (evidence)
+ROLES = ("final", "sweep")
 _RUN_SHAPE = {
-    "id": str, "model": str, "seed": int, "role?": str, "lr?": NUMBER, "config?": dict,
-    "card?": dict,
+    "id": str, "model": str, "seed": int,
+    "role?": Where(str, lambda r: r in ROLES, f"one of {ROLES}"),
+    "lr?": Where(NUMBER, lambda lr: lr > 0, "a number > 0"), "config?": dict, "card?": dict,
     "selection?": {"best_val_map?": MAYBE_NUMBER, "curve?": [_CURVE_POINT], "stop_reason?": str},
-    "test?": {"videos": [_VIDEO_SHAPE], "map?": NUMBER, "protocol?": str},
+    "test?": {"videos": [_VIDEO_SHAPE], "map?": NUMBER,
+              "protocol?": Where(str, lambda p: p in PROTOCOLS, f"one of {PROTOCOLS}")},
     "traces?": MappingOf([NUMBER]),
 }
 _TRACES = Where(
