@@ -239,6 +239,10 @@ def _with_last(run: Path, to: Path, place: tuple, value) -> Path:
         (("optimizer_state", "param_groups"), [], "groups of [] parameters"),
         (("optimizer_state", "param_groups", 0, "lr"), 1.5, "param_groups[0] differs from the run's config: lr=1.5"),
         (("optimizer_state", "state", 0, "exp_avg"), GONE, "optimizer_state.state[0] holds ['exp_avg_sq', 'step']"),
+        # a whole parameter's moments: told apart from a parameter without gradients by the
+        # list of parameters with state that last.pt keeps
+        (("optimizer_state", "state", 1), GONE, "(missing: [1])"),
+        (("optimizer_stateful",), [0, 1], "it was saved with [0, 1]"),
         (("optimizer_state", "state", 0, "exp_avg"), torch.zeros(3, 2), "of shape (3, 2)"),
         (("optimizer_state", "state", 0, "step"), 1.5, "optimizer_state.state[0]['step'] must be Tensor"),
         (("optimizer_state", "state", 0, "step"), torch.tensor(4), "is a torch.int64 tensor"),

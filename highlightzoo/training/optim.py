@@ -77,13 +77,17 @@ def match_state_layout(optimizer: torch.optim.Optimizer) -> int:
     return moved
 
 
-def optimizer_state_problem(saved: Any, optimizer: torch.optim.Optimizer) -> str | None:
+def optimizer_state_problem(saved: Any, optimizer: torch.optim.Optimizer,
+                            stateful: list[int] | None = None) -> str | None:
     """What keeps ``saved`` (an optimiser's ``state_dict``) from continuing ``optimizer``, or None.
 
     The groups must hold as many parameters and the same update rule (every key but the
     parameters and :data:`IMPLEMENTATION_KEYS`: the rate, betas, weight decay); every
     parameter's state must have the keys of the others and float tensors of its parameter's
-    shape (0-d: counters). Anything else would continue another optimisation, silently.
+    shape (0-d: counters); with ``stateful`` (the parameters that had state when it was saved,
+    which ``last.pt`` records) exactly those must have state: a parameter's deleted moments
+    cannot otherwise be told from a parameter that never had a gradient. Anything else would
+    continue another optimisation, silently.
     """
     problem = shape_problem(saved, _SAVED_SHAPE, "optimizer_state")
     if problem:
@@ -111,14 +115,19 @@ def optimizer_state_problem(saved: Any, optimizer: torch.optim.Optimizer) -> str
             if not value.is_floating_point() or (value.dim() and value.shape != params[index].shape):
                 return (f"{where}[{name!r}] is a {value.dtype} tensor of shape {tuple(value.shape)}; "
                         f"its parameter is float of shape {tuple(params[index].shape)}")
+    if stateful is not None and sorted(saved["state"]) != sorted(stateful):
+        lost = sorted(set(stateful) - set(saved["state"]))
+        return (f"optimizer_state.state has moments for parameters {sorted(saved['state'])}, "
+                f"it was saved with {sorted(stateful)}" + (f" (missing: {lost})" if lost else ""))
     return None
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, *, where: str) -> None:
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, *, where: str,
+                         stateful: list[int] | None = None) -> None:
     """Continue ``optimizer`` from ``saved`` (checked by :func:`optimizer_state_problem`, else a
     :class:`CheckpointError` naming ``where``), keeping this process's
     :data:`IMPLEMENTATION_KEYS` and each parameter's memory layout (:func:`match_state_layout`)."""
-    problem = optimizer_state_problem(saved, optimizer)
+    problem = optimizer_state_problem(saved, optimizer, stateful)
     if problem:
         raise CheckpointError(f"checkpoint {where!r} cannot be resumed: {problem}")
     own = [{k: g[k] for k in IMPLEMENTATION_KEYS if k in g} for g in optimizer.param_groups]

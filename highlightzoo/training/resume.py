@@ -49,6 +49,7 @@ RESUME_SHAPE = {
     "trainer_state": {"step": COUNT, "epoch": COUNT, "batch_in_epoch": COUNT, "stop": _STOP_SHAPE,
                       "train_time_s": NUMBER, "curve": [_CURVE_SHAPE]},
     "optimizer_state": dict,
+    "optimizer_stateful?": [COUNT],  # absent in checkpoints of earlier releases
     "rng": [RNG_SHAPE],
 }
 
@@ -268,7 +269,8 @@ def load_resume_point(
     check_config_matches(last, config, run_dir)
     notes = [check_same_model(last, model, config, feature_dim, run_dir)]
     load_weights(model, last["model_state"], where=last["path"])
-    load_optimizer_state(optimizer, last["optimizer_state"], where=last["path"])
+    load_optimizer_state(optimizer, last["optimizer_state"], where=last["path"],
+                         stateful=last.get("optimizer_stateful"))
     try:
         state = TrainerState.from_dict(last["trainer_state"])
     except TypeError as err:  # a field this trainer does not know: it cannot say what it meant

@@ -517,7 +517,10 @@ class _Trainer:
             "features": self.store.metadata.get("features"),  # how the store's features were made
         }
         if with_optimizer:
-            payload["optimizer_state"] = self.optimizer.state_dict()
+            optimizer = payload["optimizer_state"] = self.optimizer.state_dict()
+            # which parameters have moments: a deleted entry cannot be told from a parameter
+            # that never had a gradient without it (docs/training.md, resume)
+            payload["optimizer_stateful"] = sorted(optimizer["state"])
         return payload
 
     def _save(self, improved: bool) -> None:
