@@ -1,13 +1,15 @@
-"""Every ``highlightzoo ...`` command in the README's and docs' code blocks parses.
+"""What the README and docs/ name exists: every ``highlightzoo ...`` command parses, every
+``highlightzoo.x.y`` name imports.
 
-The docs are what users copy; a flag renamed in the CLI but not in a doc fails here (the
-command is parsed by the real argument parser, not run).
+The docs are what users copy; a flag or a function renamed in the code but not in a doc fails
+here (commands are parsed by the real argument parser, not run).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import re
 import shlex
@@ -89,3 +91,32 @@ def test_a_documented_command_parses(page, line, command, whole):
         except SystemExit as exc:
             pytest.fail(f"{page.name}:{line}: `{command}` does not parse (exit {exc.code}): "
                         f"{err.getvalue().strip().splitlines()[-1:]}")
+
+
+def doc_names() -> list[tuple[str, str]]:
+    """``(page, dotted name)`` of every backticked ``highlightzoo.x.y`` (a call's arguments cut)."""
+    pattern = re.compile(r"`(highlightzoo(?:\.[A-Za-z_]\w*)+)(?:\([^`]*\))?`")
+    return sorted({(page.name, m.group(1)) for page in PAGES
+                   for m in pattern.finditer(page.read_text(encoding="utf-8"))})
+
+
+NAMES = doc_names()
+
+
+def test_the_docs_name_things_to_check():
+    assert len(NAMES) >= 40
+
+
+@pytest.mark.parametrize("page, name", NAMES, ids=[f"{p}:{n}" for p, n in NAMES])
+def test_a_documented_name_imports(page, name):
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            assert hasattr(obj, attr), f"{page}: `{name}`: {obj!r} has no {attr!r}"
+            obj = getattr(obj, attr)
+        return
+    pytest.fail(f"{page}: `{name}` is not importable")
