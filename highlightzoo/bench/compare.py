@@ -1,8 +1,9 @@
 """Compare two benchmark folders: which model orderings held, which flipped, with paired tests.
 
 Used to say in words what a change of training rules did to the tables (e.g. an
-8-epoch budget vs every model trained to convergence). Both folders must have
-been tested on the same (user, video) pairs. The comparison uses one AP
+8-epoch budget vs every model trained to convergence). Only the (user, video)
+pairs both folders tested count (folders sharing none are refused; the output
+says when some are not shared). The comparison uses one AP
 protocol for both: per video, the record's ``ap_<protocol>`` when present,
 else ``ap`` when the results' own protocol is that one (results made before
 protocols used ``steps``).
@@ -74,7 +75,8 @@ class Ordering:
 
 @dataclass(frozen=True)
 class Shift:
-    """One model's mAP in A and B and the paired test of B - A over the shared videos."""
+    """One model's mAP in A and B and the paired test of B - A over the shared videos
+    (``n_videos`` of them; ``n_a``/``n_b``: how many each folder has with a finite AP)."""
 
     model: str
     map_a: float
@@ -83,6 +85,8 @@ class Shift:
     ci: tuple[float, float]
     p: float | None
     n_videos: int
+    n_a: int
+    n_b: int
 
 
 def _paired(x: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float], float | None]:
@@ -94,23 +98,37 @@ def _paired(x: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float], f
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], protocol: str = "steps") -> tuple[list[Ordering], list[Shift]]:
-    """Orderings of every table's model pairs in A and B, and each model's shift from A to B."""
+    """Orderings of every table's model pairs in A and B, and each model's shift from A to B.
+
+    Everything is over the videos both folders tested: a shift over a model's shared videos,
+    an ordering over the videos both folders tested with both models (so a flip is never the
+    work of videos only one folder has). Folders that share no video for a model (another
+    world or store) are a :class:`DataFormatError`, not a table of NaN.
+    """
     ap_a, ap_b = per_video_ap(a, protocol), per_video_ap(b, protocol)
     shared = [m for m in ap_a if m in ap_b]
     shifts = []
     for model in shared:
         keys = sorted(set(ap_a[model]) & set(ap_b[model]))
+        if not keys:
+            raise DataFormatError(
+                f"the two folders share no tested video for {model} ({len(ap_a[model])} and "
+                f"{len(ap_b[model])} videos): compare folders of one world or store"
+            )
         x = np.array([ap_b[model][k] for k in keys])
         y = np.array([ap_a[model][k] for k in keys])
         diff, ci, p = _paired(x, y)
-        shifts.append(Shift(model, float(y.mean() * 100), float(x.mean() * 100), diff, ci, p, len(keys)))
+        shifts.append(Shift(model, float(y.mean() * 100), float(x.mean() * 100), diff, ci, p,
+                            len(keys), len(ap_a[model]), len(ap_b[model])))
     orderings = []
     for table in TABLES:
         rows = [m for m in table_rows(table) if m in shared]
         for first, second in itertools.combinations(rows, 2):
             diffs = []
+            keys = sorted(set(ap_a[first]) & set(ap_a[second]) & set(ap_b[first]) & set(ap_b[second]))
+            if not keys:
+                raise DataFormatError(f"{first} and {second} share no tested video in both folders")
             for ap in (ap_a, ap_b):
-                keys = sorted(set(ap[first]) & set(ap[second]))
                 x = np.array([ap[first][k] for k in keys])
                 y = np.array([ap[second][k] for k in keys])
                 diffs.append(_paired(x, y))
@@ -134,8 +152,14 @@ def compare_markdown(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: 
              f"| model | {name_a} | {name_b} | {name_b} - {name_a} | 95 % CI | Wilcoxon p | videos |",
              "|---|---|---|---|---|---|---|"]
     for s in shifts:
+        ci = "n/a" if np.isnan(s.ci[0]) else f"[{s.ci[0]:+.2f}, {s.ci[1]:+.2f}]"
         lines.append(f"| {s.model} | {s.map_a:.2f} | {s.map_b:.2f} | {s.diff:+.2f} | "
-                     f"[{s.ci[0]:+.2f}, {s.ci[1]:+.2f}] | {_p(s.p)} | {s.n_videos} |")
+                     f"{ci} | {_p(s.p)} | {s.n_videos} |")
+    partial = [s for s in shifts if s.n_videos < max(s.n_a, s.n_b)]
+    if partial:
+        lines += ["", f"Only the videos both folders tested count (e.g. {partial[0].model}: "
+                      f"{partial[0].n_a} in {name_a}, {partial[0].n_b} in {name_b}, "
+                      f"{partial[0].n_videos} shared); the orderings below too."]
     flips = [o for o in orderings if not o.held]
     lines += ["", f"## Orderings: {len(orderings) - len(flips)} held, {len(flips)} flipped", "",
               f"| table | first | second | first - second in {name_a} | p | "
