@@ -379,7 +379,7 @@ DAMAGED_RESULTS = {
                                                                    "be a list"),
     # a per-video record removed or edited moved the table row without a word
     "video_removed": (lambda d: d["runs"][0]["test"]["videos"].pop(0),
-                      "is not the mean AP of its 5 video records"),
+                      "is not the mean ap of its 5 video records"),
     "ap_edited": (_set(["runs", 0, "test", "videos", 0, "ap"], 0.99), "a record was edited"),
     "n_pairs": (_set(["runs", 0, "test", "n_pairs"], 7),
                 "runs[0].test.videos has 6 records but n_pairs says 7"),
@@ -388,7 +388,21 @@ DAMAGED_RESULTS = {
     "role": (_set(["runs", 0, "role"], "x"), "runs[0].role must be one of ('final', 'sweep')"),
     "lr": (_set(["runs", 0, "lr"], -1), "runs[0].lr must be a number > 0, got -1"),
     "protocol": (_set(["runs", 0, "test", "protocol"], "x"), "runs[0].test.protocol must be one of"),
+    "model": (_set(["runs", 0, "model"], "x"),
+              "runs[0].id 'video2gif/seed0' does not fit its model 'x' and seed 0"),
+    "ap_range": (_set(["runs", 0, "test", "videos", 0, "ap"], -1), "must be an AP in [0, 1]"),
+    "ap_steps_nulled": (lambda d: _with_steps_protocol(d)["runs"][0]["test"]["videos"][0].update(
+        ap_steps=None), "runs[0].test.map_by_protocol.steps"),
 }  # fmt: skip
+
+
+def _with_steps_protocol(data):
+    """Every final run's records with an ``ap_steps`` and its ``map_by_protocol``, as written."""
+    for run in data["runs"]:
+        for v in run["test"]["videos"]:
+            v["ap_steps"] = v["ap"]
+        run["test"]["map_by_protocol"] = {"steps": run["test"]["map"]}
+    return data
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGED_RESULTS))

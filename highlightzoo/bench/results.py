@@ -105,9 +105,24 @@ def load_results(path: Path) -> dict[str, Any]:
         else:
             problem = next(filter(None, (_test_problem(i, run.get("test"))
                                          for i, run in enumerate(data["runs"]))), None)
+    if not problem:
+        problem = next(filter(None, map(_id_problem, range(len(data["runs"])), data["runs"])), None)
     if problem:  # a hand edit or another version's file: one line, not a KeyError deep in a table
         raise DataFormatError(f"results file is malformed: {problem}", path=str(path))
     return data
+
+
+def _id_problem(index: int, run: dict[str, Any]) -> str | None:
+    """A run's id must be the one its model, seed (and rate, for a sweep run) give: a resume
+    skips runs by id, and the tables read the model."""
+    if run.get("role", "final") == "sweep":
+        expected = sweep_id(run["model"], run["lr"]) if "lr" in run else run["id"]
+    else:
+        expected = run_id(run["model"], run["seed"])
+    if run["id"] != expected:
+        return (f"runs[{index}].id {run['id']!r} does not fit its model {run['model']!r} and "
+                f"seed {run['seed']!r} (expected {expected!r})")
+    return None
 
 
 def _test_problem(index: int, test: dict[str, Any] | None) -> str | None:
@@ -128,11 +143,23 @@ def _test_problem(index: int, test: dict[str, Any] | None) -> str | None:
     if "n_pairs" in test and test["n_pairs"] != len(videos):
         return (f"{where}.videos has {len(videos)} records but n_pairs says {test['n_pairs']!r} "
                 f"(a record was removed or added)")
-    if "map" in test and videos:
-        mean = 100.0 * sum(float(v["ap"]) for v in videos) / len(videos)
-        if abs(mean - test["map"]) > 1e-6 * max(1.0, abs(test["map"])):
-            return (f"{where}.map {test['map']:.4f} is not the mean AP of its {len(videos)} "
-                    f"video records ({mean:.4f}): a record was edited")
+    checks = [("map", "ap", test.get("map"), None)]  # (summary, record field, value, count)
+    by_protocol, counts = test.get("map_by_protocol"), test.get("n_pairs_by_protocol")
+    if isinstance(by_protocol, dict):
+        checks += [(f"map_by_protocol.{p}", f"ap_{p}", value,
+                    counts.get(p) if isinstance(counts, dict) else None)
+                   for p, value in by_protocol.items()]
+    for summary, field, value, count in checks:
+        if value is None or not videos or any(field not in v for v in videos):
+            continue
+        aps = [float(v[field]) for v in videos if v[field] is not None]  # null: no positive
+        if count is not None and count != len(aps):
+            return (f"{where}.n_pairs_by_protocol says {count!r} videos have an AP under "
+                    f"{field}, the records give {len(aps)}: a record was edited")
+        mean = 100.0 * sum(aps) / len(aps) if aps else float("nan")
+        if not abs(mean - value) <= 1e-6 * max(1.0, abs(value)):
+            return (f"{where}.{summary} {value:.4f} is not the mean {field} of its "
+                    f"{len(videos)} video records ({mean:.4f}): a record was edited")
     return None
 
 
@@ -145,8 +172,9 @@ def _no_constant(name: str) -> None:
 # Files of earlier releases fit it (docs/results/ holds some).
 
 _OPTIONAL_VIDEO_KEYS = ("n_history", "ap_avhd", "ap_steps", "nmsd", "hit")
-_VIDEO_SHAPE = {"user": str, "video": str, "ap": NUMBER, "n_history?": int,
-                "ap_avhd?": MAYBE_NUMBER, "ap_steps?": MAYBE_NUMBER, "nmsd?": MAYBE_NUMBER,
+_AP = Where(NUMBER, lambda ap: 0.0 <= ap <= 1.0, "an AP in [0, 1]")
+_VIDEO_SHAPE = {"user": str, "video": str, "ap": _AP, "n_history?": int,
+                "ap_avhd?": OrNull(_AP), "ap_steps?": OrNull(_AP), "nmsd?": MAYBE_NUMBER,
                 "hit?": MAYBE_NUMBER}
 _CURVE_POINT = {"step": COUNT, "val_map": MAYBE_NUMBER}  # null: a NaN validation
 #: roles of a run: a table row, or a learning-rate sweep run (evidence)
