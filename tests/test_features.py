@@ -122,3 +122,28 @@ def test_features_mismatch_names_both_sides():
     assert features_mismatch(run, None) is None
     text = features_mismatch(run, {**run, "backbone": "r3d_18"})
     assert "resnet18" in text and "r3d_18" in text
+
+
+class _FakeExtractor:
+    """What ``history_from_csv`` uses of an extractor: a rate and ``extract(path)``."""
+
+    rate = 1.875
+
+    def extract(self, path):
+        n = 40
+        return np.arange(n, dtype=np.float32)[:, None].repeat(4, axis=1), n / self.rate
+
+
+@pytest.mark.parametrize("start, end", [(1.2, 3.7), (0.0, 0.2), (5.1, 5.3), (19.0, 21.3), (2.0, 2.6)])
+def test_a_history_csv_takes_the_steps_training_takes(tmp_path, start, end):
+    """--history-csv took steps floor(start * rate) to ceil(end * rate), wider than the rule
+    training took a store's history segments with (segment_steps: midpoints inside)."""
+    from highlightzoo.data.labels import segment_steps
+    from highlightzoo.features.for_run import history_from_csv
+
+    csv_path = tmp_path / "h.csv"
+    csv_path.write_text(f"video,start,end\na.mp4,{start},{end}\nb.mp4,{start},{end}\na.mp4,0,1\n")
+    segments, owners = history_from_csv(_FakeExtractor(), csv_path)
+    first, stop = segment_steps(start, end, _FakeExtractor.rate, 40)
+    assert segments[0][:, 0].tolist() == list(range(first, stop))
+    assert owners == [0, 1, 0]

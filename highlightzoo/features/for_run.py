@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from highlightzoo.data.labels import segment_steps
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.backbones import get_backbone_spec
 from highlightzoo.features.extract import Extractor, features_mismatch
@@ -102,9 +103,10 @@ def history_from_files(
 def history_from_csv(extractor: Extractor, path: str | os.PathLike) -> tuple[list[np.ndarray], list[int]]:
     """History segments from a CSV of ``video, start, end`` rows (seconds; header row required).
 
-    ``video`` is a file path, relative to the CSV's folder unless absolute.
-    Segment ``[start, end)`` s covers steps ``floor(start * rate)`` to
-    ``ceil(end * rate)`` (at least one); rows of one file share its
+    ``video`` is a file path, relative to the CSV's folder unless absolute. A segment's
+    steps are chosen by :func:`highlightzoo.data.labels.segment_steps`, the rule training
+    took the history segments of a store with (steps whose midpoint lies in the segment, at
+    least one), so a model sees a history as it was trained to; rows of one file share its
     history-video index, numbered in order of first appearance.
     """
     path = Path(path)
@@ -137,8 +139,7 @@ def history_from_csv(extractor: Extractor, path: str | os.PathLike) -> tuple[lis
                 f"line {line}: segment [{start}, {end}] s is empty or outside the video ({duration:.2f} s)",
                 path=str(path), video=str(file),
             )  # fmt: skip
-        lo = min(int(math.floor(start * extractor.rate)), len(feats) - 1)
-        hi = min(max(int(math.ceil(end * extractor.rate)), lo + 1), len(feats))
-        segments.append(feats[lo:hi])
+        first, stop = segment_steps(start, end, extractor.rate, len(feats))
+        segments.append(feats[first:stop])
         owners.append(owner[file])
     return segments, owners
