@@ -391,6 +391,11 @@ DAMAGED_RESULTS = {
     "model": (_set(["runs", 0, "model"], "x"),
               "runs[0].id 'video2gif/seed0' does not fit its model 'x' and seed 0"),
     "ap_range": (_set(["runs", 0, "test", "videos", 0, "ap"], -1), "must be an AP in [0, 1]"),
+    "nmsd_range": (_set(["runs", 0, "test", "videos", 0, "nmsd"], -1), "must be a number in [0, 1]"),
+    "nmsd_edited": (lambda d: (d["runs"][0]["test"].update(nmsd=0.3),
+                               d["runs"][0]["test"]["videos"][0].update(nmsd=0.9)),
+                    "runs[0].test.nmsd 0.3000 is not the mean nmsd of its video records"),
+    "lr_config": (_set(["runs", 0, "lr"], 0.5), "runs[0].lr 0.5 is not the rate its config trained"),
     "ap_steps_nulled": (lambda d: _with_steps_protocol(d)["runs"][0]["test"]["videos"][0].update(
         ap_steps=None), "runs[0].test.map_by_protocol.steps"),
 }  # fmt: skip

@@ -122,6 +122,10 @@ def _id_problem(index: int, run: dict[str, Any]) -> str | None:
     if run["id"] != expected:
         return (f"runs[{index}].id {run['id']!r} does not fit its model {run['model']!r} and "
                 f"seed {run['seed']!r} (expected {expected!r})")
+    config = run.get("config")
+    if "lr" in run and isinstance(config, dict) and "lr" in config and config["lr"] != run["lr"]:
+        return (f"runs[{index}].lr {run['lr']!r} is not the rate its config trained with "
+                f"({config['lr']!r})")
     return None
 
 
@@ -143,6 +147,13 @@ def _test_problem(index: int, test: dict[str, Any] | None) -> str | None:
     if "n_pairs" in test and test["n_pairs"] != len(videos):
         return (f"{where}.videos has {len(videos)} records but n_pairs says {test['n_pairs']!r} "
                 f"(a record was removed or added)")
+    for key in ("nmsd", "hit"):  # the run's mean of the records that have one
+        values = [float(v[key]) for v in videos if v.get(key) is not None]
+        if isinstance(test.get(key), (int, float)) and values:
+            mean = sum(values) / len(values)
+            if not abs(mean - test[key]) <= 1e-9 * max(1.0, abs(test[key])):
+                return (f"{where}.{key} {test[key]:.4f} is not the mean {key} of its video "
+                        f"records ({mean:.4f}): a record was edited")
     checks = [("map", "ap", test.get("map"), None)]  # (summary, record field, value, count)
     by_protocol, counts = test.get("map_by_protocol"), test.get("n_pairs_by_protocol")
     if isinstance(by_protocol, dict):
@@ -173,9 +184,10 @@ def _no_constant(name: str) -> None:
 
 _OPTIONAL_VIDEO_KEYS = ("n_history", "ap_avhd", "ap_steps", "nmsd", "hit")
 _AP = Where(NUMBER, lambda ap: 0.0 <= ap <= 1.0, "an AP in [0, 1]")
+_SHARE = Where(NUMBER, lambda x: 0.0 <= x <= 1.0, "a number in [0, 1]")  # nMSD, hit@k
 _VIDEO_SHAPE = {"user": str, "video": str, "ap": _AP, "n_history?": int,
-                "ap_avhd?": OrNull(_AP), "ap_steps?": OrNull(_AP), "nmsd?": MAYBE_NUMBER,
-                "hit?": MAYBE_NUMBER}
+                "ap_avhd?": OrNull(_AP), "ap_steps?": OrNull(_AP), "nmsd?": OrNull(_SHARE),
+                "hit?": OrNull(_SHARE)}
 _CURVE_POINT = {"step": COUNT, "val_map": MAYBE_NUMBER}  # null: a NaN validation
 #: roles of a run: a table row, or a learning-rate sweep run (evidence)
 ROLES = ("final", "sweep")
