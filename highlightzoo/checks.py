@@ -22,6 +22,11 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+#: every int the package hands to torch, NumPy or itertools must be below this (they hold int64
+#: or ssize_t): a seed or a batch size of 1e20 was their overflow traceback
+INT64_LIMIT = 2**63
+
+
 def int_at_least(value: Any, minimum: int, name: str, *, allow_none: bool = False,
                  error: type[HighlightZooError] = ConfigError) -> int | None:
     """``value`` as a Python int ``>= minimum`` (NumPy integers are taken; ``None`` too when

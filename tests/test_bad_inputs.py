@@ -377,6 +377,31 @@ def test_an_output_file_that_is_a_folder_is_refused_before_the_work(tmp_path, ca
     assert [p.name for p in tmp_path.iterdir()] == []  # no temp file left either
 
 
+BIG = str(10**20)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--model", "prnet", "--data", "S", "--seed", BIG],  # torch.manual_seed overflowed
+    ["train", "--model", "prnet", "--data", "S", "--batch-size", BIG],  # itertools.islice did
+    ["bench", "tables", "--out", "O", "--jobs", BIG],  # the process pool did
+    ["bench", "tables", "--out", "O", "--seeds", BIG],
+    ["features", "extract", "v.mp4", "--backbone", "resnet18", "--crop", BIG, "--out", "O"],
+    ["evaluate", "R", "--batch-size", "-" + BIG],
+])  # fmt: skip
+def test_an_int_option_too_large_for_int64_is_refused_by_the_parser(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert f"{BIG} is too large (the limit is 2**63)" in capsys.readouterr().err
+
+
+def test_a_config_int_too_large_for_int64_is_a_config_error():
+    for field in ("seed", "batch_size", "max_steps"):
+        with pytest.raises(ConfigError, match=f"{field} must be below 2\\*\\*63"):
+            TrainConfig(model="prnet", data="s.h5", **{field: 2**63})
+    assert TrainConfig(model="prnet", data="s.h5", seed=2**63 - 1).seed == 2**63 - 1
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--set", "width=abc"], "width"),
     (["--set", "nonexistent_kwarg=1"], "nonexistent_kwarg"),

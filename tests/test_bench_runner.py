@@ -432,3 +432,19 @@ def test_a_null_validation_map_is_left_out_of_the_learning_curve(tmp_path):
     assert (out / "table1_curves.png").stat().st_size > 0
     steps, mean, _, _ = plots.curve_points(load_results(out)["runs"][:1])
     assert steps.tolist() == [2] and mean.tolist() == [10.0]
+
+
+def test_the_process_pool_has_no_more_workers_than_tasks(monkeypatch):
+    """--jobs 64 on two tasks started 64 workers' worth of pool (each imports torch)."""
+    seen = {}
+
+    class Pool:
+        def __init__(self, max_workers, **kwargs):
+            seen["workers"] = max_workers
+            raise RuntimeError("stop here")
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", Pool)
+    tasks = [(i, print, (), {}) for i in range(2)]
+    with pytest.raises(RuntimeError, match="stop here"):
+        list(runner._execute(tasks, jobs=64, threads=None))
+    assert seen["workers"] == 2

@@ -152,8 +152,9 @@ def _execute(
         for key, fn, args, kwargs in tasks:
             yield key, *_timed_call(fn, args, kwargs)
         return
-    pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+    pool = ProcessPoolExecutor(  # no more workers than tasks: each one imports torch
+        max_workers=min(jobs, max(1, len(tasks))), mp_context=get_context("spawn"),
+        initializer=_worker_init,
         initargs=(threads or 1,),
     )
     try:

@@ -13,10 +13,23 @@ import importlib
 import sys
 
 from highlightzoo import __version__
+from highlightzoo.checks import INT64_LIMIT
 from highlightzoo.errors import HighlightZooError
 
 # Modules under highlightzoo.cli that contribute subcommands.
 COMMAND_MODULES = ("data", "features", "models", "engine", "bench")
+
+
+def whole_number(text: str) -> int:
+    """argparse ``type`` of every int option: an int below 2**63 in size (``checks.INT64_LIMIT``;
+    torch, NumPy and the process pool overflowed on larger ones, after work had started)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if abs(value) >= INT64_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text} is too large (the limit is 2**63)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from highlightzoo.bench.report import embed_table, readme_block, write_report
 from highlightzoo.bench.results import load_results
 from highlightzoo.bench.runner import run_tables
 from highlightzoo.bench.world_probes import all_preset_probes, write_world_probes
+from highlightzoo.cli import whole_number
 from highlightzoo.data.synthetic import WORLD_PRESETS
 from highlightzoo.errors import ConfigError
 from highlightzoo.io import atomic_write_text
@@ -131,7 +132,7 @@ def register(subparsers) -> None:
              "convergence; about 1 h 50 min on 2 CPU cores), standard (converged on one H100/H200), paper "
              "(the paper's scale); `bench presets -v` shows every field (default: quick)",
     )  # fmt: skip
-    tables.add_argument("--seeds", type=int, default=None,
+    tables.add_argument("--seeds", type=whole_number, default=None,
                         help="number of training seeds, 0..N-1 (default: the preset's)")
     tables.add_argument("--models", nargs="+", default=None,
                         help="only these models (default: every model of both tables)")
@@ -143,15 +144,15 @@ def register(subparsers) -> None:
                              "training rules, the tables name the store")  # fmt: skip
     tables.add_argument("--out", required=True, metavar="DIR", help="benchmark folder (resumable)")
     tables.add_argument("--device", default=None, help="override the preset's device (cpu, cuda)")
-    tables.add_argument("--epochs", type=int, default=None,
+    tables.add_argument("--epochs", type=whole_number, default=None,
                         help="override the budget with N passes (recorded in results.json; for timing)")
-    tables.add_argument("--max-steps", type=int, default=None,
+    tables.add_argument("--max-steps", type=whole_number, default=None,
                         help="override the preset's step cap (recorded in results.json; for timing)")
     tables.add_argument("--model-override", action="append", default=[], metavar="MODEL.KEY=VALUE",
                         help="a create_model argument for one model, e.g. "
                              "prnet.history_context=video:16 (repeatable; recorded in the preset and "
                              "named in the table footnote)")
-    tables.add_argument("--jobs", type=int, default=None,
+    tables.add_argument("--jobs", type=whole_number, default=None,
                         help="runs at once, each in its own process with cpu_count/jobs torch "
                              "threads (default: one per core, at most 4, on CPU; 1 on CUDA). "
                              "The thread count is recorded: float results can differ with it")
@@ -193,7 +194,7 @@ def register(subparsers) -> None:
     att.add_argument("--split", choices=("train", "val", "test"), default="test",
                      help="users to diagnose (default test)")
     att.add_argument("--device", default="cpu")
-    att.add_argument("--trace-videos", type=int, default=3, metavar="N",
+    att.add_argument("--trace-videos", type=whole_number, default=3, metavar="N",
                      help="videos drawn in the figure (default 3)")
     att.add_argument("--no-plots", action="store_true")
     att.set_defaults(func=_attention)
@@ -206,7 +207,7 @@ def register(subparsers) -> None:
         "writes world_probes.json/.md.",
     )
     probes.add_argument("--out", required=True, metavar="DIR", help="folder for the report files")
-    probes.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    probes.add_argument("--seed", type=whole_number, default=0, help="world seed (default 0)")
     probes.add_argument("--worlds", nargs="+", choices=sorted(WORLD_PRESETS), default=None,
                         help="only these world presets (default: every one)")
     probes.set_defaults(func=_probes)

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from highlightzoo.cli import whole_number
 from highlightzoo.data.phdgifs import import_phdgifs
 from highlightzoo.data.stats import store_statistics
 from highlightzoo.data.store import FeatureStore
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="tiny", choices=sorted(WORLD_PRESETS),
                    help="world size: tiny (tests), quick (CPU benchmark), standard (GPU "
                         "benchmark), paper (the paper's 9,478/750/675 users); default tiny")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--seed", type=whole_number, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--out", required=True, help="output .h5 path (written atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="quick", choices=sorted(WORLD_PRESETS),
                    help="preset whose feature parameters to use (its user counts are "
                         "ignored); default quick")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed of the features and split")
+    p.add_argument("--seed", type=whole_number, default=0, help="random seed of the features and split")
     p.add_argument("--out", required=True, help="output .h5 path (written atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_replay)
@@ -73,7 +74,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output .h5 path (written atomically)")
     p.add_argument(
         "--split-seed",
-        type=int,
+        type=whole_number,
         default=0,
         help="seed of the 80/10/10 train/val/test user split (default 0)",
     )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from highlightzoo.cli import whole_number
 from highlightzoo.device import PRECISIONS
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.backbones import get_backbone_spec
@@ -75,11 +76,11 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="TrainConfig JSON (e.g. a run's config.json); flags override it")
     p.add_argument("--out", help="run folder to create (must not exist; default: a fresh runs/<model>-s<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last checkpoint")
-    p.add_argument("--epochs", type=int, help="budget in passes over the training samples, if no --max-steps")
-    p.add_argument("--max-steps", type=int, help="budget cap in optimiser steps")
-    p.add_argument("--eval-every", type=int, help="validate every N steps (default: once per pass)")
-    p.add_argument("--patience", type=int, help="early stopping: validations without a better validation mAP")
-    p.add_argument("--min-steps", type=int, help="never stop early before this many steps")
+    p.add_argument("--epochs", type=whole_number, help="budget in passes over the training samples, if no --max-steps")
+    p.add_argument("--max-steps", type=whole_number, help="budget cap in optimiser steps")
+    p.add_argument("--eval-every", type=whole_number, help="validate every N steps (default: once per pass)")
+    p.add_argument("--patience", type=whole_number, help="early stopping: validations without a better validation mAP")
+    p.add_argument("--min-steps", type=whole_number, help="never stop early before this many steps")
     p.add_argument("--min-delta", type=float, help="an improvement must exceed this many mAP points")
     p.add_argument("--sampling", choices=("leave_one_out", "last_video"),
                    help="training samples: every annotated video (default) or the last one per user")
@@ -88,17 +89,17 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--history-order", choices=("stored", "reversed"),
                    help="history segments newest first as stored (default; a cap keeps the most "
                         "recent) or reversed (a cap keeps the oldest)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=whole_number)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--precision", choices=PRECISIONS, help="bf16 = bf16 autocast, CUDA only")
-    p.add_argument("--batch-size", type=int, help="users per optimiser step (per process)")
-    p.add_argument("--eval-batch-size", type=int, help="whole videos per evaluation batch")
+    p.add_argument("--batch-size", type=whole_number, help="users per optimiser step (per process)")
+    p.add_argument("--eval-batch-size", type=whole_number, help="whole videos per evaluation batch")
     p.add_argument("--lr", type=float, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--clip-len", type=int, help="training clip length in steps (paper: 256)")
+    p.add_argument("--clip-len", type=whole_number, help="training clip length in steps (paper: 256)")
     p.add_argument("--history-cap", help="'card' (the model card's cap, default), 'none' (all) or an int")
-    p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--max-train-users", type=int, help="train on the first N training users only")
+    p.add_argument("--num-workers", type=whole_number, help="DataLoader worker processes")
+    p.add_argument("--max-train-users", type=whole_number, help="train on the first N training users only")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model override for create_model, value read as JSON (repeatable)")
     p.add_argument("--cuda-graphs", action="store_const", const=True,
@@ -186,7 +187,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="feature store (default: the one the run was trained on)")
     p.add_argument("--split", default="test", help="user split to evaluate (default: test)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto, ...")
-    p.add_argument("--batch-size", type=int, help="whole videos per batch (default: the run's)")
+    p.add_argument("--batch-size", type=whole_number, help="whole videos per batch (default: the run's)")
     p.add_argument("--json", action="store_true", help="print the full result (per-video records) as JSON")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument(
@@ -254,10 +255,10 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", help="backbone of the features (default: the run's; another one is refused)")
     p.add_argument("--weights", help="backbone weights for --video (default: the run's; a file if "
                                      "the run used one)")  # fmt: skip
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--explain-top", type=int, default=3, help="history segments listed per chosen segment")
+    p.add_argument("--top-k", type=whole_number, default=5)
+    p.add_argument("--explain-top", type=whole_number, default=3, help="history segments listed per chosen segment")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--window-steps", type=int, default=4096,
+    p.add_argument("--window-steps", type=whole_number, default=4096,
                    help="score longer videos in windows of this many steps (0: whole video)")
     p.add_argument("--json", action="store_true", help="print JSON (scores, segments, explanations)")
     p.set_defaults(func=run_predict)

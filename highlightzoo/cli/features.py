@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from highlightzoo.cli import whole_number
 from highlightzoo.features.backbones import BACKBONES
 from highlightzoo.features.extract import Extractor, extract_features, videos_to_extract
 
@@ -35,11 +36,11 @@ def register(subparsers) -> None:
                    help="'default' (torchvision's published weights, downloaded once to torch's "
                         "hub cache), a local state-dict file, or 'none' (seeded random weights, "
                         "for tests)")  # fmt: skip
-    p.add_argument("--crop", type=int, default=None,
+    p.add_argument("--crop", type=whole_number, default=None,
                    help="input size in pixels (default: the backbone's; smaller is faster and "
                         "is recorded in the file)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
-    p.add_argument("--chunk-steps", type=int, default=32,
+    p.add_argument("--chunk-steps", type=whole_number, default=32,
                    help="feature steps embedded at a time (bounds memory; default 32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_extract)

@@ -20,6 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from highlightzoo.checks import INT64_LIMIT
 from highlightzoo.data.labels import fraction_of_a_step
 from highlightzoo.device import PRECISIONS
 from highlightzoo.errors import ConfigError
@@ -139,6 +140,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, int) and value < minimum:  # not None, not history_cap's "card"
                 raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+        for f in dataclasses.fields(self):  # ints reach torch, NumPy and itertools as int64
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= INT64_LIMIT:
+                raise ConfigError(f"{f.name} must be below 2**63, got {value!r}")
         if not 0 <= self.min_delta < float("inf"):
             raise ConfigError(f"min_delta must be a finite number >= 0, got {self.min_delta!r}")
         if not self.lr > 0:
