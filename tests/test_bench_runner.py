@@ -395,6 +395,9 @@ DAMAGED_RESULTS = {
     "nmsd_edited": (lambda d: (d["runs"][0]["test"].update(nmsd=0.3),
                                d["runs"][0]["test"]["videos"][0].update(nmsd=0.9)),
                     "runs[0].test.nmsd 0.3000 is not the mean nmsd of its video records"),
+    "protocol_map_text": (_set(["runs", 0, "test", "map_by_protocol"], {"steps": "x"}),
+                          "runs[0].test.map_by_protocol['steps'] must be int or float or null"),
+    "n_pairs_text": (_set(["runs", 0, "test", "n_pairs"], "6"), "runs[0].test.n_pairs must be int"),
     "lr_config": (_set(["runs", 0, "lr"], 0.5), "runs[0].lr 0.5 is not the rate its config trained"),
     "ap_steps_nulled": (lambda d: _with_steps_protocol(d)["runs"][0]["test"]["videos"][0].update(
         ap_steps=None), "runs[0].test.map_by_protocol.steps"),

@@ -149,17 +149,15 @@ def _test_problem(index: int, test: dict[str, Any] | None) -> str | None:
                 f"(a record was removed or added)")
     for key in ("nmsd", "hit"):  # the run's mean of the records that have one
         values = [float(v[key]) for v in videos if v.get(key) is not None]
-        if isinstance(test.get(key), (int, float)) and values:
+        if test.get(key) is not None and values:
             mean = sum(values) / len(values)
             if not abs(mean - test[key]) <= 1e-9 * max(1.0, abs(test[key])):
                 return (f"{where}.{key} {test[key]:.4f} is not the mean {key} of its video "
                         f"records ({mean:.4f}): a record was edited")
-    checks = [("map", "ap", test.get("map"), None)]  # (summary, record field, value, count)
-    by_protocol, counts = test.get("map_by_protocol"), test.get("n_pairs_by_protocol")
-    if isinstance(by_protocol, dict):
-        checks += [(f"map_by_protocol.{p}", f"ap_{p}", value,
-                    counts.get(p) if isinstance(counts, dict) else None)
-                   for p, value in by_protocol.items()]
+    counts = test.get("n_pairs_by_protocol", {})  # (summary, record field, value, count):
+    checks = [("map", "ap", test.get("map"), None)] + [
+        (f"map_by_protocol.{p}", f"ap_{p}", value, counts.get(p))
+        for p, value in test.get("map_by_protocol", {}).items()]
     for summary, field, value, count in checks:
         if value is None or not videos or any(field not in v for v in videos):
             continue
@@ -196,7 +194,9 @@ _RUN_SHAPE = {
     "role?": Where(str, lambda r: r in ROLES, f"one of {ROLES}"),
     "lr?": Where(NUMBER, lambda lr: lr > 0, "a number > 0"), "config?": dict, "card?": dict,
     "selection?": {"best_val_map?": MAYBE_NUMBER, "curve?": [_CURVE_POINT], "stop_reason?": str},
-    "test?": {"videos": [_VIDEO_SHAPE], "map?": NUMBER,
+    "test?": {"videos": [_VIDEO_SHAPE], "map?": NUMBER, "n_pairs?": COUNT,
+              "map_by_protocol?": MappingOf(MAYBE_NUMBER), "n_pairs_by_protocol?": MappingOf(COUNT),
+              "nmsd?": MAYBE_NUMBER, "hit?": MAYBE_NUMBER,
               "protocol?": Where(str, lambda p: p in PROTOCOLS, f"one of {PROTOCOLS}")},
     "traces?": MappingOf([NUMBER]),
 }
