@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from video_support import write_video
@@ -99,6 +100,13 @@ def test_walkthrough_from_videos_to_tables_and_highlights(tmp_path, capsys):
     assert "resnet18" in err and "r3d_18" in err
     assert main(["predict", str(run), "--video", str(videos / "broken.mp4")]) == 2
     assert "broken.mp4" in capsys.readouterr().err
+    # precomputed features: --rate must be the run's features' rate (it said nothing before)
+    with h5py.File(feats) as f:
+        np.save(tmp_path / "vid1.npy", f["features/vid1"][()])
+    given = ["predict", str(run), "--video-features", str(tmp_path / "vid1.npy"), "--rate"]
+    assert main([*given, "2"]) == 2
+    assert "--rate 2 differs from the 1.875 steps/s" in capsys.readouterr().err
+    assert main([*given, "1.875"]) == 0
 
 
 def test_a_store_without_all_three_splits_is_refused(tmp_path):
