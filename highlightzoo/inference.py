@@ -107,7 +107,9 @@ class Detector:
     """Score a video for a user with any zoo model.
 
     ``history_cap``: the most history segments given to the model (first ones
-    kept), as in training; ``window_steps=None`` scores every video whole.
+    kept), as in training; ``window_steps=None`` scores every video whole;
+    ``features``: how the features the model was trained on were made (a checkpoint's
+    ``features``, when its store said), so that ``predict`` refuses another rate.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class Detector:
         window_steps: int | None = 4096,
         context_steps: int = 512,
         precision: str = "fp32",
+        features: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"Detector needs a torch.nn.Module (create_model(...), or "
@@ -132,6 +135,7 @@ class Detector:
         self.history_cap = history_cap
         self.window_steps, self.context_steps, self.precision = window_steps, context_steps, precision
         self.feature_dim = _feature_dim(model)
+        self.features = features
 
     @property
     def name(self) -> str:
@@ -152,6 +156,7 @@ class Detector:
         check_run_checkpoint(payload)
         model = model_from_checkpoint(payload)
         kwargs.setdefault("history_cap", checkpoint_history_cap(payload))
+        kwargs.setdefault("features", payload.get("features"))
         return cls(model, device=device, **kwargs)
 
     @classmethod
@@ -207,6 +212,13 @@ class Detector:
         """
         if not (is_real(rate) and math.isfinite(float(rate)) and float(rate) > 0):
             raise ConfigError(f"rate must be a positive number of steps per second, got {rate!r}")
+        trained = (self.features or {}).get("rate")
+        if trained is not None and not math.isclose(float(rate), trained, rel_tol=1e-6):
+            raise ConfigError(  # another rate puts every segment at other seconds
+                f"rate {float(rate):g} differs from the {trained:g} steps/s of the features "
+                f"model {self.name!r} was trained on ({self.features.get('backbone')}); "
+                f"features at another rate are not what it learnt from"
+            )
         int_at_least(top_k, 1, "top_k")
         int_at_least(explain_top, 0, "explain_top")
         unknown = sorted(set(segment_options) - set(SEGMENT_OPTIONS))

@@ -215,3 +215,16 @@ def test_detector_device_is_a_name_or_a_torch_device():
             Detector(_model("prnet"), device=bad)
     assert Detector(_model("prnet"), device=torch.device("cpu")).device == torch.device("cpu")
 
+
+
+def test_a_rate_other_than_the_trained_features_is_refused():
+    """A checkpoint whose store said how its features were made gives the detector their rate;
+    another rate put every segment at other seconds, without a word."""
+    torch.manual_seed(0)
+    model = hz.create_model("video2gif", feature_dim=4)
+    det = Detector(model, features={"backbone": "resnet18", "rate": 1.875})
+    video = np.ones((10, 4), np.float32)
+    with pytest.raises(ConfigError, match="rate 2 differs from the 1.875 steps/s .*resnet18"):
+        det.predict(video, [], 2.0)
+    assert det.predict(video, [], 1.875).rate == 1.875
+    assert Detector(model).predict(video, [], 2.0).rate == 2.0  # unknown: any rate

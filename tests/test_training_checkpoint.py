@@ -144,6 +144,7 @@ _STATE_KEY = next(iter(_payload()["model_state"]))
         (("config",), None, "config must be an object, got None"),
         (("features",), "x", "features must be an object"),
         (("features",), [], "features must be an object"),
+        (("features",), {"rate": "2"}, "features.rate must be int or float"),  # predict reads it
         (("history_cap",), "x", "history_cap must be int"),
         (("history_cap",), -1, "history_cap must be an int >= 0, got -1"),
         (("history_cap",), True, "history_cap must be int, got True"),

@@ -105,7 +105,7 @@ def test_walkthrough_from_videos_to_tables_and_highlights(tmp_path, capsys):
         np.save(tmp_path / "vid1.npy", f["features/vid1"][()])
     given = ["predict", str(run), "--video-features", str(tmp_path / "vid1.npy"), "--rate"]
     assert main([*given, "2"]) == 2
-    assert "--rate 2 differs from the 1.875 steps/s" in capsys.readouterr().err
+    assert "rate 2 differs from the 1.875 steps/s of the features model 'prnet'" in capsys.readouterr().err
     assert main([*given, "1.875"]) == 0
 
 

@@ -303,15 +303,8 @@ def _run_features(checkpoint: str) -> dict[str, Any] | None:
 
 def _check_declared_backbone(args: argparse.Namespace) -> None:
     """``--backbone`` with ``--video-features`` says where the .npy came from: it must be the run's.
-    Without it, ``--rate`` must still be the rate of the features the run was trained on, where
-    the run knows it: another rate puts every segment at other seconds (or is another input)."""
+    (``--rate`` alone is checked against the run's features by ``Detector.predict``.)"""
     if args.backbone is None:
-        known = (_run_features(args.checkpoint) or {}).get("rate")
-        if known is not None and not np.isclose(args.rate, known):
-            raise ConfigError(
-                f"--rate {args.rate:g} differs from the {known:g} steps/s of the features this "
-                f"run was trained on; features at another rate are not what the model learnt from"
-            )
         return
 
     spec = get_backbone_spec(args.backbone)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from highlightzoo.data.store_format import FEATURES_INFO_SHAPE
 from highlightzoo.errors import CheckpointError, HighlightZooError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from highlightzoo.models.registry import create_model
@@ -120,7 +121,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 RUN_CONFIG_SHAPE = {"model_overrides?": OrNull(dict)}
 PAYLOAD_SHAPE = {
     "model_state": MappingOf(torch.Tensor), "build_args": dict, "model_card": {"name": str},
-    "config?": RUN_CONFIG_SHAPE, "features?": OrNull(dict), "history_cap?": OrNull(COUNT),
+    "config?": RUN_CONFIG_SHAPE, "features?": OrNull(FEATURES_INFO_SHAPE),
+    "history_cap?": OrNull(COUNT),
 }
 
 
