@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 from training_support import GONE, SMALL, set_at, write_tiny_store
@@ -13,6 +16,7 @@ import highlightzoo as hz
 from highlightzoo.cli import main
 from highlightzoo.errors import CheckpointError, ConfigError, RunFolderError
 from highlightzoo.training import TrainConfig, train
+from highlightzoo.training.evaluation import evaluate_checkpoint
 
 RESULT_KEYS = {
     "map", "user_map", "map_ci95", "n_pairs", "n_skipped", "nmsd", "hit_at_5", "records",
@@ -307,3 +311,29 @@ def test_a_config_json_edited_or_damaged_after_the_checkpoint_is_refused_on_resu
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=f"config.json says {place[0]}=.* but .*last.pt' was trained with"):
         train(None, quiet=True, resume=run)
+
+
+def _with_features(src: Path, dst: Path, info: dict) -> Path:
+    """A copy of store ``src`` that says its features were made as ``info`` (not fingerprinted)."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        f.attrs["features"] = json.dumps(info)
+    return dst
+
+
+def test_a_store_of_other_features_is_refused_by_evaluate_and_resume(store, tmp_path):
+    """A store whose features came from another backbone fits a model of the same width and was
+    scored (``evaluate --data``) or trained on (``--resume --data``) without a word."""
+    ours = {"backbone": "resnet18", "feature_dim": 16, "rate": 1.875}
+    theirs = {**ours, "backbone": "r3d_18"}
+    mine = _with_features(store, tmp_path / "mine.h5", ours)
+    other = _with_features(store, tmp_path / "other.h5", theirs)
+    run = tmp_path / "run"
+    train(_config(mine, "video2gif", run, epochs=3, batch_size=3, eval_every=2), quiet=True,
+          stop_after=1)
+    message = "refused: the model was trained on resnet18 (16-d, 1.875 steps/s) features, these are r3d_18"
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        evaluate_checkpoint(str(run / "checkpoints" / "last.pt"), data=str(other))
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        train(None, quiet=True, resume=run, overrides={"data": str(other)})
+    assert evaluate_checkpoint(str(run / "checkpoints" / "last.pt"), data=str(mine)).map >= 0

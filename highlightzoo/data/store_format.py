@@ -140,3 +140,21 @@ def read_features_info(path: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return features_info_of(value, str(path))
+
+
+def features_mismatch(expected: dict[str, Any] | None, given: dict[str, Any] | None) -> str | None:
+    """A sentence naming both sides when two feature descriptions differ in backbone, size or rate.
+
+    None when they agree, or when either side is unknown (features made elsewhere).
+    """
+    if not expected or not given:
+        return None
+    keys = ("backbone", "feature_dim", "rate")
+    diff = [k for k in keys if expected.get(k) != given.get(k)]
+    if not diff:
+        return None
+
+    def name(info: dict[str, Any]) -> str:
+        return f"{info.get('backbone')} ({info.get('feature_dim')}-d, {info.get('rate')} steps/s)"
+
+    return f"the model was trained on {name(expected)} features, these are {name(given)} features"

@@ -27,7 +27,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from highlightzoo.data.store_format import FEATURES_ATTR, FEATURES_FORMAT, read_features_info  # noqa: F401 (re-exported)
+from highlightzoo.data.store_format import (  # noqa: F401 (re-exported)
+    FEATURES_ATTR,
+    FEATURES_FORMAT,
+    features_mismatch,
+    read_features_info,
+)
 from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError, VideoDecodeError, WriteError
 from highlightzoo.features.backbones import (
@@ -236,21 +241,3 @@ def extract_features(
     finally:
         tmp.unlink(missing_ok=True)
     return report
-
-
-def features_mismatch(expected: dict[str, Any] | None, given: dict[str, Any] | None) -> str | None:
-    """A sentence naming both sides when two feature descriptions differ in backbone, size or rate.
-
-    None when they agree, or when either side is unknown (features made elsewhere).
-    """
-    if not expected or not given:
-        return None
-    keys = ("backbone", "feature_dim", "rate")
-    diff = [k for k in keys if expected.get(k) != given.get(k)]
-    if not diff:
-        return None
-
-    def name(info: dict[str, Any]) -> str:
-        return f"{info.get('backbone')} ({info.get('feature_dim')}-d, {info.get('rate')} steps/s)"
-
-    return f"the model was trained on {name(expected)} features, these are {name(given)} features"

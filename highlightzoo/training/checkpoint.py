@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from highlightzoo.data.store_format import FEATURES_INFO_SHAPE
+from highlightzoo.data.store_format import FEATURES_INFO_SHAPE, features_mismatch
 from highlightzoo.errors import CheckpointError, HighlightZooError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from highlightzoo.models.registry import create_model
@@ -153,6 +153,17 @@ def checkpoint_history_cap(payload: dict[str, Any]) -> int | None:
         return payload["history_cap"]
     config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
     return resolve_history_cap(config.get("history_cap", CARD_CAP), payload["model_card"].get("history_cap"))
+
+
+def check_store_features(payload: dict[str, Any], store_features: dict[str, Any] | None,
+                         store: str) -> None:
+    """A :class:`CheckpointError` when the store's features were made another way (backbone,
+    size or rate) than those the checkpoint was trained on, where both sides say: a 512-d
+    store of another backbone fits the model's shapes and would be scored without a word."""
+    problem = features_mismatch(payload.get("features"), store_features)
+    if problem:
+        raise CheckpointError(f"refused: {problem} (store {str(store)!r}, checkpoint "
+                              f"{payload.get('path', '<payload>')!r})")
 
 
 def check_run_checkpoint(payload: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from highlightzoo.device import autocast, check_precision, feature_dtype, resolv
 from highlightzoo.errors import CheckpointError, ConfigError, NoPositiveLabelError
 from highlightzoo.training.checkpoint import (
     check_run_checkpoint,
+    check_store_features,
     checkpoint_history_cap,
     load_checkpoint,
     model_from_checkpoint,
@@ -421,6 +422,7 @@ def evaluate_checkpoint(
     if note:
         logging.getLogger("highlightzoo.evaluation").warning("%s", note)
     store = FeatureStore(path)
+    check_store_features(payload, store.metadata.get("features"), path)
     if not store.users(split):
         raise ConfigError(f"split {split!r} of {path!r} has no valid users: nothing to evaluate")
     model = model_from_checkpoint(payload, feature_dim=int(store.feature_dim))

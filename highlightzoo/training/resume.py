@@ -26,7 +26,12 @@ from highlightzoo.data.store import fingerprint_difference, store_fingerprint
 from highlightzoo.errors import CheckpointError, ConfigError, RunFolderError
 from highlightzoo.shapes import COUNT, MAYBE_NUMBER, NUMBER, OrNull, shape_problem
 from highlightzoo.training import runs
-from highlightzoo.training.checkpoint import RNG_SHAPE, load_checkpoint, load_weights
+from highlightzoo.training.checkpoint import (
+    RNG_SHAPE,
+    check_store_features,
+    load_checkpoint,
+    load_weights,
+)
 from highlightzoo.training.config import TrainConfig
 from highlightzoo.training.optim import load_optimizer_state
 from highlightzoo.training.stopping import StopState
@@ -245,11 +250,15 @@ def load_resume_point(
     feature_dim: int,
     world_size: int,
     rank: int,
+    *,
+    store_features: dict[str, Any] | None = None,
 ) -> ResumePoint:
     """Load ``last.pt`` into ``model`` and ``optimizer``; return the state to continue from.
 
     The number of processes must be the one the run was trained with (each
-    rank restores its own RNG state, so the continuation is exact).
+    rank restores its own RNG state, so the continuation is exact). ``store_features``:
+    the ``features`` description of the store the resume reads; features made another way
+    than the run's are refused (:func:`~highlightzoo.training.checkpoint.check_store_features`).
     """
     ckpt_dir = run_dir / runs.CHECKPOINT_DIR
     last = load_checkpoint(ckpt_dir / "last.pt")
@@ -267,6 +276,7 @@ def load_resume_point(
             f"{last['trainer_state']['step']} steps its optimizer_state.state is empty"
         )
     check_config_matches(last, config, run_dir)
+    check_store_features(last, store_features, config.data)
     notes = [check_same_model(last, model, config, feature_dim, run_dir)]
     load_weights(model, last["model_state"], where=last["path"])
     load_optimizer_state(optimizer, last["optimizer_state"], where=last["path"],

@@ -352,7 +352,7 @@ class _Trainer:
         """Weights, optimiser, trainer state and this rank's RNG state from ``last.pt``."""
         point = load_resume_point(
             self.run_dir, self.model, self.optimizer, self.config, self.feature_dim,
-            self.ctx.world_size, self.ctx.rank,
+            self.ctx.world_size, self.ctx.rank, store_features=self.store.metadata.get("features"),
         )  # fmt: skip
         for note in point.notes:
             self._say(note)
