@@ -1,5 +1,6 @@
-"""Atomic file writes (a temp file in the same folder, fsync, then ``os.replace``), and
-:func:`read_arrays`, the one reader of NumPy ``.npy``/``.npz`` files.
+"""Atomic file writes (a temp file in the same folder, fsync, then ``os.replace``),
+:func:`folder_lock` (one writer per run or benchmark folder), and :func:`read_arrays`, the one
+reader of NumPy ``.npy``/``.npz`` files.
 
 The one place for "nothing written is left half-done": checkpoints, results
 files, tables, figures and feature stores all go through here, so an
@@ -15,6 +16,7 @@ a new file under the process umask (``0o666 & ~umask``), not ``mkstemp``'s 0600.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -22,11 +24,12 @@ import socket
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from highlightzoo.errors import DataFormatError, WriteError
+from highlightzoo.errors import DataFormatError, RunFolderError, WriteError
 
 #: this host's name as it appears in temp file names (letters, digits and '-')
 HOST_TAG = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
@@ -205,3 +208,54 @@ def read_arrays(path: str | os.PathLike, what: str, *, video: str | None = None,
     except _ARRAY_READ_ERRORS as err:
         raise DataFormatError(f"cannot read {what} ({type(err).__name__}: {err})",
                               path=str(path), video=video, reason=reason) from None
+
+
+#: the file that marks a run or benchmark folder as in use (:func:`folder_lock`)
+LOCK_FILE = ".highlightzoo.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``folder`` for this process while the block runs (``what``: the command, for the
+    message). Two processes training or benchmarking into one folder would each rewrite the
+    other's checkpoints and results; the second is a :class:`RunFolderError` naming the holder.
+
+    The lock is a file made with ``O_EXCL`` holding host and process id. One left by a process
+    of this host that no longer runs (``kill -9``) is taken over; one of another host is only
+    named, since its process cannot be seen from here.
+    """
+    lock = Path(folder) / LOCK_FILE
+    mine = f"{HOST_TAG} {os.getpid()} {what}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, default_file_mode())
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None and holder[0] == HOST_TAG and not _pid_alive(holder[1]):
+                lock.unlink(missing_ok=True)  # its process was killed: take it over
+                continue
+            who = (f"process {holder[1]} on {holder[0]} ({holder[2]})" if holder
+                   else "another process")
+            raise RunFolderError(
+                f"{str(folder)!r} is in use by {who}; wait for it to end, or, if it no longer "
+                f"runs, delete {str(lock)!r}") from None
+        except OSError as err:
+            raise WriteError(f"cannot lock {str(folder)!r}: {err}") from err
+        with os.fdopen(fd, "w") as fh:
+            fh.write(mine + "\n")
+        break
+    try:
+        yield
+    finally:
+        holder = _lock_holder(lock)
+        if holder is not None and holder[:2] == (HOST_TAG, os.getpid()):
+            lock.unlink(missing_ok=True)
+
+
+def _lock_holder(lock: Path) -> tuple[str, int, str] | None:
+    """``(host, pid, what)`` written in a lock file; None when it cannot be read."""
+    try:
+        host, pid, what = lock.read_text(encoding="utf-8").strip().split(" ", 2)
+        return host, int(pid), what
+    except (OSError, ValueError):
+        return None

@@ -34,6 +34,7 @@ from highlightzoo.errors import (
     ConfigError,
     DataFormatError,
     HighlightZooError,
+    RunFolderError,
     WriteError,
 )
 from highlightzoo.inference import Detector
@@ -567,6 +568,47 @@ def test_case_11_a_temp_file_of_a_live_writer_is_kept(tmp_path):
             second.add_video("w", np.ones((3, 4)), 2.0)
             assert len(temp_files_of(out)) == 2
         assert first._tmp.exists()
+
+
+def test_a_folder_in_use_is_refused_and_a_killed_holders_lock_taken_over(tmp_path):
+    """Two processes training or benchmarking into one folder rewrote each other's files."""
+    from highlightzoo.io import HOST_TAG, LOCK_FILE, folder_lock
+
+    lock = tmp_path / LOCK_FILE
+    with folder_lock(tmp_path, "train"):
+        assert lock.read_text().split() == [HOST_TAG, str(os.getpid()), "train"]
+        with pytest.raises(RunFolderError, match=f"in use by process {os.getpid()} on "
+                                                 f"{HOST_TAG} \\(train\\)"), folder_lock(tmp_path, "x"):
+            pass
+        assert lock.exists()  # the refused one left the holder's lock alone
+    assert not lock.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    lock.write_text(f"{HOST_TAG} {int(dead.stdout)} train\n")  # left by a killed process
+    with folder_lock(tmp_path, "bench tables"):
+        assert lock.read_text().split()[1] == str(os.getpid())
+    lock.write_text("other-host 12345 train\n")  # cannot be checked from here: named, kept
+    with pytest.raises(RunFolderError, match="process 12345 on other-host .* delete"), \
+            folder_lock(tmp_path, "train"):
+        pass
+    assert lock.exists()
+
+
+def test_a_resume_into_a_folder_in_use_is_refused_before_writing(world, tmp_path):
+    from highlightzoo.io import folder_lock
+    from highlightzoo.training import train
+
+    run = tmp_path / "run"
+    config = TrainConfig(model="video2gif", data=str(world["store"]), out=str(run), epochs=3,
+                         batch_size=3, eval_every=2)
+    train(config, quiet=True, stop_after=1)
+    before = (run / "config.json").read_bytes()
+    with folder_lock(run, "train"):  # as a first resume would hold it
+        with pytest.raises(RunFolderError, match="is in use by process"):
+            train(None, quiet=True, resume=run, overrides={"max_steps": 40})
+    assert (run / "config.json").read_bytes() == before  # not rewritten with the new cap
+    assert train(None, quiet=True, resume=run).selection.stop_reason in ("patience", "cap")
+    assert not list(run.glob(".highlightzoo.lock"))
 
 
 def test_case_11_smaller_ones():

@@ -451,3 +451,15 @@ def test_the_process_pool_has_no_more_workers_than_tasks(monkeypatch):
     with pytest.raises(RuntimeError, match="stop here"):
         list(runner._execute(tasks, jobs=64, threads=None))
     assert seen["workers"] == 2
+
+
+def test_a_benchmark_folder_in_use_is_refused_and_released_after(tmp_path):
+    from highlightzoo.io import LOCK_FILE, folder_lock
+
+    out = tmp_path / "b"
+    out.mkdir()
+    with folder_lock(out, "bench tables"), pytest.raises(RunFolderError, match="is in use by"):
+        bench(out, FakeBackend(), seeds=1)
+    assert not (out / RESULTS_FILE).exists()  # nothing written into the held folder
+    bench(out, FakeBackend(), seeds=1)
+    assert not (out / LOCK_FILE).exists()

@@ -57,7 +57,7 @@ from highlightzoo.bench.results import (
 from highlightzoo.bench.tables import table_models
 from highlightzoo.device import resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError
-from highlightzoo.io import output_folder
+from highlightzoo.io import folder_lock, output_folder
 from highlightzoo.models.registry import get_model_card
 from highlightzoo.provenance import environment
 
@@ -235,81 +235,82 @@ def run_tables(
         check_models(preset, world, chosen)
     # only now: a command refused above leaves no folder behind
     output_folder(out)
-    atomic_write_text(out / ".gitignore", "# trainer run folders (checkpoints): not results\nruns/\n")
-    path = out / RESULTS_FILE
-    results = _open_results(path, preset, world, chosen, seed_list, device, threads)
-    if not results["traces"]:
-        results["traces"] = backend.trace_targets(world, preset.eval.trace_videos)
-    probes = getattr(backend, "probes", None)  # optional: fakes need not have it
-    if probes is not None and "world_probes" not in results:
-        results["world_probes"] = probes(world, replay)
-    results[TIMING_KEY].setdefault("world_seconds", []).append(world_seconds)
-    save_results(path, results)
-    trace_pairs = list(results["traces"].get("pairs", []))
-    common = {"device": device, "trace_pairs": trace_pairs}
+    with folder_lock(out, "bench tables"):  # one benchmark per folder at a time
+        atomic_write_text(out / ".gitignore", "# trainer run folders (checkpoints): not results\nruns/\n")
+        path = out / RESULTS_FILE
+        results = _open_results(path, preset, world, chosen, seed_list, device, threads)
+        if not results["traces"]:
+            results["traces"] = backend.trace_targets(world, preset.eval.trace_videos)
+        probes = getattr(backend, "probes", None)  # optional: fakes need not have it
+        if probes is not None and "world_probes" not in results:
+            results["world_probes"] = probes(world, replay)
+        results[TIMING_KEY].setdefault("world_seconds", []).append(world_seconds)
+        save_results(path, results)
+        trace_pairs = list(results["traces"].get("pairs", []))
+        common = {"device": device, "trace_pairs": trace_pairs}
 
-    # 1. the sweep: seed 0 at every rate for a prefix of sweep_steps, then paused; no test
-    done = finished_run_ids(results)
-    pause = max(1, preset.sweep_steps // (preset.eval_every or 1)) if swept else 0
-    tasks = []
-    for model in swept:
-        for lr in preset.lr_grid:
-            key = sweep_id(model, lr)
+        # 1. the sweep: seed 0 at every rate for a prefix of sweep_steps, then paused; no test
+        done = finished_run_ids(results)
+        pause = max(1, preset.sweep_steps // (preset.eval_every or 1)) if swept else 0
+        tasks = []
+        for model in swept:
+            for lr in preset.lr_grid:
+                key = sweep_id(model, lr)
+                if key in done:
+                    _resumed(progress, results, model, _lr_tag(lr), key)
+                    continue
+                run_dir = _fresh_run_dir(out, f"{model}-{_lr_tag(lr)}-seed0")
+                tasks.append(((model, lr), backend.run, (preset, model, 0, world, run_dir),
+                              {**common, "lr": lr, "stop_after": pause}))
+                progress.starting(model, _lr_tag(lr))
+        for (model, lr), outcome, seconds in _execute(tasks, jobs, threads):
+            run = {"id": sweep_id(model, lr), "model": model, "seed": 0, "lr": lr, "role": "sweep",
+                   **outcome.record}
+            append_run(path, results, run, {**outcome.timing, "total_s": seconds})
+            progress.finished(model, _lr_tag(lr), seconds,
+                              f"val mAP {run['selection']['best_val_map']:.2f} after "
+                              f"{run['selection'].get('steps_run', '?')} steps")
+
+        # 2. the chosen rates, then the final runs
+        lrs = {m: preset.lr for m in chosen}
+        for model in swept:
+            val = {r["lr"]: r["selection"]["best_val_map"] for r in results["runs"]
+                   if r["model"] == model and r.get("role") == "sweep"}
+            lrs[model] = choose_lr(val)
+            results.setdefault("lr_choice", {})[model] = {
+                "chosen": lrs[model],
+                "rule": f"highest validation mAP of seed 0 within {preset.sweep_steps} steps (ties: smaller lr)",
+                "val_map": {f"{lr:g}": v for lr, v in sorted(val.items())},
+            }
+        save_results(path, results)
+        done = finished_run_ids(results)
+        tasks = []
+        for model, seed in plan_runs(chosen, seed_list):
+            key = run_id(model, seed)
             if key in done:
-                _resumed(progress, results, model, _lr_tag(lr), key)
+                _resumed(progress, results, model, seed, key)
                 continue
-            run_dir = _fresh_run_dir(out, f"{model}-{_lr_tag(lr)}-seed0")
-            tasks.append(((model, lr), backend.run, (preset, model, 0, world, run_dir),
-                          {**common, "lr": lr, "stop_after": pause}))
-            progress.starting(model, _lr_tag(lr))
-    for (model, lr), outcome, seconds in _execute(tasks, jobs, threads):
-        run = {"id": sweep_id(model, lr), "model": model, "seed": 0, "lr": lr, "role": "sweep",
-               **outcome.record}
-        append_run(path, results, run, {**outcome.timing, "total_s": seconds})
-        progress.finished(model, _lr_tag(lr), seconds,
-                          f"val mAP {run['selection']['best_val_map']:.2f} after "
-                          f"{run['selection'].get('steps_run', '?')} steps")
+            progress.starting(model, seed)
+            if model in swept and seed == 0:
+                source = out / "runs" / f"{model}-{_lr_tag(lrs[model])}-seed0"
+                tasks.append(((model, seed), backend.resume_run, (preset, model, 0, world, source), common))
+            else:
+                run_dir = _fresh_run_dir(out, f"{model}-seed{seed}")
+                tasks.append(((model, seed), backend.run, (preset, model, seed, world, run_dir),
+                              {**common, "lr": lrs[model]}))
+        for (model, seed), outcome, seconds in _execute(tasks, jobs, threads):
+            source = sweep_id(model, lrs[model]) if model in swept and seed == 0 else None
+            run = {"id": run_id(model, seed), "model": model, "seed": seed, "lr": lrs[model],
+                   "role": "final", "source": source, **outcome.record, "traces": outcome.traces}
+            append_run(path, results, run, {**outcome.timing, "total_s": seconds})
+            test = run.get("test", {})
+            progress.finished(model, seed, seconds, f"test mAP {test.get('map', float('nan')):.2f} "
+                              f"({run.get('selection', {}).get('stop_reason', '?')})")
 
-    # 2. the chosen rates, then the final runs
-    lrs = {m: preset.lr for m in chosen}
-    for model in swept:
-        val = {r["lr"]: r["selection"]["best_val_map"] for r in results["runs"]
-               if r["model"] == model and r.get("role") == "sweep"}
-        lrs[model] = choose_lr(val)
-        results.setdefault("lr_choice", {})[model] = {
-            "chosen": lrs[model],
-            "rule": f"highest validation mAP of seed 0 within {preset.sweep_steps} steps (ties: smaller lr)",
-            "val_map": {f"{lr:g}": v for lr, v in sorted(val.items())},
-        }
-    save_results(path, results)
-    done = finished_run_ids(results)
-    tasks = []
-    for model, seed in plan_runs(chosen, seed_list):
-        key = run_id(model, seed)
-        if key in done:
-            _resumed(progress, results, model, seed, key)
-            continue
-        progress.starting(model, seed)
-        if model in swept and seed == 0:
-            source = out / "runs" / f"{model}-{_lr_tag(lrs[model])}-seed0"
-            tasks.append(((model, seed), backend.resume_run, (preset, model, 0, world, source), common))
-        else:
-            run_dir = _fresh_run_dir(out, f"{model}-seed{seed}")
-            tasks.append(((model, seed), backend.run, (preset, model, seed, world, run_dir),
-                          {**common, "lr": lrs[model]}))
-    for (model, seed), outcome, seconds in _execute(tasks, jobs, threads):
-        source = sweep_id(model, lrs[model]) if model in swept and seed == 0 else None
-        run = {"id": run_id(model, seed), "model": model, "seed": seed, "lr": lrs[model],
-               "role": "final", "source": source, **outcome.record, "traces": outcome.traces}
-        append_run(path, results, run, {**outcome.timing, "total_s": seconds})
-        test = run.get("test", {})
-        progress.finished(model, seed, seconds, f"test mAP {test.get('map', float('nan')):.2f} "
-                          f"({run.get('selection', {}).get('stop_reason', '?')})")
-
-    if report:
-        write_report(out)
-        progress.message(f"tables and plots written to {out}")
-    return path
+        if report:
+            write_report(out)
+            progress.message(f"tables and plots written to {out}")
+        return path
 
 
 def _resumed(progress: Progress, results: dict[str, Any], model: str, label: Any, key: str) -> None:

@@ -20,6 +20,7 @@ bit-identical weights to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -43,7 +44,8 @@ from highlightzoo.batch import Batch, ModelOutput
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.device import autocast, check_precision, feature_dtype
-from highlightzoo.errors import ConfigError, RunFolderError, TrainingError
+from highlightzoo.errors import ConfigError, RunFolderError, TrainingError, WriteError
+from highlightzoo.io import folder_lock
 from highlightzoo.losses import get_loss
 from highlightzoo.models.registry import create_model, get_model_card
 from highlightzoo.training import graphs, runs
@@ -161,22 +163,40 @@ def train(
     """
     config, resume_dir = resolve_run_config(config, resume, overrides or {})
     ctx, device = setup(config.device)
+    held = contextlib.ExitStack()  # the run folder's lock, from when it is known to the end
     try:
         check_precision(config.precision, device)
         if config.cuda_graphs:
             graphs.check_supported(device, ctx.distributed)
         if resume_dir is not None:
+            _hold_run_folder(ctx, resume_dir, held)
             config = config.replace(out=str(resume_dir))
             if overrides and ctx.is_main:
                 runs.write_json(resume_dir / runs.CONFIG_FILE, config.to_dict())  # e.g. more epochs
-        trainer = _Trainer(config, ctx, device, resume_dir, quiet, Path(runs_root))
+        trainer = _Trainer(config, ctx, device, resume_dir, quiet, Path(runs_root), held)
         return trainer.run(stop_after)
     except BaseException as err:  # noqa: B036 - recorded in train.log, then re-raised
         runs.log_to_run_file(logging.getLogger("highlightzoo.training"), f"{type(err).__name__}: {err}")
         raise
     finally:
         runs.close_logger(logging.getLogger("highlightzoo.training"))
+        held.close()
         ctx.close()
+
+
+def _hold_run_folder(ctx: DistContext, run_dir: Path, held: contextlib.ExitStack) -> None:
+    """Rank 0 locks the run folder until ``held`` closes (:func:`~highlightzoo.io.folder_lock`:
+    a second process training into it, e.g. a resume started twice, is refused); every rank
+    learns whether it may go on."""
+    answer = ("ok", "")
+    if ctx.is_main:
+        try:
+            held.enter_context(folder_lock(run_dir, "train"))
+        except (RunFolderError, WriteError) as err:
+            answer = ("error", str(err))
+    status, text = ctx.broadcast(answer)
+    if status == "error":
+        raise RunFolderError(text)
 
 
 def _new_run_folder(ctx: DistContext, config: TrainConfig, root: Path) -> Path:
@@ -210,6 +230,7 @@ class _Trainer:
         run_dir: Path | None,
         quiet: bool,
         runs_root: Path,
+        held: contextlib.ExitStack,
     ) -> None:
         """Open data, build model and optimiser, then (only then) create or reopen the run folder.
 
@@ -255,6 +276,7 @@ class _Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         if run_dir is None:
             run_dir = _new_run_folder(ctx, config, runs_root)
+            _hold_run_folder(ctx, run_dir, held)
             self.config = config = config.replace(out=str(run_dir))
         self.run_dir = run_dir
         self.log = runs.run_logger(run_dir, main=ctx.is_main)
