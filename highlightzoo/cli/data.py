@@ -16,6 +16,7 @@ from highlightzoo.cli import whole_number
 from highlightzoo.data.phdgifs import import_phdgifs
 from highlightzoo.data.stats import store_statistics
 from highlightzoo.data.store import FeatureStore
+from highlightzoo.data.store_format import VIDEO_COVERAGE
 from highlightzoo.data.synthetic import WORLD_PRESETS, synthesize, synthesize_replay
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.io import is_stale_temp_file, temp_files_of
@@ -185,11 +186,16 @@ def _info(args: argparse.Namespace) -> int:
           f"steps: {stats['steps']}")  # fmt: skip
     for key in ("history_segments_per_user", "history_videos_per_user",
                 "target_segments_per_user", "segment_duration_s", "video_duration_s",
-                "target_coverage"):  # fmt: skip
+                "feature_coverage", "target_coverage"):  # fmt: skip
         d = stats[key]
         print(f"{key:28s} min {d['min']:.3g}  median {d['median']:.3g}  mean {d['mean']:.3g}  "
               f"p90 {d['p90']:.3g}  max {d['max']:.3g}")  # fmt: skip
     print(f"positive:unlabeled (target videos) 1:{stats['positive_to_unlabeled']:.1f}; "
           f"(all annotated videos) 1:{stats['annotated_positive_to_unlabeled']:.1f}; "
           f"users without a positive step: {stats['users_without_positive_step']}")  # fmt: skip
+    if stats["videos_feature_coverage_off"]:
+        lo, hi = VIDEO_COVERAGE
+        print(f"note: the features of {stats['videos_feature_coverage_off']} videos cover less "
+              f"than {lo:.0%} or more than {hi:.0%} of their stated duration (n_steps / rate / "
+              f"duration): truncated features, or a wrong rate or duration")
     return 0

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from highlightzoo.checks import flag, int_at_least, is_real
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
-from highlightzoo.data.store_format import read_features_info
+from highlightzoo.data.store_format import VIDEO_COVERAGE, feature_coverage, read_features_info
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.io import output_file, read_arrays
 
@@ -594,18 +594,14 @@ def _load_videos(
 #: a wrong one gives its ratio to the right one (1.875 for features at 1 step/s: 1.875;
 #: C3D clips of 16 frames at 25 instead of 30 fps: 1.2).
 RATE_COVERAGE = (0.9, 1.1)
-#: One video whose features cover less or more than this of its stated duration (at a rate
-#: the others fit) is dropped and counted (``length_mismatch``): a truncated feature file
-#: would leave every label past its end unreachable.
-VIDEO_COVERAGE = (0.5, 2.0)
-
-
 def _short_or_long(videos: dict[str, tuple[np.ndarray, float]],
                    stated: dict[str, float | None], rate: float) -> list[str]:
-    """Videos whose features cover a share of their stated duration outside VIDEO_COVERAGE."""
+    """Videos whose features cover a share of their stated duration outside
+    :data:`~highlightzoo.data.store_format.VIDEO_COVERAGE` (dropped as ``length_mismatch``:
+    a truncated feature file would leave every label past its end out of reach)."""
     lo, hi = VIDEO_COVERAGE
     return [vid for vid, d in stated.items()
-            if d and not lo <= len(videos[vid][0]) / rate / d <= hi]
+            if d and not lo <= feature_coverage(len(videos[vid][0]), rate, d) <= hi]
 
 
 def _check_rate_fits(videos: dict[str, tuple[np.ndarray, float]],
@@ -619,7 +615,7 @@ def _check_rate_fits(videos: dict[str, tuple[np.ndarray, float]],
     known = {vid: (len(videos[vid][0]), d) for vid, d in stated.items() if d}
     if not known:
         return
-    cover = {vid: steps / rate / d for vid, (steps, d) in known.items()}
+    cover = {vid: feature_coverage(steps, rate, d) for vid, (steps, d) in known.items()}
     median = float(np.median(list(cover.values())))
     if RATE_COVERAGE[0] <= median <= RATE_COVERAGE[1]:
         return

@@ -13,6 +13,7 @@ import numpy as np
 
 from highlightzoo.data.labels import segments_to_step_labels
 from highlightzoo.data.store import FeatureStore
+from highlightzoo.data.store_format import VIDEO_COVERAGE, feature_coverage
 
 
 def describe(values: list[float] | np.ndarray) -> dict[str, float]:
@@ -60,6 +61,9 @@ def store_statistics(store: FeatureStore, min_fraction: float = 0.5) -> dict:
         seg_durations += [e - s for s, e in rec.target_segments]
         seg_durations += [h.end - h.start for h in rec.history]
     videos = store.videos
+    covers = [feature_coverage(store.video_length(v), store.video_rate(v), store.video_duration(v))
+              for v in videos]
+    lo, hi = VIDEO_COVERAGE
     return {
         "file": store.path,
         "metadata": {k: v for k, v in store.metadata.items() if k != "generator_config"},
@@ -68,6 +72,9 @@ def store_statistics(store: FeatureStore, min_fraction: float = 0.5) -> dict:
         "videos": len(videos),
         "steps": int(sum(store.video_length(v) for v in videos)),
         "video_duration_s": describe([store.video_duration(v) for v in videos]),
+        # n_steps / rate / duration: about 1; far off, features truncated or of another video
+        "feature_coverage": describe(covers),
+        "videos_feature_coverage_off": sum(not lo <= c <= hi for c in covers),
         "history_segments_per_user": describe(history_sizes),
         "history_videos_per_user": describe(history_videos),
         "target_segments_per_user": describe(target_segments),

@@ -46,6 +46,10 @@ REQUIRED_GROUPS = ("videos", "video_index", "users", "splits")
 STANDARD_SPLITS = ("train", "val", "test")
 #: root attributes that say what a store holds (``created_with`` is left out: same data, same id)
 FINGERPRINT_ATTRS = ("format", "format_version", "feature_dim", "source", "generator_config")
+#: The share of its duration a video's features may cover (``n_steps / rate / duration``):
+#: outside it, the features are truncated or of another video. The import drops such a
+#: video (``length_mismatch``) and ``data info`` counts them.
+VIDEO_COVERAGE = (0.5, 2.0)
 #: HDF5 type of id tables and string attributes
 STR_DTYPE = h5py.string_dtype("utf-8")
 
@@ -81,6 +85,12 @@ class VideoEntry:
     rate: float
     duration: float
     n_steps: int
+
+
+def feature_coverage(n_steps: int, rate: float, duration: float) -> float:
+    """The share of a ``duration`` s video that ``n_steps`` feature steps at ``rate`` cover
+    (step ``i`` spans ``[i / rate, (i + 1) / rate)``): about 1 when the features fit it."""
+    return n_steps / rate / duration
 
 
 def video_dataset_name(video_id: str) -> str:
