@@ -139,9 +139,9 @@ def temp_files_of(path: Path) -> list[Path]:
 def is_stale_temp_file(tmp: Path, path: Path) -> bool:
     """True when ``tmp`` is our temp file for ``path`` and its writer (this host) is gone."""
     rest = Path(tmp).name[len(f".{Path(path).name}.") :].split(".")
-    if len(rest) != 4 or rest[0] != HOST_TAG or not rest[1].isdigit() or rest[3] != "tmp":
-        return False  # another naming scheme or another host: we cannot tell, keep it
-    return not _pid_alive(int(rest[1]))
+    if len(rest) != 4 or not rest[1].isdigit() or rest[3] != "tmp":
+        return False  # another naming scheme: we cannot tell, keep it
+    return _writer_gone(rest[0], int(rest[1]))
 
 
 def remove_stale_temp_files(path: Path) -> list[Path]:
@@ -152,6 +152,12 @@ def remove_stale_temp_files(path: Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def _writer_gone(host: str, pid: int) -> bool:
+    """Whether the process ``pid`` of ``host`` that wrote a temp or lock file no longer runs;
+    False for another host, whose processes cannot be seen from here."""
+    return host == HOST_TAG and not _pid_alive(pid)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -231,7 +237,7 @@ def folder_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, default_file_mode())
         except FileExistsError:
             holder = _lock_holder(lock)
-            if holder is not None and holder[0] == HOST_TAG and not _pid_alive(holder[1]):
+            if holder is not None and _writer_gone(holder[0], holder[1]):
                 lock.unlink(missing_ok=True)  # its process was killed: take it over
                 continue
             who = (f"process {holder[1]} on {holder[0]} ({holder[2]})" if holder

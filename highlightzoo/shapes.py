@@ -15,6 +15,7 @@ inside whatever reads it. A shape says what the readers need, nothing more:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,17 @@ class Where:
 NUMBER = (int, float)
 MAYBE_NUMBER = (int, float, type(None))
 COUNT = Where(int, lambda v: v >= 0, "an int >= 0")
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` that refuses ``NaN`` and ``Infinity`` (a ``ValueError``, as for any other
+    text that is not JSON): Python's parser takes them, JSON has no such values, and a writer
+    with ``allow_nan=False`` could not write them back."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def shape_problem(value: Any, shape: Any, where: str = "") -> str | None:

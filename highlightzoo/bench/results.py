@@ -20,7 +20,16 @@ from typing import Any
 
 from highlightzoo.errors import DataFormatError, RunFolderError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
-from highlightzoo.shapes import COUNT, MAYBE_NUMBER, NUMBER, MappingOf, OrNull, Where, shape_problem
+from highlightzoo.shapes import (
+    COUNT,
+    MAYBE_NUMBER,
+    NUMBER,
+    MappingOf,
+    OrNull,
+    Where,
+    shape_problem,
+    strict_json,
+)
 from highlightzoo.training.config import PROTOCOLS
 from highlightzoo.training.results import RESULTS_KIND
 
@@ -78,11 +87,9 @@ def load_results(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise RunFolderError(f"no {RESULTS_FILE} in {path.parent} (run `highlightzoo bench tables`)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except json.JSONDecodeError as err:
+        data = strict_json(path.read_text(encoding="utf-8"))
+    except ValueError as err:  # JSONDecodeError, or NaN / Infinity (strict_json)
         raise DataFormatError(f"results file is not valid JSON: {err}", path=str(path)) from err
-    except ValueError as err:  # NaN / Infinity: the writer never writes them, and cannot rewrite them
-        raise DataFormatError(f"results file is not valid JSON: {err}", path=str(path)) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         hint = ""
         if isinstance(data, dict) and data.get("kind") == RESULTS_KIND:
@@ -170,11 +177,6 @@ def _test_problem(index: int, test: dict[str, Any] | None) -> str | None:
             return (f"{where}.{summary} {value:.4f} is not the mean {field} of its "
                     f"{len(videos)} video records ({mean:.4f}): a record was edited")
     return None
-
-
-def _no_constant(name: str) -> None:
-    """``json.loads``' hook for ``NaN``/``Infinity``, which Python's parser takes but JSON lacks."""
-    raise ValueError(f"{name} is not a JSON value (the writer stores a missing number as null)")
 
 
 # What the reports and a resume read of a results file, as a shape (highlightzoo.shapes).

@@ -17,7 +17,6 @@ Segments are ``(start, end)`` in seconds.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import h5py
 import numpy as np
 
 from highlightzoo.errors import DataFormatError
-from highlightzoo.shapes import NUMBER, OrNull, Where, shape_problem
+from highlightzoo.shapes import NUMBER, OrNull, Where, shape_problem, strict_json
 
 FORMAT_NAME = "highlightzoo-features"
 #: the ``format`` attribute of a features file of ``highlightzoo features extract`` (not a store)
@@ -126,7 +125,7 @@ def features_info_of(value: Any, path: str) -> dict[str, Any] | None:
                               f"{type(value).__name__}", path=path, reason="malformed_table")
     try:
         text = value.decode("utf-8") if isinstance(value, bytes) else value
-        info = json.loads(text, parse_constant=_no_constant) if text else None
+        info = strict_json(text) if text else None
     except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
         raise DataFormatError(f"the {FEATURES_ATTR!r} attribute is not JSON ({err})", path=path,
                               reason="malformed_table") from None
@@ -135,10 +134,6 @@ def features_info_of(value: Any, path: str) -> dict[str, Any] | None:
         raise DataFormatError(f"the features description is malformed: {problem}", path=path,
                               reason="malformed_table")
     return info
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def read_features_info(path: str | os.PathLike) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from highlightzoo.checks import flag
+from highlightzoo.checks import flag, is_real
 from highlightzoo.data.store_format import (
     DURATION_TOLERANCE_S,
     FEATURES_ATTR,
@@ -577,7 +577,7 @@ def _header_numbers(attrs: h5py.AttributeManager, path: str) -> tuple[int, int]:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, numbers.Integral) and is_real(value)  # a bool is not a version
 
 
 def _same_text(value: object, text: str) -> bool:
