@@ -29,13 +29,17 @@ INT64_LIMIT = 2**63
 
 def int_at_least(value: Any, minimum: int, name: str, *, allow_none: bool = False,
                  error: type[HighlightZooError] = ConfigError) -> int | None:
-    """``value`` as a Python int ``>= minimum`` (NumPy integers are taken; ``None`` too when
+    """``value`` as a Python int ``>= minimum`` and below :data:`INT64_LIMIT` (NumPy integers are
+    taken; ``None`` too when
     ``allow_none``), else an ``error`` (a :class:`ConfigError`; the metrics raise their own
     :class:`~highlightzoo.errors.MetricInputError`) saying what ``name`` must be."""
     if value is None and allow_none:
         return None
     if isinstance(value, numbers.Integral) and is_real(value) and value >= minimum:
-        return int(value)
+        if value < INT64_LIMIT:
+            return int(value)
+        # torch and NumPy take no larger int: it would end in an overflow traceback later
+        raise error(f"{name} must be below 2**63, got {value!r}")
     raise error(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, "
                 f"got {value!r}")
 

@@ -1114,3 +1114,42 @@ def test_any_model_option_value_is_refused_when_built_or_runs(name, option):
         except HighlightZooError:
             continue
         assert torch.isfinite(scores).all(), (name, option, value)
+
+
+CPU_ALLOCATOR_FAILURE = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 2097152 bytes. Error code 12 (Cannot allocate memory)\n"
+    "frame #0: c10::ThrowEnforceNotMet(...)"
+)
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError(CPU_ALLOCATOR_FAILURE),  # torch on CPU: a plain RuntimeError with a C++ stack
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    MemoryError(),
+])
+def test_running_out_of_memory_is_one_line_naming_what_to_shrink(monkeypatch, capsys, error):
+    """A model or batch too large for the machine (``--set depth=100000`` on prnet_residual)
+    ended in torch's allocator traceback and its C++ frames."""
+    from highlightzoo.cli import engine
+
+    def run_train(args):
+        raise error
+
+    monkeypatch.setattr(engine, "run_train", run_train)
+    code, _, err = cli(capsys, ["train", "--model", "fcsn", "--data", "x.h5"])
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0].startswith("highlightzoo: error: out of memory (") and "--batch-size" in lines[0]
+
+
+def test_an_error_that_is_not_about_memory_is_still_a_traceback(monkeypatch):
+    """Only memory is turned into a line: any other RuntimeError is a bug to report."""
+    from highlightzoo.cli import engine
+
+    def run_train(args):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(engine, "run_train", run_train)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["train", "--model", "fcsn", "--data", "x.h5"])

@@ -453,6 +453,20 @@ def test_the_process_pool_has_no_more_workers_than_tasks(monkeypatch):
     assert seen["workers"] == 2
 
 
+def test_a_worker_process_that_dies_is_a_training_error_naming_the_run():
+    """A worker killed mid-run (the system's OOM killer, kill -9) ended ``bench tables
+    --jobs N`` in concurrent.futures' BrokenProcessPool traceback; the message now names the
+    run and says the finished runs are kept for a rerun."""
+    import os
+
+    from highlightzoo.errors import TrainingError
+
+    tasks = [(("fcsn", 0.001), os._exit, (9,), {})]  # the worker process ends at once
+    with pytest.raises(TrainingError, match=r"worker process ended without a result for fcsn "
+                                            r"\(0\.001\).*rerun the same command"):
+        list(runner._execute(tasks, jobs=2, threads=1))
+
+
 def test_a_benchmark_folder_in_use_is_refused_and_released_after(tmp_path):
     from highlightzoo.io import LOCK_FILE, folder_lock
 

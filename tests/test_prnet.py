@@ -312,6 +312,35 @@ def test_encoder_options_are_config_errors_naming_the_model(kwargs, match):
 def test_the_residual_variant_checks_depth_before_counting_its_blocks():
     with pytest.raises(ConfigError, match="model 'prnet_residual': depth .* got '2'"):
         hz.create_model("prnet_residual", feature_dim=8, depth="2")  # '2' + 1 before
+    # 10**7 blocks were built on the meta device, for minutes, before the parameter limit
+    with pytest.raises(ConfigError, match="model 'prnet_residual': depth must be <= 16"):
+        hz.create_model("prnet_residual", feature_dim=8, depth=10**7)
+    assert len(hz.create_model("prnet_residual", feature_dim=8, depth=16).encoder.blocks) == 17
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("prnet", {"chunk_size": 2**70}),  # torch's "Overflow when unpacking long long" at training
+    ("prnet", {"width": 2**70}),  # a one-line message followed by torch's C++ stack
+    ("prnet", {"kernel_size": 2**63 + 1}),  # was "must be odd"
+    ("prnet_residual", {"depth": 2**63}),  # built 2**63 blocks (hung) before
+])
+def test_an_option_too_large_for_int64_is_one_config_error_line(name, kwargs):
+    with pytest.raises(ConfigError, match=rf"model '{name}': .* must be below 2\*\*63") as info:
+        hz.create_model(name, feature_dim=8, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kernel_size", [5, 3, "x", None])
+def test_the_residual_variant_refuses_a_kernel_size_it_would_not_use(kernel_size):
+    """PR-Net_residual has no convolution: ``kernel_size`` of any value (even a string) was
+    accepted and silently unused. Only leaving it out (None) builds the model."""
+    if kernel_size is None:
+        assert hz.create_model("prnet_residual", feature_dim=8, kernel_size=None) is not None
+        return
+    with pytest.raises(ConfigError, match="model 'prnet_residual': kernel_size has no effect"):
+        hz.create_model("prnet_residual", feature_dim=8, kernel_size=kernel_size)
+    assert hz.create_model("prnet", feature_dim=8, kernel_size=5).encoder.kernel_size == 5
+    assert hz.create_model("prnet", feature_dim=8).encoder.kernel_size == 3  # the paper's
 
 
 def test_shared_parts_refuse_bad_sizes_by_name():

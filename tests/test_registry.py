@@ -123,6 +123,21 @@ def test_builders_with_var_keywords_take_any_override():
         registry._REGISTRY.pop("tmp_kwargs_model")
 
 
+def test_a_builders_torch_error_is_one_line_without_its_cpp_stack():
+    """torch's messages can carry a C++ stack ("Exception raised from ... frame #0: ...");
+    the ConfigError keeps the first line, so the command line prints one line."""
+    @register_model(ModelCard("tmp_failing_model", "s", "p", "frame", False, "cross_entropy"))
+    def tmp(feature_dim: int, size: int = 1) -> nn.Module:
+        raise ValueError("Overflow when unpacking long long\nException raised from X\nframe #0")
+
+    try:
+        with pytest.raises(ConfigError) as info:
+            hz.create_model("tmp_failing_model", feature_dim=3, size=2, allow_large=True)
+        assert str(info.value).endswith(": Overflow when unpacking long long"), str(info.value)
+    finally:
+        registry._REGISTRY.pop("tmp_failing_model")
+
+
 BUILD_EVERY_MODEL = """
 import sys
 import highlightzoo as hz

@@ -32,6 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ from highlightzoo.bench.results import (
 )
 from highlightzoo.bench.tables import table_models
 from highlightzoo.device import resolve_device
-from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError
+from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError, TrainingError
 from highlightzoo.io import folder_lock, output_folder
 from highlightzoo.models.registry import get_model_card
 from highlightzoo.provenance import environment
@@ -147,7 +148,8 @@ def _execute(
     tasks: list[tuple[Any, Callable[..., Any], tuple, dict]], jobs: int, threads: int | None
 ) -> Iterator[tuple[Any, Any, float]]:
     """Run ``fn(*args, **kwargs)`` per task (in-process, or on ``jobs`` worker processes);
-    yield ``(key, result, seconds)`` as each finishes."""
+    yield ``(key, result, seconds)`` as each finishes. A key is ``(model, lr or seed)``; a
+    worker that dies is a :class:`TrainingError` naming the run it held."""
     if jobs <= 1:
         for key, fn, args, kwargs in tasks:
             yield key, *_timed_call(fn, args, kwargs)
@@ -164,7 +166,17 @@ def _execute(
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=order.index):
-                yield keys[future], *future.result()
+                try:
+                    result = future.result()
+                except BrokenProcessPool as err:  # a worker killed (kill -9, the OOM killer)
+                    model, label = keys[future]
+                    raise TrainingError(
+                        f"a benchmark worker process ended without a result for {model} "
+                        f"({label}): it was killed, often by the system for lack of memory; "
+                        "the runs finished so far are saved, so rerun the same command to go "
+                        "on (with fewer --jobs if memory is short)"
+                    ) from err
+                yield keys[future], *result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -58,6 +58,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("highlightzoo: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        # the machine's limit, not a bug: one line that says what to shrink (exit 1, not 2)
+        first_line = next(iter(str(err).splitlines()), "") or type(err).__name__
+        print(f"highlightzoo: error: out of memory ({first_line[:200]}); use a smaller "
+              "--batch-size, --eval-batch-size, --clip-len or model", file=sys.stderr)
+        return 1
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is running out of host or accelerator memory: Python's
+    ``MemoryError``, ``torch.OutOfMemoryError`` (a ``RuntimeError``) or the CPU allocator's
+    ``RuntimeError`` ("can't allocate memory"), which torch raises without a type of its own."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -67,7 +67,7 @@ class PRNet(nn.Module):
 
     - ``encoder``: ``"unet"`` (M, Eq. 1) or ``"residual"`` (PR-Net_residual);
       ``width`` (None = ``feature_dim``, the paper), ``depth``, ``kernel_size``
-      configure it (see ``components/encoders.py``).
+      (None = 3; the U-net's only) configure it (see ``components/encoders.py``).
     - ``user_pref``: ``"attention"`` (Eq. 2-3), ``"mean"`` (PR-Net_meanU: mean
       of the history embeddings, the same for every frame) or ``"none"``
       (PR-Net_G).
@@ -101,7 +101,7 @@ class PRNet(nn.Module):
         *,
         encoder: str = "unet",
         depth: int = 3,
-        kernel_size: int = 3,
+        kernel_size: int | None = None,
         user_pref: UserPref = "attention",
         generic: bool = True,
         non_highlight: bool = True,

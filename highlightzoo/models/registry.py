@@ -217,9 +217,11 @@ def create_model(
     except (TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, HighlightZooError):
             raise
+        # one line: torch's own messages can carry a C++ stack after the first
+        first_line = next(iter(str(err).splitlines()), "") or type(err).__name__
         raise ConfigError(
             f"model {name!r} cannot be built with feature_dim={feature_dim} and overrides "
-            f"{overrides}: {err}"
+            f"{overrides}: {first_line}"
         ) from err
     model.card = card
     model.build_args = {"feature_dim": feature_dim, **overrides}

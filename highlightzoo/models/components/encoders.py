@@ -167,12 +167,26 @@ class ResidualFrameEncoder(nn.Module):
 
 
 def build_encoder(
-    kind: str, in_dim: int, width: int | None, depth: int = 3, kernel_size: int = 3
+    kind: str, in_dim: int, width: int | None, depth: int = 3, kernel_size: int | None = None
 ) -> nn.Module:
-    """The encoder named ``kind`` ("unet" = M, "residual" = PR-Net_residual's)."""
+    """The encoder named ``kind`` ("unet" = M, "residual" = PR-Net_residual's).
+
+    ``kernel_size`` (None = 3) is the U-net's; the residual encoder has no convolution, so a
+    kernel size given to it is a :class:`ConfigError` rather than silently unused.
+    """
     depth = int_at_least(depth, 0, "depth (U-net levels; residual blocks - 1)")
+    if kind == "residual" and depth > MAX_DEPTH:  # the U-net checks its own
+        # the residual encoder matches the U-net's depth; a huge one would be built (on the
+        # meta device, to count its parameters) block by block before any limit could refuse it
+        raise ConfigError(f"depth must be <= {MAX_DEPTH} (the U-net's limit, which the residual "
+                          f"encoder's blocks - 1 match), got {depth}")
+    if kind == "residual" and kernel_size is not None:
+        raise ConfigError(
+            f"kernel_size has no effect on the residual encoder (per-frame, no convolution), "
+            f"got {kernel_size!r}; leave it out"
+        )
     builders = {
-        "unet": lambda: UNetEncoder1d(in_dim, width, depth, kernel_size),
+        "unet": lambda: UNetEncoder1d(in_dim, width, depth, 3 if kernel_size is None else kernel_size),
         "residual": lambda: ResidualFrameEncoder(in_dim, width, blocks=depth + 1),
     }
     if kind not in builders:
