@@ -6,6 +6,7 @@ import dataclasses
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 import highlightzoo as hz
 from highlightzoo.batch import random_batch
 from highlightzoo.errors import ConfigError, DataFormatError
+from highlightzoo.metrics.windows import window_average
 from highlightzoo.models.components.norm import (
     AffineParams,
     ItemSelfAttention,
@@ -276,10 +278,27 @@ def test_window_boundaries_follow_the_rate():
     assert index[0].tolist() == [0] * 10 + [1] * 10 + [2] * 10  # 10 steps per 5 s
     # 9.375 steps per window: a step belongs to the window holding its start time.
     assert index[1].tolist() == [0] * 10 + [1] * 9 + [2] * 10 + [3]
-    # 0.5 steps per window: step t starts at 10 t s, window 2 t; exact boundaries count.
-    assert index[2].tolist() == [2 * t for t in range(30)]
+    # 0.5 steps per window: step t starts at 10 t s, in window 2 t, so each step is a window
+    # of its own; they are numbered without the empty windows between them (was 2 t).
+    assert index[2].tolist() == list(range(30))
     at_boundary = window_index(torch.ones(1, 7, dtype=torch.bool), torch.tensor([0.1]), 30.0)
     assert at_boundary[0].tolist() == [0, 0, 0, 1, 1, 1, 2]  # 3 steps = 30 s exactly
+
+
+@pytest.mark.parametrize("window_s", [1e-9, 1e-300, 0.25])
+def test_a_window_shorter_than_a_step_gives_each_step_its_own_segment(window_s):
+    """A window of 1e-9 s at 1.875 steps/s numbered its one-step windows 5e8 apart: training
+    tried to allocate terabytes of empty segments. The partition is the same, without gaps."""
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    feats = torch.rand(2, 6, 3)
+    seg = pool_segments(feats, mask, torch.tensor([1.875, 1.875]), window_s,
+                        torch.tensor([0, 7]))
+    assert seg.features.shape == (2, 6, 3)
+    assert seg.index.tolist() == [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, -1, -1]]
+    assert torch.equal(seg.features[0], feats[0])
+    assert seg.mask.tolist() == [[True] * 6, [True] * 4 + [False] * 2]
+    np.testing.assert_array_equal(window_average(feats[..., 0], 1.875, window_s),
+                                  feats[..., 0])  # the metric's windows: one step each too
 
 
 def test_windows_are_laid_on_the_video_clock_for_clips():
@@ -325,7 +344,7 @@ def test_pooling_matches_a_loop_reference(lengths, rate_eighths, window_quarters
     )
     for i, n in enumerate(lengths):
         windows = [math.floor((offset + t) / (rate * window_s)) for t in range(n)]
-        expect = [w - windows[0] for w in windows]
+        expect = [sorted(set(windows)).index(w) for w in windows]  # empty windows not numbered
         assert seg.index[i, :n].tolist() == expect
         assert (seg.index[i, n:] == -1).all()
         for s in set(expect):

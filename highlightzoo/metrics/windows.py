@@ -75,7 +75,11 @@ def window_average(
         raise MetricInputError(
             "scores hold NaN or Inf on real steps; window averaging needs finite scores"
         )
-    window = torch.floor(steps[None, :] / (window_s * rates[:, None]) + _EPS).long()  # (B, T)
+    window_steps = window_s * rates[:, None]
+    window = torch.floor(steps[None, :] / window_steps + _EPS).long()  # (B, T)
+    # a window shorter than a step holds one step: numbered with gaps, its empty windows would
+    # be allocated (1e-9 s at 1.875 steps/s: 5e8 per step), so number it step by step
+    window = torch.where(window_steps < 1, steps[None, :], window)
     n_windows = int(window.max()) + 1
     flat = (window + n_windows * torch.arange(b, device=dev)[:, None])[real]
     sums = torch.zeros(b * n_windows, dtype=torch.float64, device=dev).index_add_(

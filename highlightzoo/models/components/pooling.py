@@ -63,9 +63,15 @@ def _relative_windows(
             f"feature rate must be a positive number of steps per second, got {rates[row]}",
             video=video, reason="rate",
         )
-    starts = np.arange(steps, dtype=np.float64)[None, :] + offsets[:, None]
-    absolute = np.floor(starts / (rates[:, None] * window_s) * (1.0 + _BOUNDARY_RTOL))
-    return (absolute - absolute[:, :1]).astype(np.int64)
+    # A window shorter than a step puts every step in a window of its own, numbered with
+    # gaps (1e-9 s at 1.875 steps/s: 5e8 empty windows per step, terabytes of segments), so
+    # those rows take the same partition numbered without gaps.
+    per_step = rates * window_s < 1.0
+    slots = np.arange(steps, dtype=np.float64)[None, :]
+    window_steps = np.where(per_step, 1.0, rates * window_s)[:, None]
+    absolute = np.floor((slots + offsets[:, None]) / window_steps * (1.0 + _BOUNDARY_RTOL))
+    relative = np.where(per_step[:, None], slots, absolute - absolute[:, :1])
+    return relative.astype(np.int64)
 
 
 def check_window_s(window_s: object) -> float:
