@@ -93,6 +93,42 @@ def test_import_keeps_valid_users_and_reports_every_loss(tmp_path: Path, source:
     assert "u1" in report.summary() or "users 2/3" in report.summary()
 
 
+@pytest.mark.parametrize("row, message", [
+    ("vidA,1e30,1.0,u4,60.0,True", "a time beyond 86400 s"),  # a store of 2e30 steps was tried
+    ("vidA,1.0,1e30,u4,60.0,True", "a time beyond 86400 s"),
+    ("vidA,1.0,2.0,u4,1e23,True", "a time beyond 86400 s"),  # numpy's dimension error in replay
+    ("vidA,1.0,2.0,u4,inf,True", "a time beyond 86400 s"),
+    ("vidA,1.0,inf,u4,60.0,True", "must be finite seconds"),
+    ("vidA,nan,2.0,u4,60.0,True", "must be finite seconds"),
+])
+def test_a_time_that_is_not_a_videos_seconds_is_a_bad_row(tmp_path: Path, capsys, row, message):
+    """Huge or infinite times in the CSV: the replay rendered (or tried to) that many steps and
+    ended in NumPy's "Maximum allowed dimension exceeded"; the import dropped them under other
+    names. Each is a bad row naming the line: an error in strict mode, counted in lenient."""
+    from highlightzoo.cli import main
+
+    csv_path, npy, _ = write_inputs(tmp_path, [*ROWS, row])
+    with pytest.raises(DataFormatError, match=f"line 10: .*{re.escape(message)}") as info:
+        read_phdgifs_csv(csv_path)
+    assert (info.value.user, info.value.video, info.value.reason) == ("u4", "vidA", "bad_row")
+    report = import_phdgifs(csv_path, npy, RATE, tmp_path / "o.h5", strict=False, progress=False)
+    assert (10, "bad_row") in report.dropped_rows
+    capsys.readouterr()
+    assert main(["data", "replay", str(csv_path), "--preset", "tiny", "--out",
+                 str(tmp_path / "r.h5"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "line 10" in err[0] and message in err[0], err
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_the_longest_times_of_the_real_csv_are_kept(tmp_path: Path):
+    """The bound sits far above real data: PHD-GIFs' longest video lasts 11,677 s."""
+    rows = [*ROWS, "vidA,8849.0,7.0,u4,11677.0,False", "vidA,1.0,2.0,u4,-1,True"]
+    csv_path, _, _ = write_inputs(tmp_path, rows)
+    user = next(u for u in read_phdgifs_csv(csv_path).users if u.user_id == "u4")
+    assert user.history[0].video_duration == 11677.0 and user.target[0].video_duration is None
+
+
 def test_malformed_csv_strict_raises_lenient_reports(tmp_path: Path):
     rows = [*ROWS, "vidA,abc,1.0,u4,60.0,True"]
     csv_path, npy, _ = write_inputs(tmp_path, rows)

@@ -34,6 +34,10 @@ from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.io import output_file, read_arrays
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
+#: the longest time a CSV may give, in seconds (24 h): PHD-GIFs' longest video lasts 3.2 h and
+#: YouTube takes none over 12 h, so more is not a video's seconds (1e30 was a rendering or
+#: store of that many steps, tried before anything said so)
+MAX_SECONDS = 86_400.0
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -111,7 +115,8 @@ class CsvAnnotations:
 def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotations:
     """Parse a PHD-GIFs CSV into users in order of first appearance.
 
-    A malformed row (non-number, empty id, unknown boolean) raises a
+    A malformed row (non-number, empty id, unknown boolean, a start or duration that is not
+    finite, a time beyond :data:`MAX_SECONDS`) raises a
     :class:`DataFormatError` naming the file, line and user; with
     ``strict=False`` it is skipped and listed in ``bad_rows``.
     """
@@ -163,7 +168,16 @@ def _parse_row(path: str, line: int, raw: dict) -> CsvRow:
             f"line {line}: empty id or is_last not a boolean", path=path, user=user or None,
             reason="bad_row",
         )  # fmt: skip
-    known = vdur > 0 and math.isfinite(vdur)
+    def bad(what: str) -> DataFormatError:
+        return DataFormatError(f"line {line}: {what}", path=path, user=user, video=video,
+                               reason="bad_row")
+
+    if not (math.isfinite(start) and math.isfinite(dur)):
+        raise bad(f"start {start} and duration {dur} must be finite seconds")
+    if max(start + dur, vdur if math.isfinite(vdur) else 0.0) > MAX_SECONDS or vdur == math.inf:
+        raise bad(f"a time beyond {MAX_SECONDS:g} s (24 h): start {start}, duration {dur}, "
+                  f"video_duration {vdur}; not seconds of a video")
+    known = vdur > 0 and math.isfinite(vdur)  # -1 (and NaN) = unknown
     return CsvRow(line, video, start, start + dur, user, vdur if known else None, is_last)
 
 
