@@ -92,6 +92,32 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
 
 
+@pytest.mark.parametrize("call, what", [
+    (lambda w: w.add_video("v\x00", feats(4, 0), 1.0), "video id"),
+    (lambda w: w.add_video("", feats(4, 0), 1.0), "video id"),
+    (lambda w: w.add_user("u\x00", "v", [(0.0, 1.0)]), "user id"),
+    (lambda w: w.add_user("u", "v\x00", [(0.0, 1.0)]), "target video id"),
+    (lambda w: w.add_user("u", "v", [(0.0, 1.0)], [("w\x00", 0.0, 1.0)]), "history video id"),
+    (lambda w: w.add_user("u", "v", [(0.0, 1.0)], [(None, 0.0, 1.0)]), "history video id"),
+    (lambda w: w.set_split("test", ["u", "a\x00b"]), "user id"),
+    (lambda w: w.set_split("", ["u"]), "split name"),
+])
+def test_an_id_hdf5_cannot_store_is_refused_when_added(tmp_path: Path, call, what):
+    """An id holding a NUL reached h5py only when the store was closed: its ``ValueError``
+    ("VLEN strings do not support embedded NULLs"), after every video had been written. An
+    empty or ``None`` id was stored as '' or 'None'."""
+    path = tmp_path / "s.h5"
+    with pytest.raises(DataFormatError, match=f"{what} must be a non-empty text") as info, \
+            StoreWriter(path, D) as w:
+        call(w)
+    assert info.value.reason == "bad_id" and not path.exists()
+    with StoreWriter(path, D) as w:  # ints and NumPy strings are ids, stored as text
+        w.add_video(np.str_("v"), feats(4, 0), 1.0)
+        w.add_user(7, "v", [(0.0, 1.0)])
+        w.set_split("test", [7])
+    assert FeatureStore(path).users() == ["7"]
+
+
 def _edit(path: Path, fn) -> None:
     with h5py.File(path, "r+") as f:
         fn(f)

@@ -115,7 +115,8 @@ class CsvAnnotations:
 def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotations:
     """Parse a PHD-GIFs CSV into users in order of first appearance.
 
-    A malformed row (non-number, empty id, unknown boolean, a start or duration that is not
+    A malformed row (non-number, empty id or one holding a NUL, unknown boolean, a start or
+    duration that is not
     finite, a time beyond :data:`MAX_SECONDS`) raises a
     :class:`DataFormatError` naming the file, line and user; with
     ``strict=False`` it is skipped and listed in ``bad_rows``.
@@ -163,10 +164,10 @@ def _parse_row(path: str, line: int, raw: dict) -> CsvRow:
         ) from exc
     is_last = _parse_bool(raw.get("is_last") or "")
     video = (raw.get("youtubeId") or "").strip()
-    if is_last is None or not video or not user:
-        raise DataFormatError(
-            f"line {line}: empty id or is_last not a boolean", path=path, user=user or None,
-            reason="bad_row",
+    if is_last is None or not video or not user or "\x00" in video + user:
+        raise DataFormatError(  # a NUL cannot be stored in HDF5 (h5py's ValueError at closing)
+            f"line {line}: empty id, id holding a NUL character, or is_last not a boolean",
+            path=path, user=user or None, reason="bad_row",
         )  # fmt: skip
     def bad(what: str) -> DataFormatError:
         return DataFormatError(f"line {line}: {what}", path=path, user=user, video=video,

@@ -88,6 +88,7 @@ class StoreWriter:
         self, video_id: str, features: np.ndarray, rate: float, duration: float | None = None
     ) -> None:
         """Store a video's (T, D) features once; ``duration`` defaults to ``T / rate``."""
+        video_id = self._id(video_id, "video id", video=video_id)
         feats = np.asarray(features)
         if feats.ndim != 2 or feats.shape[1] != self.feature_dim or feats.shape[0] < 1:
             raise DataFormatError(
@@ -128,6 +129,9 @@ class StoreWriter:
         history: Iterable[Sequence[Any]] = (),
     ) -> None:
         """Add a user: target highlights ``(start, end)`` s and history ``(video, start, end)``."""
+        user_id = self._id(user_id, "user id", user=user_id)
+        target_video = self._id(target_video, "target video id", user=user_id)
+        history = [(self._id(v, "history video id", user=user_id), s, e) for v, s, e in history]
         if user_id in self._user_ids:
             raise DataFormatError(
                 "user added twice", path=str(self.path), user=user_id, reason="duplicate_user"
@@ -139,7 +143,21 @@ class StoreWriter:
 
     def set_split(self, name: str, user_ids: Iterable[str]) -> None:
         """Name a user split (users may be added before or after)."""
-        self._splits[name] = [str(u) for u in user_ids]
+        self._splits[self._id(name, "split name")] = [self._id(u, "user id", user=u)
+                                                      for u in user_ids]
+
+    def _id(self, value: object, what: str, **where: object) -> str:
+        """``value`` as the id text stored (ints and NumPy strings are taken, as ``str``), else a
+        :class:`DataFormatError`: an empty id, or one holding a NUL (HDF5 cannot store it; h5py
+        raised its own ``ValueError`` when the store was closed), cannot be read back."""
+        text = str(value) if isinstance(value, (str, np.str_, numbers.Integral)) else None
+        if not text or "\x00" in text:
+            raise DataFormatError(
+                f"{what} must be a non-empty text without NUL characters, got {value!r}",
+                path=str(self.path), reason="bad_id",
+                **{k: str(v) for k, v in where.items()},
+            )
+        return text
 
     # ------------------------------------------------------------------ closing
     def close(self) -> Path:
