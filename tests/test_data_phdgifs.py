@@ -122,6 +122,40 @@ def test_a_time_that_is_not_a_videos_seconds_is_a_bad_row(tmp_path: Path, capsys
     assert not (tmp_path / "r.h5").exists()
 
 
+@pytest.mark.parametrize("row, message", [
+    ("vidA,1.0,2.0,u4,60.0,True,7", "line 10 has 7 cells, the header 6"),  # was accepted
+    ("vidA,1.0,2.0,u4,60.0", "line 10 has 5 cells, the header 6"),
+    ("vidA,1.0,2.0,u4,60.0,yes", "line 10: is_last 'yes' is not a boolean"),
+    (",1.0,2.0,u4,60.0,True", "line 10: an empty youtubeId"),
+    ("vidA,1.0,2.0, ,60.0,True", "line 10: an empty user_id"),
+])
+def test_a_malformed_line_says_what_is_wrong_with_it(tmp_path: Path, row, message):
+    """One message said "empty id or is_last not a boolean" for all of these, and a line with
+    a cell more than the header was read as if it had none."""
+    csv_path, npy, _ = write_inputs(tmp_path, [*ROWS, row])
+    with pytest.raises(DataFormatError, match=re.escape(message)) as info:
+        read_phdgifs_csv(csv_path)
+    assert info.value.reason == "bad_row"
+    assert read_phdgifs_csv(csv_path, strict=False).bad_rows[0][0] == 10
+
+
+def test_a_spreadsheets_byte_order_mark_blank_lines_and_a_repeated_column(tmp_path: Path):
+    """A UTF-8 byte-order mark made the first column '\ufeffyoutubeId' ("CSV lacks column(s)
+    ['youtubeId']"); a blank line shifted every later line number by one; a column named twice
+    kept the second one's cells under its name, shifting every row."""
+    csv_path, _, _ = write_inputs(tmp_path)
+    text = csv_path.read_text()
+    csv_path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_phdgifs_csv(csv_path).n_rows == len(ROWS)
+    lines = text.splitlines()
+    csv_path.write_text("\n".join([*lines[:3], "", *lines[3:], "vidA,abc,1.0,u4,60.0,True"]) + "\n")
+    with pytest.raises(DataFormatError, match="line 11: not a number"):
+        read_phdgifs_csv(csv_path)  # the 11th line of the file (it said line 10)
+    csv_path.write_text(HEADER.replace("start,", "start,start,") + "vidA,1.0,1.0,2.0,u1,60.0,True\n")
+    with pytest.raises(DataFormatError, match=r"names column\(s\) \['start'\] more than once"):
+        read_phdgifs_csv(csv_path)
+
+
 def test_the_longest_times_of_the_real_csv_are_kept(tmp_path: Path):
     """The bound sits far above real data: PHD-GIFs' longest video lasts 11,677 s."""
     rows = [*ROWS, "vidA,8849.0,7.0,u4,11677.0,False", "vidA,1.0,2.0,u4,-1,True"]

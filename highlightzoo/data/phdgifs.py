@@ -39,6 +39,7 @@ COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_la
 #: store of that many steps, tried before anything said so)
 MAX_SECONDS = 86_400.0
 SPLIT_NAMES = ("train", "val", "test")
+_EXTRA_CELLS = "\x00extra cells"  # where csv.DictReader puts a row's cells past the header's
 
 
 @dataclass
@@ -133,16 +134,25 @@ def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotat
 def _read_csv(path: str, strict: bool) -> CsvAnnotations:
     users: dict[str, CsvUser] = {}
     bad: list[tuple[int, str]] = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    # utf-8-sig: a byte-order mark (spreadsheet exports write one) is not part of 'youtubeId'
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, restkey=_EXTRA_CELLS)
+        names = reader.fieldnames or []
+        missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise DataFormatError(
                 f"CSV lacks column(s) {missing}", path=path, reason="missing_column"
             )
-        for line, raw in enumerate(reader, start=2):
+        repeated = sorted({c for c in names if names.count(c) > 1})
+        if repeated:  # the reader would keep the last one's cells under the name
+            raise DataFormatError(
+                f"CSV header names column(s) {repeated} more than once", path=path,
+                reason="repeated_column",
+            )  # fmt: skip
+        for raw in reader:
+            line = reader.line_num  # the file's line: blank lines are skipped, not counted
             try:
-                row = _parse_row(path, line, raw)
+                row = _parse_row(path, line, raw, len(names))
             except DataFormatError as err:
                 if strict:
                     raise
@@ -153,8 +163,12 @@ def _read_csv(path: str, strict: bool) -> CsvAnnotations:
     return CsvAnnotations(list(users.values()), bad)
 
 
-def _parse_row(path: str, line: int, raw: dict) -> CsvRow:
+def _parse_row(path: str, line: int, raw: dict, n_columns: int) -> CsvRow:
     user = (raw.get("user_id") or "").strip()
+    cells = n_columns + len(raw.get(_EXTRA_CELLS) or ()) - sum(v is None for v in raw.values())
+    if cells != n_columns:  # an unquoted comma in an id, or a cut line: cells would shift
+        raise DataFormatError(f"line {line} has {cells} cells, the header {n_columns}",
+                              path=path, user=user or None, reason="bad_row")
     try:
         start, dur = float(raw["start"]), float(raw["duration"])
         vdur = float(raw["video_duration"])
@@ -164,11 +178,17 @@ def _parse_row(path: str, line: int, raw: dict) -> CsvRow:
         ) from exc
     is_last = _parse_bool(raw.get("is_last") or "")
     video = (raw.get("youtubeId") or "").strip()
-    if is_last is None or not video or not user or "\x00" in video + user:
-        raise DataFormatError(  # a NUL cannot be stored in HDF5 (h5py's ValueError at closing)
-            f"line {line}: empty id, id holding a NUL character, or is_last not a boolean",
-            path=path, user=user or None, reason="bad_row",
-        )  # fmt: skip
+    problem = (
+        "an empty youtubeId" if not video
+        else "an empty user_id" if not user
+        # HDF5 cannot store a NUL (h5py's ValueError when the store was closed)
+        else "an id holding a NUL character" if "\x00" in video + user
+        else f"is_last {raw.get('is_last')!r} is not a boolean (True or False)"
+        if is_last is None else None
+    )
+    if problem:
+        raise DataFormatError(f"line {line}: {problem}", path=path, user=user or None,
+                              reason="bad_row")
     def bad(what: str) -> DataFormatError:
         return DataFormatError(f"line {line}: {what}", path=path, user=user, video=video,
                                reason="bad_row")
