@@ -17,6 +17,7 @@ a new file under the process umask (``0o666 & ~umask``), not ``mkstemp``'s 0600.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import os
 import re
@@ -24,7 +25,8 @@ import socket
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +216,56 @@ def read_arrays(path: str | os.PathLike, what: str, *, video: str | None = None,
     except _ARRAY_READ_ERRORS as err:
         raise DataFormatError(f"cannot read {what} ({type(err).__name__}: {err})",
                               path=str(path), video=video, reason=reason) from None
+
+
+_EXTRA_CELLS = "\x00extra cells"  # where csv.DictReader puts a line's cells past the header's
+
+
+@dataclass(frozen=True)
+class CsvLine:
+    """One data line of a CSV: its line number in the file (the header is line 1; blank lines
+    are skipped but counted), its cells by column name, and what is wrong with its shape
+    (``"has 7 cells, the header 6"``) or None."""
+
+    line: int
+    cells: dict[str, str]
+    problem: str | None
+
+
+def read_csv_lines(path: str | os.PathLike, columns: Sequence[str], what: str = "CSV"
+                   ) -> list[CsvLine]:
+    """The data lines of a CSV whose header names at least ``columns`` (read at once).
+
+    The header and the file are checked here, for every CSV the package reads: a missing or
+    unreadable file, one that is not UTF-8 text, a missing column or a column named twice (the
+    last one's cells would be read under the name) is a :class:`DataFormatError` naming the
+    file and ``what`` it is. A UTF-8 byte-order mark (spreadsheet exports write one) is read
+    past. A line with another number of cells than the header (an unquoted comma, a cut line)
+    is returned with its ``problem``, so that a lenient reader can count it and go on.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, restkey=_EXTRA_CELLS)
+            names = list(reader.fieldnames or [])
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataFormatError(f"{what} lacks column(s) {missing}; its header: {names}",
+                                      path=str(path), reason="missing_column")
+            repeated = sorted({c for c in names if names.count(c) > 1})
+            if repeated:
+                raise DataFormatError(f"{what} header names column(s) {repeated} more than once",
+                                      path=str(path), reason="repeated_column")
+            lines = []
+            for raw in reader:
+                extra = raw.pop(_EXTRA_CELLS, None) or []
+                cells = len(names) + len(extra) - sum(v is None for v in raw.values())
+                problem = None if cells == len(names) else (
+                    f"has {cells} cells, the header {len(names)}")
+                lines.append(CsvLine(reader.line_num, raw, problem))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:  # missing, unreadable, not text
+        raise DataFormatError(f"cannot read {what} ({type(err).__name__}: {err})",
+                              path=str(path), reason="unreadable_csv") from None
+    return lines
 
 
 #: the file that marks a run or benchmark folder as in use (:func:`folder_lock`)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import h5py
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from video_support import write_video
 
-from highlightzoo.errors import CheckpointError, ConfigError, VideoDecodeError
+from highlightzoo.errors import CheckpointError, ConfigError, DataFormatError, VideoDecodeError
 from highlightzoo.features import (
     BACKBONES,
     Extractor,
@@ -147,3 +148,29 @@ def test_a_history_csv_takes_the_steps_training_takes(tmp_path, start, end):
     first, stop = segment_steps(start, end, _FakeExtractor.rate, 40)
     assert segments[0][:, 0].tolist() == list(range(first, stop))
     assert owners == [0, 1, 0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("video,start,end\na.mp4,1,2,3\n", "line 2 has 4 cells, the header 3"),  # was accepted
+    ("video,start,end\n\n\na.mp4,x,2\n", "line 4: start/end are not numbers"),  # said line 2
+    ("video,start,end\n,1,2\n", "line 2: the video cell is empty"),  # read the CSV's folder
+    ("video,start\na.mp4,1\n", "history CSV lacks column(s) ['end']"),
+    ("video,start,start,end\na.mp4,1,2,3\n", "names column(s) ['start'] more than once"),
+    ("", "history CSV lacks column(s) ['video', 'start', 'end']"),  # was an empty history
+])
+def test_a_malformed_history_csv_is_named_by_line(tmp_path, text, message):
+    from highlightzoo.features.for_run import history_from_csv
+
+    csv_path = tmp_path / "h.csv"
+    csv_path.write_text(text)
+    with pytest.raises(DataFormatError, match=re.escape(message)):
+        history_from_csv(_FakeExtractor(), csv_path)
+
+
+def test_a_history_csv_from_a_spreadsheet_with_a_byte_order_mark_is_read(tmp_path):
+    from highlightzoo.features.for_run import history_from_csv
+
+    csv_path = tmp_path / "h.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfvideo,start,end\r\na.mp4,1,2\r\n")
+    segments, owners = history_from_csv(_FakeExtractor(), csv_path)
+    assert len(segments) == 1 and owners == [0]

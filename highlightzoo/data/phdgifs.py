@@ -14,7 +14,6 @@ and videos lost, per reason, and keeps every dropped CSV line with its reason.
 
 from __future__ import annotations
 
-import csv
 import math
 import numbers
 import os
@@ -31,7 +30,7 @@ from highlightzoo.checks import flag, int_at_least, is_real
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.data.store_format import VIDEO_COVERAGE, feature_coverage, read_features_info
 from highlightzoo.errors import ConfigError, DataFormatError
-from highlightzoo.io import output_file, read_arrays
+from highlightzoo.io import CsvLine, output_file, read_arrays, read_csv_lines
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
 #: the longest time a CSV may give, in seconds (24 h): PHD-GIFs' longest video lasts 3.2 h and
@@ -39,7 +38,6 @@ COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_la
 #: store of that many steps, tried before anything said so)
 MAX_SECONDS = 86_400.0
 SPLIT_NAMES = ("train", "val", "test")
-_EXTRA_CELLS = "\x00extra cells"  # where csv.DictReader puts a row's cells past the header's
 
 
 @dataclass
@@ -116,59 +114,34 @@ class CsvAnnotations:
 def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotations:
     """Parse a PHD-GIFs CSV into users in order of first appearance.
 
-    A malformed row (non-number, empty id or one holding a NUL, unknown boolean, a start or
-    duration that is not
-    finite, a time beyond :data:`MAX_SECONDS`) raises a
-    :class:`DataFormatError` naming the file, line and user; with
-    ``strict=False`` it is skipped and listed in ``bad_rows``.
+    A malformed row (another number of cells than the header, a non-number, an empty id or
+    one holding a NUL, an unknown boolean, a start or duration that is not finite, a time
+    beyond :data:`MAX_SECONDS`) raises a :class:`DataFormatError` naming the file, line and
+    user; with ``strict=False`` it is skipped and listed in ``bad_rows``. The file and its
+    header are read by :func:`highlightzoo.io.read_csv_lines`.
     """
     path = str(path)
-    try:
-        return _read_csv(path, strict)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:  # missing, unreadable, not text
-        raise DataFormatError(
-            f"cannot read CSV ({type(err).__name__}: {err})", path=path, reason="unreadable_csv"
-        ) from None
-
-
-def _read_csv(path: str, strict: bool) -> CsvAnnotations:
     users: dict[str, CsvUser] = {}
     bad: list[tuple[int, str]] = []
-    # utf-8-sig: a byte-order mark (spreadsheet exports write one) is not part of 'youtubeId'
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh, restkey=_EXTRA_CELLS)
-        names = reader.fieldnames or []
-        missing = [c for c in COLUMNS if c not in names]
-        if missing:
-            raise DataFormatError(
-                f"CSV lacks column(s) {missing}", path=path, reason="missing_column"
-            )
-        repeated = sorted({c for c in names if names.count(c) > 1})
-        if repeated:  # the reader would keep the last one's cells under the name
-            raise DataFormatError(
-                f"CSV header names column(s) {repeated} more than once", path=path,
-                reason="repeated_column",
-            )  # fmt: skip
-        for raw in reader:
-            line = reader.line_num  # the file's line: blank lines are skipped, not counted
-            try:
-                row = _parse_row(path, line, raw, len(names))
-            except DataFormatError as err:
-                if strict:
-                    raise
-                bad.append((line, str(err)))
-                continue
-            user = users.setdefault(row.user_id, CsvUser(row.user_id))
-            (user.target if row.is_last else user.history).append(row)
+    for line in read_csv_lines(path, COLUMNS):
+        try:
+            row = _parse_row(path, line)
+        except DataFormatError as err:
+            if strict:
+                raise
+            bad.append((line.line, str(err)))
+            continue
+        user = users.setdefault(row.user_id, CsvUser(row.user_id))
+        (user.target if row.is_last else user.history).append(row)
     return CsvAnnotations(list(users.values()), bad)
 
 
-def _parse_row(path: str, line: int, raw: dict, n_columns: int) -> CsvRow:
+def _parse_row(path: str, csv_line: CsvLine) -> CsvRow:
+    line, raw = csv_line.line, csv_line.cells
     user = (raw.get("user_id") or "").strip()
-    cells = n_columns + len(raw.get(_EXTRA_CELLS) or ()) - sum(v is None for v in raw.values())
-    if cells != n_columns:  # an unquoted comma in an id, or a cut line: cells would shift
-        raise DataFormatError(f"line {line} has {cells} cells, the header {n_columns}",
-                              path=path, user=user or None, reason="bad_row")
+    if csv_line.problem:  # an unquoted comma in an id, or a cut line: cells would shift
+        raise DataFormatError(f"line {line} {csv_line.problem}", path=path, user=user or None,
+                              reason="bad_row")
     try:
         start, dur = float(raw["start"]), float(raw["duration"])
         vdur = float(raw["video_duration"])

@@ -10,7 +10,6 @@ extracted once and its rows become segments of it.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from pathlib import Path
@@ -22,6 +21,7 @@ from highlightzoo.data.labels import segment_steps
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.features.backbones import get_backbone_spec
 from highlightzoo.features.extract import Extractor, features_mismatch
+from highlightzoo.io import read_csv_lines
 
 
 def run_weights(info: dict[str, Any], given: str | None) -> str:
@@ -110,21 +110,17 @@ def history_from_csv(extractor: Extractor, path: str | os.PathLike) -> tuple[lis
     history-video index, numbered in order of first appearance.
     """
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DataFormatError(f"cannot read history CSV ({err})", path=str(path)) from None
-    if rows and not {"video", "start", "end"} <= set(rows[0]):
-        raise DataFormatError(
-            f"history CSV needs the columns video,start,end; it has {sorted(rows[0])}", path=str(path)
-        )
     cache: dict[Path, tuple[np.ndarray, float]] = {}
     owner: dict[Path, int] = {}
     segments: list[np.ndarray] = []
     owners: list[int] = []
-    for line, row in enumerate(rows, start=2):
-        file = Path(row["video"] or "")
+    for csv_line in read_csv_lines(path, ("video", "start", "end"), "history CSV"):
+        line, row = csv_line.line, csv_line.cells
+        if csv_line.problem:
+            raise DataFormatError(f"line {line} {csv_line.problem}", path=str(path))
+        if not row["video"].strip():  # Path("") would name the CSV's own folder
+            raise DataFormatError(f"line {line}: the video cell is empty", path=str(path))
+        file = Path(row["video"])
         file = file if file.is_absolute() else path.parent / file
         try:
             start, end = float(row["start"]), float(row["end"])
