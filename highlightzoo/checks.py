@@ -26,6 +26,11 @@ def is_real(value: Any) -> bool:
 #: or ssize_t): a seed or a batch size of 1e20 was their overflow traceback
 INT64_LIMIT = 2**63
 
+#: the longest video, in seconds, that a CSV or a metric may describe (24 h): PHD-GIFs' longest
+#: lasts 3.2 h and YouTube takes none over 12 h, so more is not a video's seconds (1e30 s was a
+#: rendering, a store or a frame array of that many steps, tried before anything said so)
+MAX_VIDEO_SECONDS = 86_400.0
+
 
 def int_at_least(value: Any, minimum: int, name: str, *, allow_none: bool = False,
                  error: type[HighlightZooError] = ConfigError) -> int | None:

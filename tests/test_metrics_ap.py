@@ -377,3 +377,20 @@ def test_batched_padded_bad_input():
         batched_average_precision(y, s, lengths=[3.0, 1.0])
     with pytest.raises(MetricInputError, match="one shape"):
         batched_average_precision(y, s[:, :2])
+
+
+@pytest.mark.parametrize("users, videos, aps, match", [
+    (None, ["v"], [0.5], "user_ids must be a sequence of ids"),  # a TypeError before
+    ("uv", ["v", "w"], [0.5, 0.5], "user_ids must be a sequence of ids"),  # its letters as ids
+    (["u"], ["v"], np.array(["a"]), "aps must be numbers"),  # NumPy's ValueError before
+    (["u"], ["v"], ["0.5"], "aps must be numbers"),  # read as 0.5 before
+])
+def test_map_refuses_ids_and_aps_of_the_wrong_kind(users, videos, aps, match):
+    with pytest.raises(MetricInputError, match=match):
+        mean_average_precision(users, videos, aps)
+    assert mean_average_precision(np.array(["u"]), ("v",), [np.float32(0.5)]).map == 50.0
+
+
+def test_batched_ap_of_a_list_and_a_number_is_named():
+    with pytest.raises(MetricInputError, match="scores must be a list of videos"):
+        batched_average_precision([np.array([0, 1])], 3.0)  # a TypeError before

@@ -230,3 +230,19 @@ def test_steps_of_float32_probabilities_from_torch():
     got = avhd_protocol_ap(probs, 1.0, 37.4, [(3.0, 9.5), (20.0, 31.0)])
     expected = literal_avhd_ap(probs.double().numpy(), 37.4, [(3.0, 9.5), (20.0, 31.0)])
     assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_duration_of_more_frames_than_the_protocol_lays_out_is_refused():
+    """1e300 s at 30 fps was NumPy's "Maximum allowed size exceeded"; 4e6 s, 1.2e8 frames of
+    labels and scores."""
+    for duration in (1e300, 4e6):
+        with pytest.raises(MetricInputError, match="frames, over the 1e\\+08"):
+            avhd_protocol_ap(np.full(10, 0.5), 1.875, duration, [(0.0, 1.0)])
+    assert 0 < avhd_protocol_ap(np.linspace(0, 1, 10), 1.875, 5.0, [(0.0, 1.0)]) <= 1
+
+
+def test_a_window_longer_than_the_video_is_the_whole_video():
+    """window_s = 1e21 s overflowed the integer frame division (an OverflowError)."""
+    probs, segments = np.linspace(0, 1, 38), [(0.0, 1.0)]
+    assert avhd_protocol_ap(probs, 1.875, 20.0, segments, window_s=1e21) == avhd_protocol_ap(
+        probs, 1.875, 20.0, segments, window_s=20.0)  # one window of the whole video

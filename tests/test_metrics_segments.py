@@ -286,3 +286,29 @@ def test_broadcast_segment_scores_bad_input():
         broadcast_segment_scores([0.1, 0.2], [0.0, 1.0])
     with pytest.raises(MetricInputError, match="agree on B"):
         broadcast_segment_scores(np.zeros((2, 3)), np.zeros((3, 4), dtype=int))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lengths": [4, 2]}, r"lengths must be \(1,\) integers"),  # a mask IndexError before
+    ({"lengths": np.array([2.7])}, r"lengths must be \(1,\) integers"),  # cut to 2 steps
+    ({"lengths": [9]}, r"lengths must lie in \[0, 4\]"),
+    ({"lengths": [-1]}, r"lengths must lie in \[0, 4\]"),
+    ({"window_s": None}, "window_s .* must be a finite number"),  # a TypeError before
+    ({"window_s": "5"}, "window_s .* must be a finite number"),
+    ({"rate": "x"}, "rate must be real numbers"),  # torch's TypeError before
+    ({"rate": [1.0, 2.0]}, r"rate must be one number or \(1,\)"),
+])
+def test_window_average_refuses_lengths_and_windows_it_cannot_use(kwargs, match):
+    with pytest.raises(MetricInputError, match=match):
+        window_average(np.arange(4.0)[None], **{"rate": 1.0, **kwargs})
+    np.testing.assert_allclose(window_average(np.arange(4.0)[None], 1.0, 2.0, lengths=[3]),
+                               [[0.5, 0.5, 2.0, 3.0]])  # the padding step is returned as is
+
+
+def test_broadcast_refuses_a_fill_that_is_not_a_number():
+    with pytest.raises(MetricInputError, match="fill must be a number, got 'x'"):
+        broadcast_segment_scores(np.ones(2), np.array([0, -1]), fill="x")  # torch's TypeError
+    with pytest.raises(MetricInputError, match="fill inf does not fit scores of dtype torch.int64"):
+        broadcast_segment_scores(np.ones(2, dtype=np.int64), np.array([0, -1]), fill=float("inf"))
+    out = broadcast_segment_scores(np.ones(2), np.array([0, -1]), fill=float("nan"))
+    assert out[0] == 1.0 and np.isnan(out[1])

@@ -26,17 +26,13 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from highlightzoo.checks import flag, int_at_least, is_real
+from highlightzoo.checks import MAX_VIDEO_SECONDS, flag, int_at_least, is_real
 from highlightzoo.data.store import DURATION_TOLERANCE_S, StoreWriter
 from highlightzoo.data.store_format import VIDEO_COVERAGE, feature_coverage, read_features_info
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.io import CsvLine, output_file, read_arrays, read_csv_lines
 
 COLUMNS = ("youtubeId", "start", "duration", "user_id", "video_duration", "is_last")
-#: the longest time a CSV may give, in seconds (24 h): PHD-GIFs' longest video lasts 3.2 h and
-#: YouTube takes none over 12 h, so more is not a video's seconds (1e30 was a rendering or
-#: store of that many steps, tried before anything said so)
-MAX_SECONDS = 86_400.0
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -116,7 +112,7 @@ def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotat
 
     A malformed row (another number of cells than the header, a non-number, an empty id or
     one holding a NUL, an unknown boolean, a start or duration that is not finite, a time
-    beyond :data:`MAX_SECONDS`) raises a :class:`DataFormatError` naming the file, line and
+    beyond :data:`~highlightzoo.checks.MAX_VIDEO_SECONDS`) raises a :class:`DataFormatError` naming the file, line and
     user; with ``strict=False`` it is skipped and listed in ``bad_rows``. The file and its
     header are read by :func:`highlightzoo.io.read_csv_lines`.
     """
@@ -168,8 +164,8 @@ def _parse_row(path: str, csv_line: CsvLine) -> CsvRow:
 
     if not (math.isfinite(start) and math.isfinite(dur)):
         raise bad(f"start {start} and duration {dur} must be finite seconds")
-    if max(start + dur, vdur if math.isfinite(vdur) else 0.0) > MAX_SECONDS or vdur == math.inf:
-        raise bad(f"a time beyond {MAX_SECONDS:g} s (24 h): start {start}, duration {dur}, "
+    if max(start + dur, vdur if math.isfinite(vdur) else 0.0) > MAX_VIDEO_SECONDS or vdur == math.inf:
+        raise bad(f"a time beyond {MAX_VIDEO_SECONDS:g} s (24 h): start {start}, duration {dur}, "
                   f"video_duration {vdur}; not seconds of a video")
     known = vdur > 0 and math.isfinite(vdur)  # -1 (and NaN) = unknown
     return CsvRow(line, video, start, start + dur, user, vdur if known else None, is_last)

@@ -29,10 +29,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
+from highlightzoo.checks import is_real
 from highlightzoo.errors import MetricInputError, NoPositiveLabelError
 from highlightzoo.metrics._checks import (
     ArrayLike,
@@ -313,6 +314,8 @@ def batched_average_precision(
                 "batched_average_precision takes a list of videos (1-D arrays) or padded (B, T) "
                 "arrays; for one video use average_precision"
             )
+        if not isinstance(scores, list | tuple | np.ndarray) and not hasattr(scores, "detach"):
+            raise MetricInputError(f"scores must be a list of videos like labels, got {scores!r}")
         videos = _from_list(labels, list(scores), ids)
     else:
         videos = _from_padded(to_numpy(labels, "labels"), to_numpy(scores, "scores"), lengths, ids)
@@ -348,6 +351,14 @@ class MAPResult:
     user_aps: dict[str, float] = field(default_factory=dict)
 
 
+def _ids(ids: Any, name: str) -> list[str]:
+    """``ids`` as a list of texts: a sequence or array of ids, not one string (its letters
+    would be ids) and not None (a ``TypeError``)."""
+    if ids is None or isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise MetricInputError(f"{name} must be a sequence of ids, got {ids!r}")
+    return [str(i) for i in ids]
+
+
 def mean_average_precision(
     user_ids: Sequence[str], video_ids: Sequence[str], aps: ArrayLike | BatchedAP
 ) -> MAPResult:
@@ -359,12 +370,16 @@ def mean_average_precision(
     """
     if isinstance(aps, BatchedAP):
         aps = aps.values
-    vals = (
-        np.array([np.nan if a is None else a for a in aps], dtype=np.float64)
-        if isinstance(aps, list | tuple)
-        else to_numpy(aps, "aps").astype(np.float64).reshape(-1)
-    )
-    users, videos = list(map(str, user_ids)), list(map(str, video_ids))
+    if isinstance(aps, list | tuple):
+        if not all(a is None or is_real(a) for a in aps):  # "0.5" was read as 0.5, "a" failed
+            raise MetricInputError(f"aps must be numbers in [0, 1] or None, got {aps!r:.80}")
+        vals = np.array([np.nan if a is None else a for a in aps], dtype=np.float64)
+    else:
+        arr = to_numpy(aps, "aps")
+        if arr.dtype.kind not in "biuf":  # text APs: NumPy's ValueError in astype before
+            raise MetricInputError(f"aps must be numbers in [0, 1], got dtype {arr.dtype}")
+        vals = arr.astype(np.float64).reshape(-1)
+    users, videos = _ids(user_ids, "user_ids"), _ids(video_ids, "video_ids")
     if not (len(users) == len(videos) == len(vals)):
         raise MetricInputError(
             f"user_ids, video_ids and aps differ in length: {len(users)}, {len(videos)}, {len(vals)}"

@@ -32,6 +32,9 @@ PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 
 #: Frames per second of the A-VHD reference's frame-level ground truth.
 AVHD_FPS = 30.0
+#: the most frames :func:`avhd_protocol_ap` lays out (its labels and scores are arrays of one
+#: value per frame: 1e8 frames, 38 days at 30 fps, take about 2 GB)
+MAX_FRAMES = 100_000_000
 #: Seconds per averaging window of the A-VHD reference (150 frames at 30 fps).
 AVHD_WINDOW_S = 5.0
 
@@ -73,7 +76,9 @@ def frame_windows(n_frames: int, fps: float, window_s: float) -> np.ndarray:
     Windows start at frame 0 and hold ``fps * window_s`` frames (150 at the
     reference's 30 fps and 5 s); the last one may be partial.
     """
-    frames, width = np.arange(n_frames), fps * window_s
+    # a window as long as the video is all of it: the bound keeps a huge window_s (1e21 s)
+    # from overflowing the integer division
+    frames, width = np.arange(n_frames), min(fps * window_s, max(n_frames, 1))
     if width == int(width):  # the usual case (150): integer division, no rounding at the edges
         return frames // int(width)
     return np.floor(frames / width).astype(np.int64)
@@ -157,6 +162,11 @@ def avhd_protocol_ap(
     window_s = real_number(window_s, "window_s", 0.0, math.inf)
     segments = _segments(segments_s)
     n_frames = round(duration * fps)
+    if n_frames > MAX_FRAMES:  # 1e300 s was NumPy's "Maximum allowed size exceeded"
+        raise MetricInputError(
+            f"duration_s = {duration_s!r} at {fps} fps is {n_frames:.3g} frames, over the "
+            f"{MAX_FRAMES:.0e} whose per-frame labels this protocol lays out"
+        )
     if n_frames < 1:
         raise MetricInputError(
             f"duration_s = {duration_s!r} at {fps} fps rounds to {n_frames} frames; a video "

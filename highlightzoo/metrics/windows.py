@@ -13,6 +13,7 @@ dtype), so they can run inside the evaluation loop on the GPU.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from einops import rearrange
 from torch import Tensor
 
 from highlightzoo.errors import MetricInputError
+from highlightzoo.metrics._checks import _as_float, real_number
 from highlightzoo.models.components.pooling import (
     broadcast_segment_scores as segment_scores_to_steps,
 )
@@ -41,6 +43,20 @@ def _back(out: Tensor, like: Any) -> Any:
     return out if isinstance(like, Tensor) else out.numpy()
 
 
+def _lengths(lengths: Any, b: int, t: int, device: torch.device) -> Tensor:
+    """``lengths`` as (B,) integers in [0, T], else a :class:`MetricInputError` (a wrong
+    shape was an ``IndexError`` of a mask; fractions were cut to whole steps)."""
+    lens = _as_tensor(lengths, "lengths").to(device)
+    if lens.shape != (b,) or lens.dtype.is_floating_point or lens.dtype == torch.bool:
+        raise MetricInputError(
+            f"lengths must be ({b},) integers, one per row of scores, got "
+            f"{tuple(lens.shape)} {lens.dtype}"
+        )
+    if ((lens < 0) | (lens > t)).any():
+        raise MetricInputError(f"lengths must lie in [0, {t}] steps, got {lens.tolist()}")
+    return lens
+
+
 def window_average(
     scores: Any, rate: float | Any, window_s: float = 5.0, lengths: Any | None = None
 ) -> Any:
@@ -58,17 +74,17 @@ def window_average(
         x = x[None]
     if x.dim() != 2 or x.shape[1] == 0:
         raise MetricInputError(f"scores must be (T,) or (B, T) with T >= 1, got {tuple(x.shape)}")
-    if not window_s > 0:
-        raise MetricInputError(f"window_s must be > 0 seconds, got {window_s!r}")
+    window_s = real_number(window_s, "window_s (seconds)", 0.0, math.inf)  # None: a TypeError
     b, t = x.shape
     dev = x.device
-    rates = torch.as_tensor(rate, dtype=torch.float64, device=dev).reshape(-1).expand(b)
+    rates = _as_tensor(rate, "rate").to(dev, torch.float64).reshape(-1)  # "x": torch's TypeError
+    if rates.numel() not in (1, b):
+        raise MetricInputError(f"rate must be one number or ({b},), got {tuple(rates.shape)}")
+    rates = rates.expand(b)
     if not (torch.isfinite(rates) & (rates > 0)).all():
         raise MetricInputError(f"rate must be finite and > 0 steps per second, got {rate!r}")
     steps = torch.arange(t, device=dev)
-    lens = (
-        torch.full((b,), t, device=dev) if lengths is None else torch.as_tensor(lengths, device=dev)
-    )
+    lens = torch.full((b,), t, device=dev) if lengths is None else _lengths(lengths, b, t, dev)
     real = steps[None, :] < lens.reshape(-1, 1)
     values = x.to(torch.float64)
     if not torch.isfinite(values[real]).all():
@@ -119,6 +135,12 @@ def broadcast_segment_scores(segment_scores: Any, segment_index: Any, fill: floa
             f"segment_index[{row}, {col}] = {int(idx[row, col])} is not a segment "
             f"(there are {seg.shape[1]}; -1 marks padding)"
         )
+    if _as_float(fill) is None:  # NaN and inf are taken: a fill marks padding
+        raise MetricInputError(f"fill must be a number, got {fill!r}")
+    try:  # integer scores hold no NaN, inf or 2**70 (torch's RuntimeError / OverflowError)
+        torch.full((), fill, dtype=seg.dtype)
+    except (RuntimeError, OverflowError) as err:
+        raise MetricInputError(f"fill {fill!r} does not fit scores of dtype {seg.dtype}") from err
     picked = segment_scores_to_steps(seg, idx.long())  # the models' own kernel
     out = torch.where(idx >= 0, picked, torch.full_like(picked, fill))
     return _back(out[0] if single else out, segment_scores)
