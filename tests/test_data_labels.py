@@ -112,3 +112,29 @@ def test_an_empty_segment_still_labels_nothing_and_numpy_or_torch_seconds_are_ta
     assert segments_to_step_labels([(2.0, 2.0)], 4, 1.0).sum() == 0
     assert segment_steps(torch.tensor(1.0), np.float32(3.0), 2.0, 100) == (2, 6)
     assert segments_to_step_labels(np.array([[0.0, 2.0]]), 4, 1.0).tolist() == [1, 1, 0, 0]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: segments_to_step_labels([(0, 1)], 3, None), "feature rate must be a positive"),
+    (lambda: segments_to_step_labels([(0, 1)], 3, "x"), "feature rate must be a positive"),
+    (lambda: segments_to_step_labels([(0, 1)], None, 1.0), "n_steps must be an int >= 0"),
+    (lambda: segments_to_step_labels([(0, 1)], 2.5, 1.0), "n_steps must be an int >= 0"),
+    (lambda: segment_steps(0.0, 1.0, 1.0, "x"), "n_steps must be an int >= 0"),
+    (lambda: segment_steps(0.0, 1.0, 1.0, 0), "a video needs at least one step"),
+    (lambda: merge_segments(None), "segments must be .* pairs"),
+])
+def test_bad_rates_step_counts_and_segment_lists_are_data_format_errors(call, match):
+    """None or text as a rate or a step count was a comparison's TypeError; a step count of
+    2.5 made a float array size error; each is a DataFormatError (still a ValueError)."""
+    with pytest.raises(DataFormatError, match=match):
+        call()
+
+
+def test_huge_times_and_rates_do_not_overflow_and_keep_the_same_steps():
+    """1e300 s at a float32 rate, or at 1e300 steps/s, is inf steps: int() raised an
+    OverflowError. Positions are clipped to the video, which gives the same steps."""
+    assert segment_steps(1e300, 1e300, np.float32(2.0), 4) == (3, 4)  # the last step
+    assert segment_steps(0.0, 1e300, 1e300, 4) == (0, 4)
+    assert segments_to_step_labels([(5.0, 2.0**40)], 5, 1e300).tolist() == [0, 0, 0, 0, 0]
+    assert segments_to_step_labels([(1.0, 1e300)], 4, 2.0).tolist() == [0, 0, 1, 1]
+    assert segment_steps(1.2, 3.7, 1.875, 40) == (2, 7)  # ordinary segments as before

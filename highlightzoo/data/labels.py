@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from highlightzoo.checks import is_real
+from highlightzoo.checks import int_at_least, is_real
 from highlightzoo.errors import ConfigError, DataFormatError
 
 _EPS = 1e-9
@@ -66,6 +66,9 @@ def _pair(pair: object) -> tuple[float, float]:
 def merge_segments(segments_s: Iterable[Sequence[float]]) -> list[tuple[float, float]]:
     """Sorted, disjoint union of ``(start, end)`` intervals (empty ones dropped; a reversed or
     non-finite one is a :class:`DataFormatError`)."""
+    if segments_s is None or isinstance(segments_s, (str, bytes)):  # None: a TypeError
+        raise DataFormatError(f"segments must be (start, end) pairs of seconds, got "
+                              f"{segments_s!r}")
     spans = sorted(span for span in map(_pair, segments_s) if span[1] > span[0])
     merged: list[tuple[float, float]] = []
     for s, e in spans:
@@ -78,12 +81,12 @@ def merge_segments(segments_s: Iterable[Sequence[float]]) -> list[tuple[float, f
 
 def step_coverage(segments_s: Iterable[Sequence[float]], n_steps: int, rate: float) -> np.ndarray:
     """(n_steps,) float64: fraction of each step's span covered by the segments' union."""
-    _check_rate(rate, n_steps)
+    rate, n_steps = _checked_rate(rate, n_steps)
     covered = np.zeros(n_steps, dtype=np.float64)
     step = 1.0 / rate
     for s, e in merge_segments(segments_s):
-        first = max(int(math.floor(s * rate)), 0)
-        stop = min(int(math.ceil(e * rate)), n_steps)
+        first = max(int(math.floor(_bounded(s * rate, n_steps))), 0)
+        stop = min(int(math.ceil(_bounded(e * rate, n_steps))), n_steps)
         if stop <= first:
             continue
         idx = np.arange(first, stop)
@@ -127,21 +130,30 @@ def segment_steps(start_s: float, end_s: float, rate: float, n_steps: int) -> tu
     segment is a :class:`DataFormatError`.
     """
     start_s, end_s = checked_segment(start_s, end_s)
-    _check_rate(rate, n_steps)
+    rate, n_steps = _checked_rate(rate, n_steps)
     if n_steps < 1:
-        raise ValueError("a video needs at least one step")
-    first = int(math.ceil(start_s * rate - 0.5 - _EPS))
-    stop = int(math.floor(end_s * rate - 0.5 + _EPS)) + 1
+        raise DataFormatError("a video needs at least one step")
+    first = int(math.ceil(_bounded(start_s * rate, n_steps) - 0.5 - _EPS))
+    stop = int(math.floor(_bounded(end_s * rate, n_steps) - 0.5 + _EPS)) + 1
     first, stop = max(first, 0), min(stop, n_steps)
     if stop <= first:
-        mid = int(math.floor(0.5 * (start_s + end_s) * rate))
+        mid = int(math.floor(_bounded(0.5 * (start_s + end_s) * rate, n_steps)))
         first = min(max(mid, 0), n_steps - 1)
         stop = first + 1
     return first, stop
 
 
-def _check_rate(rate: float, n_steps: int) -> None:
-    if not rate > 0 or not math.isfinite(rate):
-        raise ValueError(f"feature rate must be a positive number of steps per second, got {rate}")
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+def _bounded(steps: float, n_steps: int) -> float:
+    """A position in steps clipped to ``[-1, n_steps + 1]``: the same steps of the video, and a
+    time of 1e300 s at 1e300 steps/s (inf steps) no longer overflows ``int``."""
+    return min(max(steps, -1.0), n_steps + 1.0)
+
+
+def _checked_rate(rate: object, n_steps: object) -> tuple[float, int]:
+    """``(rate, n_steps)`` as a finite float > 0 and an int >= 0 (NumPy scalars taken), else a
+    :class:`DataFormatError` (a ``ValueError``): ``None`` or text was a comparison's
+    ``TypeError``, and a float32 rate overflowed ``start * rate`` to inf for huge times."""
+    if not (is_real(rate) and 0 < rate < math.inf):
+        raise DataFormatError(f"feature rate must be a positive number of steps per second, "
+                              f"got {rate!r}")
+    return float(rate), int_at_least(n_steps, 0, "n_steps", error=DataFormatError)
