@@ -23,6 +23,7 @@ Conventions shared by all losses:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -31,6 +32,7 @@ from einops import rearrange
 from torch import Tensor
 
 from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.checks import int_at_least, number_at_least
 from highlightzoo.errors import ConfigError
 
 LossFn = Callable[[ModelOutput, Batch], Tensor]
@@ -57,12 +59,42 @@ def register_loss(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., 
     return wrap
 
 
+#: the checks of the built-in losses' keyword parameters (a plugin loss's own are its own):
+#: a margin of "x", None or True, or a max_side of 0.5, was a TypeError or RuntimeError deep in
+#: the first training step; a NaN margin made every loss NaN
+_PARAM_CHECKS: dict[str, Callable[[object], object]] = {
+    "margin": lambda v: number_at_least(v, 0, "margin (of the hinge)"),
+    "delta": lambda v: number_at_least(v, 0, "delta (of the Huber smoothing)", above=True),
+    "k_factor": lambda v: int_at_least(v, 1, "k_factor (pseudo-negatives per positive)"),
+    "max_side": lambda v: int_at_least(v, 1, "max_side (steps or segments per side)"),
+}
+
+
 def get_loss(name: str, **params: float) -> LossFn:
-    """The loss registered as ``name``, with keyword ``params`` (e.g. ``margin=2.0``) bound."""
+    """The loss registered as ``name``, with keyword ``params`` (e.g. ``margin=2.0``) bound.
+
+    A parameter the loss does not take, or a value of the wrong kind for a built-in one
+    (``margin`` >= 0, ``delta`` > 0, ``k_factor`` and ``max_side`` ints >= 1), is a
+    :class:`ConfigError` naming the loss, here rather than at the first training step.
+    """
     if name not in _LOSSES:
         raise ConfigError(f"unknown loss {name!r}; registered losses: {', '.join(list_losses())}")
     fn = _LOSSES[name]
-    return functools.partial(fn, **params) if params else fn
+    if not params:
+        return fn
+    signature = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values())
+    own = [p for p in list(signature)[2:] if signature[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    checked = {}
+    for key, value in params.items():
+        if key not in own and not takes_any:
+            raise ConfigError(f"loss {name!r} takes no parameter {key!r}; it takes "
+                              f"{', '.join(own) or 'none'}")
+        try:
+            checked[key] = _PARAM_CHECKS[key](value) if key in _PARAM_CHECKS else value
+        except ConfigError as err:
+            raise ConfigError(f"loss {name!r}: {err}") from None
+    return functools.partial(fn, **checked)
 
 
 def list_losses() -> list[str]:

@@ -50,6 +50,25 @@ def test_registry_lists_every_loss_and_rejects_unknown_names():
         register_loss("ranking")(lambda output, batch: output.scores.sum())
 
 
+@pytest.mark.parametrize("name, params, match", [
+    ("ranking", {"margin": "x"}, "loss 'ranking': margin .* must be a finite number >= 0"),
+    ("ranking", {"margin": float("nan")}, "margin .* must be a finite number"),  # NaN losses
+    ("ranking", {"margin": -1.0}, "margin .* must be a finite number >= 0"),
+    ("ranking", {"max_side": 0.5}, "max_side .* must be an int >= 1"),  # topk's TypeError
+    ("ranking", {"max_side": -1}, "max_side .* must be an int >= 1"),  # "index out of range"
+    ("segment_huber_ranking", {"delta": 0}, "delta .* must be a finite number > 0"),
+    ("contrastive", {"k_factor": None}, "k_factor .* must be an int >= 1"),
+    ("contrastive", {"k_factor": 2**70}, "k_factor .* must be below 2\\*\\*63"),
+    ("cross_entropy", {"margin": 1.0}, "loss 'cross_entropy' takes no parameter 'margin'"),
+    ("triplet", {"magrin": 1.0}, "takes no parameter 'magrin'; it takes margin, max_side"),
+])
+def test_a_bad_loss_parameter_is_refused_when_the_loss_is_made(name, params, match):
+    """Each was a TypeError, RuntimeError or OverflowError inside the first loss call (or a NaN
+    loss, or for an unknown name a TypeError at the call)."""
+    with pytest.raises(ConfigError, match=match):
+        get_loss(name, **params)
+
+
 def test_get_loss_binds_parameters():
     batch = random_batch(1, 3, 2, 0)
     batch.labels = t([1.0, 0.0, 0.0]).float()
