@@ -587,3 +587,25 @@ def test_normalize_must_be_a_bool_not_a_truthy_string(name, value):
     model = hz.create_model(name, feature_dim=8, normalize=False)
     assert getattr(model, "concat", model).normalize is False  # phdgifs_full holds a phdgifs
 
+
+
+def test_the_fcsn_and_avhd_parts_refuse_bad_sizes_by_name():
+    """The parts A-VHD is built from, for a new detector: a text, float or negative size was
+    torch's error ("not all arguments converted during string formatting", "negative
+    dimension"), a non-callable norm "'int' object is not callable"."""
+    from highlightzoo.models.components.fcsn import FCSN, FCSNDecoder, FCSNEncoder
+
+    for call, match in [
+        (lambda: FCSNEncoder("x"), r"in_dim .* must be an int >= 1, got 'x'"),
+        (lambda: FCSNEncoder(-1), r"in_dim .* must be an int >= 1, got -1"),
+        (lambda: FCSNDecoder(8, 0.5), r"fc_channels must be an int >= 1, got 0.5"),
+        (lambda: FCSNDecoder(8, 8, num_classes=None), "num_classes must be an int >= 1"),
+        (lambda: FCSNDecoder(8, 8, norm=3), "norm must be a factory of norm layers"),
+        (lambda: FCSN(8, l2_normalize="no"), "l2_normalize must be true or false"),
+        (lambda: ItemSelfAttention("x"), r"dim .* must be an int >= 1, got 'x'"),
+        (lambda: TAINHistoryNet(3, fc_channels=None, pool4_channels=2), "fc_channels must be"),
+        (lambda: TAINHistoryNet(3, fc_channels=4, pool4_channels=2**70), "below 2\\*\\*63"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            call()
+    assert FCSNDecoder(8, 8, num_classes=3).score_fc7.out_channels == 3

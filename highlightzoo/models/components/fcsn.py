@@ -40,6 +40,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from highlightzoo.batch import HostCounts, length_extent
+from highlightzoo.checks import flag, int_at_least
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.components.dropout import check_dropout_p
 from highlightzoo.models.components.heads import full_precision, full_precision_region
@@ -202,6 +203,7 @@ class FCSNEncoder(nn.Module):
 
     def __init__(self, in_dim: int, width_mult: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
+        in_dim = int_at_least(in_dim, 1, "in_dim (the width of one input step)")
         dropout = check_dropout_p(dropout)  # nn.Dropout1d takes NaN, then fails at the forward
         self.channels = ch = FCSNChannels.at_width(width_mult)
         blocks, prev = [], in_dim
@@ -305,6 +307,13 @@ class FCSNDecoder(nn.Module):
         num_classes: int = 2,
     ) -> None:
         super().__init__()
+        # torch's own errors ("not all arguments converted during string formatting") before
+        pool4_channels = int_at_least(pool4_channels, 1, "pool4_channels")
+        fc_channels = int_at_least(fc_channels, 1, "fc_channels")
+        num_classes = int_at_least(num_classes, 1, "num_classes")
+        if not callable(norm):
+            raise ConfigError(f"norm must be a factory of norm layers (channels -> nn.Module), "
+                              f"got {norm!r}")
         self.norm_fc7, self.norm_pool4 = norm(fc_channels), norm(pool4_channels)
         self.score_fc7 = nn.Conv1d(fc_channels, num_classes, 1)
         self.score_pool4 = nn.Conv1d(pool4_channels, num_classes, 1)
@@ -352,7 +361,7 @@ class FCSN(nn.Module):
         self.encoder = FCSNEncoder(in_dim, width_mult, dropout)
         ch = self.encoder.channels
         self.decoder = FCSNDecoder(ch.pool4, ch.fc, norm, num_classes)
-        self.l2_normalize = l2_normalize
+        self.l2_normalize = flag(l2_normalize, "l2_normalize")
 
     def forward(
         self,

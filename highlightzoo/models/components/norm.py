@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import Tensor, nn
 
+from highlightzoo.checks import int_at_least
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.components.heads import full_precision, full_precision_region
 
@@ -272,6 +273,7 @@ class ItemSelfAttention(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
+        dim = int_at_least(dim, 1, "dim (the width of one history item)")
         inner = max(1, dim // 8)
         self.query = nn.Linear(dim, inner)
         self.key = nn.Linear(dim, inner)
@@ -322,6 +324,9 @@ class TAINHistoryNet(nn.Module):
 
     def __init__(self, feature_dim: int, fc_channels: int, pool4_channels: int) -> None:
         super().__init__()
+        # a text or float size was torch's or Python's error on an arithmetic line below
+        fc_channels = int_at_least(fc_channels, 1, "fc_channels")
+        pool4_channels = int_at_least(pool4_channels, 1, "pool4_channels")
         self.fc_channels, self.pool4_channels = fc_channels, pool4_channels
         self.attention = ItemSelfAttention(feature_dim)
         self.to_params = nn.Linear(feature_dim, 2 * (fc_channels + pool4_channels))
