@@ -40,8 +40,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as err:
         raise ConfigError(f"unknown device {device!r}: {err}") from None
+    if resolved.type not in ("cpu", "cuda"):  # xpu, mps, meta: torch's errors mid-run before
+        raise ConfigError(f"device {device!r}: highlightzoo runs on 'cpu' or 'cuda' (also "
+                          f"'cuda:N' and 'auto'), not on {resolved.type!r} devices")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for but CUDA is not available here")
+    if resolved.type == "cuda" and resolved.index is not None \
+            and resolved.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r} asked for but this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s)")
     return resolved
 
 

@@ -1153,3 +1153,25 @@ def test_an_error_that_is_not_about_memory_is_still_a_traceback(monkeypatch):
     monkeypatch.setattr(engine, "run_train", run_train)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(["train", "--model", "fcsn", "--data", "x.h5"])
+
+
+@pytest.mark.parametrize("device, message", [
+    ("xpu", "highlightzoo runs on 'cpu' or 'cuda'"),  # torch's AssertionError mid-run before
+    ("mps", "not on 'mps' devices"),  # "PyTorch is not linked with support for mps devices"
+    ("meta", "not on 'meta' devices"),  # "unsupported autocast device_type 'meta'"
+])
+def test_a_device_type_the_package_does_not_run_on_is_one_line(world, tmp_path, capsys, device,
+                                                               message):
+    fails(capsys, ["train", "--model", "random", "--data", world["store"], "--max-steps", "1",
+                   "--out", tmp_path / "r", "--device", device], message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_cuda_index_beyond_the_machines_devices_is_refused(monkeypatch):
+    from highlightzoo.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ConfigError, match="this machine has 1 CUDA device"):
+        resolve_device("cuda:5")

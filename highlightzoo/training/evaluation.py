@@ -257,7 +257,7 @@ def evaluate_model(
             f"segments in seconds); {type(dataset).__name__} has none"
         )
     ctx = ctx or DistContext()
-    device = torch.device(device)
+    device = resolve_device(device)  # "xpu" or a bare index: a typed error, not torch's
     precision = check_precision(precision, device)
     was_training = model.training
     model.eval()
