@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # the machine's limit, not a bug: one line that says what to shrink (exit 1, not 2)
         first_line = next(iter(str(err).splitlines()), "") or type(err).__name__
-        print(f"highlightzoo: error: out of memory ({first_line[:200]}); use a smaller "
-              "--batch-size, --eval-batch-size, --clip-len or model", file=sys.stderr)
+        print(f"highlightzoo: error: out of memory ({first_line[:200]}); ask for less: a smaller "
+              "--batch-size, --eval-batch-size, --clip-len or model, or fewer --seeds",
+              file=sys.stderr)
         return 1
 
 
