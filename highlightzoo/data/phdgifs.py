@@ -112,9 +112,9 @@ def read_phdgifs_csv(path: str | os.PathLike, strict: bool = True) -> CsvAnnotat
 
     A malformed row (another number of cells than the header, a non-number, an empty id or
     one holding a NUL, an unknown boolean, a start or duration that is not finite, a time
-    beyond :data:`~highlightzoo.checks.MAX_VIDEO_SECONDS`) raises a :class:`DataFormatError` naming the file, line and
-    user; with ``strict=False`` it is skipped and listed in ``bad_rows``. The file and its
-    header are read by :func:`highlightzoo.io.read_csv_lines`.
+    beyond :data:`~highlightzoo.checks.MAX_VIDEO_SECONDS`) raises a :class:`DataFormatError`
+    naming the file, line and user; with ``strict=False`` it is skipped and listed in
+    ``bad_rows``. The file and its header are read by :func:`highlightzoo.io.read_csv_lines`.
     """
     path = str(path)
     users: dict[str, CsvUser] = {}
@@ -158,15 +158,15 @@ def _parse_row(path: str, csv_line: CsvLine) -> CsvRow:
     if problem:
         raise DataFormatError(f"line {line}: {problem}", path=path, user=user or None,
                               reason="bad_row")
-    def bad(what: str) -> DataFormatError:
-        return DataFormatError(f"line {line}: {what}", path=path, user=user, video=video,
-                               reason="bad_row")
-
+    stated = vdur if math.isfinite(vdur) else 0.0
     if not (math.isfinite(start) and math.isfinite(dur)):
-        raise bad(f"start {start} and duration {dur} must be finite seconds")
-    if max(start + dur, vdur if math.isfinite(vdur) else 0.0) > MAX_VIDEO_SECONDS or vdur == math.inf:
-        raise bad(f"a time beyond {MAX_VIDEO_SECONDS:g} s (24 h): start {start}, duration {dur}, "
-                  f"video_duration {vdur}; not seconds of a video")
+        problem = f"start {start} and duration {dur} must be finite seconds"
+    elif max(start + dur, stated) > MAX_VIDEO_SECONDS or vdur == math.inf:
+        problem = (f"a time beyond {MAX_VIDEO_SECONDS:g} s (24 h): start {start}, duration "
+                   f"{dur}, video_duration {vdur}; not seconds of a video")
+    if problem:
+        raise DataFormatError(f"line {line}: {problem}", path=path, user=user, video=video,
+                              reason="bad_row")
     known = vdur > 0 and math.isfinite(vdur)  # -1 (and NaN) = unknown
     return CsvRow(line, video, start, start + dur, user, vdur if known else None, is_last)
 
