@@ -268,6 +268,45 @@ class ModelOutput:
         return self.extras[key]
 
 
+def model_name(model: object) -> str:
+    """The registered name of ``model`` (its card's), else its class name: for messages."""
+    card = getattr(model, "card", None)
+    return getattr(card, "name", None) or type(model).__name__
+
+
+def check_output(output: object, batch: Batch, model: object) -> ModelOutput:
+    """``output`` if it is what a model must return for ``batch``, else a :class:`ConfigError`
+    naming the model and what is wrong: a :class:`ModelOutput` whose ``scores`` (and ``probs``,
+    when given) are real-valued (B, T) tensors of the batch's shape.
+
+    A model of the zoo always passes; a new detector that returns a tuple, (B,) scores or
+    scores one step short failed inside a loss or the evaluation with an ``IndexError`` or an
+    ``AttributeError``, and (B, 1) probabilities were broadcast over the video without a word.
+    Shapes and dtypes only: nothing is read from the device.
+    """
+    if not isinstance(output, ModelOutput):
+        raise ConfigError(f"model {model_name(model)!r} returned {type(output).__name__}, not "
+                          "a ModelOutput (docs/new-detector.md)")
+    want = tuple(batch.video_mask.shape)
+    for key in ("scores", "probs"):
+        value = getattr(output, key)
+        if value is None and key == "probs":
+            continue
+        if not isinstance(value, Tensor) or value.dtype.is_complex or value.dtype == torch.bool:
+            raise ConfigError(f"model {model_name(model)!r} returned {key} of type "
+                              f"{type(value).__name__}{_dtype_of(value)}; ModelOutput.{key} "
+                              f"must be a real-valued (B, T) tensor")
+        if tuple(value.shape) != want:
+            raise ConfigError(f"model {model_name(model)!r} returned {key} of shape "
+                              f"{tuple(value.shape)} for a batch of (B, T) = {want}; one "
+                              "value per step of each video is needed")
+    return output
+
+
+def _dtype_of(value: object) -> str:
+    return f" ({value.dtype})" if isinstance(value, Tensor) else ""
+
+
 def random_batch(
     batch_size: int = 2,
     steps: int = 32,

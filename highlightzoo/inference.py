@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from highlightzoo import metrics
+from highlightzoo.batch import check_output
 from highlightzoo.checks import int_at_least, is_real
 from highlightzoo.data.dataset import Sample, collate
 from highlightzoo.device import autocast, check_precision, feature_dtype, resolve_device
@@ -268,7 +269,7 @@ class Detector:
             )  # fmt: skip
             batch = collate([sample], feature_dtype(self.precision)).to(self.device)
             with autocast(self.device, self.precision):
-                output = self.model(batch)
+                output = check_output(self.model(batch), batch, self.model)
             keep = slice(start - lo, stop - lo)
             scores[start:stop] = output.scores[0, keep].float().cpu().numpy()
             for key in EXPLANATION_KEYS:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from highlightzoo import metrics
-from highlightzoo.batch import Batch
+from highlightzoo.batch import Batch, check_output, model_name
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.device import autocast, check_precision, feature_dtype, resolve_device
@@ -280,10 +280,10 @@ def evaluate_model(
         for batch, items in zip(batches, sampler.batches, strict=True):
             batch = batch.to(device)
             with autocast(device, precision):
-                out = model(batch)
+                out = check_output(model(batch), batch, model)
             if protocol == "avhd" and out.probs is None:
                 raise ConfigError(
-                    f"model {_model_name(model)!r} gives no per-step probability "
+                    f"model {model_name(model)!r} gives no per-step probability "
                     "(ModelOutput.probs), which protocol 'avhd' averages; set probs in its "
                     "forward (docs/evaluation.md) or evaluate with protocol 'steps'"
                 )
@@ -314,11 +314,6 @@ def evaluate_model(
     return summarise(
         all_records, all_skipped, hit_k, all_traces, with_ci=with_ci, protocol=protocol
     )
-
-
-def _model_name(model: nn.Module) -> str:
-    card = getattr(model, "card", None)
-    return getattr(card, "name", None) or type(model).__name__
 
 
 def _pair_record(

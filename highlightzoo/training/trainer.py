@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 # which starts worker processes twice and draws from the sampler once too often.
 from tqdm import tqdm
 
-from highlightzoo.batch import Batch, ModelOutput
+from highlightzoo.batch import Batch, ModelOutput, check_output
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.device import autocast, check_precision, feature_dtype
@@ -123,7 +123,7 @@ def training_step(
     which under ``cuda_graphs`` made the next side-stream step warn of a stream mismatch).
     """
     with autocast(device, precision, cache=autocast_cache):
-        loss = loss_fn(forward(batch), batch)
+        loss = loss_fn(check_output(forward(batch), batch, model), batch)
     if tie or not loss.requires_grad:
         loss = loss + zero_tie(model)
     optimizer.zero_grad(set_to_none=True)
