@@ -94,3 +94,23 @@ def test_every_registered_model_passes_the_check():
         model = hz.create_model(name, feature_dim=16).eval()
         with torch.no_grad():
             assert check_output(model(batch), batch, model).scores.shape == (3, 40)
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: ModelOutput(scores=s.detach(), probs=None),  # computed under no_grad, say
+    lambda s: ModelOutput(scores=(s > 0).long(), probs=None),  # integer scores: no graph
+])
+def test_a_model_whose_loss_does_not_reach_its_parameters_is_refused(tmp_path, make):
+    """The trainer joined such a loss to the parameters by 0 * sum (to make backward work),
+    so every step changed nothing and the run was reported as trained."""
+    from highlightzoo.errors import TrainingError
+
+    register_model(ModelCard("tmp_detached", "s", "p", "frame", False, "ranking"))(
+        lambda feature_dim: _Bad(feature_dim, make))
+    try:
+        store = write_tiny_store(tmp_path / "s.h5")
+        with pytest.raises(TrainingError, match="'tmp_detached': its loss does not depend on"):
+            train(TrainConfig(model="tmp_detached", data=str(store), max_steps=2,
+                              out=str(tmp_path / "r")))
+    finally:
+        registry._REGISTRY.pop("tmp_detached")

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 # which starts worker processes twice and draws from the sampler once too often.
 from tqdm import tqdm
 
-from highlightzoo.batch import Batch, ModelOutput, check_output
+from highlightzoo.batch import Batch, ModelOutput, check_output, model_name
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.device import autocast, check_precision, feature_dtype
@@ -124,6 +124,16 @@ def training_step(
     """
     with autocast(device, precision, cache=autocast_cache):
         loss = loss_fn(check_output(forward(batch), batch, model), batch)
+    if not loss.requires_grad and any(p.requires_grad for p in model.parameters()):
+        # zero_tie would make backward work and every step would change nothing: a model
+        # that never learns, reported as trained (metadata only: no device read)
+        raise TrainingError(
+            f"model {model_name(model)!r}: its loss does not depend on its trainable "
+            "parameters, so training would change nothing; its outputs are cut from the "
+            "autograd graph (computed under torch.no_grad, .detach()ed, or integer scores) or "
+            "the loss returned a constant (a loss with nothing to learn from in a batch should "
+            "return 0 * output.scores.sum())"
+        )
     if tie or not loss.requires_grad:
         loss = loss + zero_tie(model)
     optimizer.zero_grad(set_to_none=True)
