@@ -114,3 +114,22 @@ def test_a_model_whose_loss_does_not_reach_its_parameters_is_refused(tmp_path, m
                               out=str(tmp_path / "r")))
     finally:
         registry._REGISTRY.pop("tmp_detached")
+
+
+@pytest.mark.parametrize("field", ["scores", "probs"])
+def test_non_finite_outputs_in_the_evaluation_name_the_model_user_and_video(tmp_path, field):
+    """A NaN score was "scores (video index 0) has 30 non-finite value(s)": which model, which
+    user and video of the split was left to guess (and NaN probabilities named none)."""
+    from highlightzoo.data import HighlightDataset
+    from highlightzoo.errors import MetricInputError
+    from highlightzoo.training.evaluation import evaluate_model
+
+    class NaNs(nn.Module):
+        def forward(self, batch: Batch) -> ModelOutput:
+            s = batch.video.sum(-1)
+            out = {"scores": s, "probs": s, field: s * float("nan")}
+            return ModelOutput(scores=out["scores"], probs=out["probs"])
+
+    dataset = HighlightDataset(str(write_tiny_store(tmp_path / "s.h5")), "test", mode="eval")
+    with pytest.raises(MetricInputError, match=r"model 'NaNs'.*(user '|video ').*non-finite"):
+        evaluate_model(NaNs(), dataset, "cpu", protocol="steps", with_ci=False)

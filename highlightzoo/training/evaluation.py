@@ -27,7 +27,7 @@ from highlightzoo.batch import Batch, check_output, model_name
 from highlightzoo.data.dataset import HighlightDataset, collate
 from highlightzoo.data.store import FeatureStore
 from highlightzoo.device import autocast, check_precision, feature_dtype, resolve_device
-from highlightzoo.errors import CheckpointError, ConfigError, NoPositiveLabelError
+from highlightzoo.errors import CheckpointError, ConfigError, MetricInputError, NoPositiveLabelError
 from highlightzoo.training.checkpoint import (
     check_run_checkpoint,
     check_store_features,
@@ -290,16 +290,26 @@ def evaluate_model(
             probs = None if out.probs is None else out.probs.float().cpu().numpy()
             rows = list(_rows(batch, out.scores))
             # every row's step AP in one vectorised call (bit-identical to average_precision)
-            aps = metrics.batched_average_precision([r[1] for r in rows], [r[0] for r in rows]).values
+            try:  # a NaN score names the model, the user and the video
+                aps = metrics.batched_average_precision(
+                    [r[1] for r in rows], [r[0] for r in rows],
+                    ids=[f"{user}/{video}" for *_, user, video in rows],
+                ).values
+            except MetricInputError as err:
+                raise MetricInputError(f"model {model_name(model)!r}: {err}") from None
             for row, (s, y, rate, user, video) in enumerate(rows):
                 index = items[row]
                 if keep_scores and index < keep_scores:  # the first items in dataset order
                     traces[f"{user}/{video}"] = s.tolist()
                 p = None if probs is None else probs[row, : len(s)].astype(np.float64)
-                rec = _pair_record(
-                    dataset, index, s, y, p, rate, user, video, hit_k, protocol, float(aps[row]),
-                    selection_only,
-                )
+                try:
+                    rec = _pair_record(
+                        dataset, index, s, y, p, rate, user, video, hit_k, protocol,
+                        float(aps[row]), selection_only,
+                    )
+                except MetricInputError as err:  # NaN probabilities, say: name where
+                    raise MetricInputError(f"model {model_name(model)!r}, user {user!r}, video "
+                                           f"{video!r}: {err}") from None
                 if isinstance(rec, str):
                     skipped.append({"user": user, "video": video, "reason": rec})
                 else:
