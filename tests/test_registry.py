@@ -186,3 +186,20 @@ def test_a_numpy_integer_feature_dim_is_recorded_as_an_int():
 
     model = hz.create_model("prnet", feature_dim=np.int64(16))
     assert type(model.build_args["feature_dim"]) is int  # JSON-able in a checkpoint
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("granularity", "pixel", "granularity must be 'frame' or 'segment'"),
+    ("uses_history", "no", "uses_history must be true or false"),  # truthy: read as yes
+    ("history_cap", -1, r"history_cap must be None \(all\) or an int >= 0"),
+    ("paper_map", "16.7", r"paper_map must be None or a mAP in \[0, 100\]"),
+    ("table", "table3", "table must be None, 'table1' or 'table2'"),
+    ("name", "my/model", "name must be letters, digits"),  # run folders are named after it
+    ("default_loss", None, "default_loss must be a text"),
+])
+def test_a_plugin_card_of_the_wrong_kind_is_refused_naming_it(field, value, match):
+    card = dict(name="tmp_card", summary="s", paper="p", granularity="frame",
+                uses_history=False, default_loss="ranking")
+    with pytest.raises(ConfigError, match=f"model card .*{match}"):
+        ModelCard(**{**card, field: value})
+    assert ModelCard(**card, history_cap=0, paper_map=16, table="table2").history_cap == 0

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import numbers
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
-from highlightzoo.checks import flag, int_at_least
+from highlightzoo.checks import flag, int_at_least, is_real
 from highlightzoo.errors import ConfigError, HighlightZooError, ModelNotFoundError
 
 ENTRY_POINT_GROUP = "highlightzoo.models"
@@ -56,8 +59,44 @@ class ModelCard:
     trainable: bool = True
     own_paper_map: float | None = None
 
+    def __post_init__(self) -> None:
+        """Each field of the kind it must be, else a :class:`ConfigError` naming the card: a
+        plugin's card of ``granularity="pixel"``, ``uses_history="no"`` (truthy) or a name
+        holding ``/`` (run folders are named after it) was taken and failed, or misled, later."""
+        problem = card_problem(self)
+        if problem:
+            raise ConfigError(f"model card {self.name!r}: {problem}")
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_CARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def card_problem(card: ModelCard) -> str | None:
+    """What is wrong with ``card``'s fields, or None."""
+    if not isinstance(card.name, str) or not _CARD_NAME.fullmatch(card.name):
+        return "name must be letters, digits, '_', '.' or '-' (run folders are named after it)"
+    for key in ("summary", "paper", "default_loss"):
+        if not isinstance(getattr(card, key), str):
+            return f"{key} must be a text, got {getattr(card, key)!r}"
+    if card.granularity not in ("frame", "segment"):
+        return f"granularity must be 'frame' or 'segment', got {card.granularity!r}"
+    for key in ("uses_history", "trainable"):
+        if not isinstance(getattr(card, key), (bool, np.bool_)):
+            return f"{key} must be true or false, got {getattr(card, key)!r}"
+    for key in ("paper_map", "own_paper_map"):
+        value = getattr(card, key)
+        if value is not None and not (is_real(value) and 0 <= value <= 100):
+            return f"{key} must be None or a mAP in [0, 100] (%), got {value!r}"
+    if card.history_cap is not None and not (
+            isinstance(card.history_cap, numbers.Integral) and is_real(card.history_cap)
+            and card.history_cap >= 0):
+        return f"history_cap must be None (all) or an int >= 0, got {card.history_cap!r}"
+    if card.table not in (None, "table1", "table2"):
+        return f"table must be None, 'table1' or 'table2', got {card.table!r}"
+    return None
 
 
 Builder = Callable[..., nn.Module]
