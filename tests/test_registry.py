@@ -75,6 +75,28 @@ def test_entry_point_plugins_are_loaded(monkeypatch):
         registry._REGISTRY.pop("plugin_demo", None)
 
 
+def test_a_plugin_that_fails_to_load_is_named_not_a_traceback_for_every_model(monkeypatch,
+                                                                               caplog):
+    """A third-party package whose module raised (a bad card, a missing dependency) ended every
+    command, `list-models` included, in its traceback. The zoo goes on with the models it
+    has, warns, and names the plugin where its model is asked for."""
+    class BrokenEntryPoint:
+        name, group, value = "broken", registry.ENTRY_POINT_GROUP, "hz_broken_plugin"
+
+        def load(self):
+            raise ImportError("No module named 'some_dependency'")
+
+    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", False)
+    monkeypatch.setattr(registry, "PLUGIN_ERRORS", {})
+    monkeypatch.setattr(registry, "entry_points", lambda group: [BrokenEntryPoint()])
+    with caplog.at_level("WARNING", logger="highlightzoo.models.registry"):
+        assert "prnet" in hz.list_models()
+    assert "model plugin 'broken' failed to load" in caplog.text
+    with pytest.raises(ModelNotFoundError, match="plugin 'broken' failed to load "
+                       r"\(hz_broken_plugin: ImportError: No module named 'some_dependency'\)"):
+        hz.create_model("broken_model", feature_dim=4)
+
+
 def test_unknown_override_is_a_config_error_listing_the_options():
     from highlightzoo.errors import ConfigError
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import logging
 import numbers
 import re
 from collections.abc import Callable
@@ -102,6 +103,9 @@ def card_problem(card: ModelCard) -> str | None:
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, tuple[ModelCard, Builder]] = {}
 _ENTRY_POINTS_LOADED = False
+#: entry-point plugins whose import failed: name -> "module: Error: message"
+PLUGIN_ERRORS: dict[str, str] = {}
+logger = logging.getLogger(__name__)
 
 
 def register_model(card: ModelCard) -> Callable[[Builder], Builder]:
@@ -125,7 +129,14 @@ def _load_builtin_and_plugins() -> None:
         return
     _ENTRY_POINTS_LOADED = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+        try:
+            ep.load()
+        except Exception as err:  # noqa: BLE001 - a broken plugin must not stop the zoo
+            # kept and said: a warning now, and in the error for a model that is not found
+            first_line = next(iter(str(err).splitlines()), "")
+            PLUGIN_ERRORS[ep.name] = f"{getattr(ep, 'value', ep.name)}: {type(err).__name__}: {first_line}"
+            logger.warning("model plugin %r failed to load (%s); its models are missing",
+                           ep.name, PLUGIN_ERRORS[ep.name])
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -140,8 +151,9 @@ def get_model_card(name: str) -> ModelCard:
     """The :class:`ModelCard` of a registered model."""
     _load_builtin_and_plugins()
     if name not in _REGISTRY:
+        broken = "".join(f"; plugin {k!r} failed to load ({v})" for k, v in PLUGIN_ERRORS.items())
         raise ModelNotFoundError(
-            f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}"
+            f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}{broken}"
         )
     return _REGISTRY[name][0]
 
