@@ -301,3 +301,32 @@ def test_host_time_against_reference(benchmark, model: str, mode: str) -> None:
     print(f"\n{model} {mode} host time: zoo/reference speed ratio {ratio:.2f}x "
           f"(zoo {times['zoo'] / HOST_CALLS * 1e6:.0f} us, reference "
           f"{times['reference'] / HOST_CALLS * 1e6:.0f} us per call)")
+
+
+@pytest.mark.parametrize("model", ["fcsn", "avhd"])
+def test_output_check_share_of_a_host_bound_step(benchmark, model: str) -> None:
+    """What :func:`highlightzoo.batch.check_output` (run in every training step since
+    2026-11-28) costs, as a share of the zoo's whole training step where the host's work is
+    all there is (the host-time configuration above): the two timed side by side in one run.
+    Printed and kept with the run, no target."""
+    from highlightzoo.batch import check_output
+    from highlightzoo.training.trainer import training_step
+
+    torch.manual_seed(0)
+    net = hz.create_model(model, feature_dim=HOST_DIM, width_mult=HOST_WIDTH).train()
+    batch = reference_batch(HOST_DIM, HOST_STEPS)
+    opt, loss_fn, cpu = make_adam(net.parameters(), lr=1e-4), get_loss(net.card.default_loss), \
+        torch.device("cpu")
+    output = net(batch)
+    loops = {
+        "step": lambda: [training_step(net, net, loss_fn, opt, batch, cpu)
+                         for _ in range(HOST_CALLS)],
+        "check": lambda: [check_output(output, batch, net) for _ in range(HOST_CALLS)],
+    }
+    times = benchmark.pedantic(lambda: interleaved(loops, 15), rounds=1, iterations=1)
+    share = times["check"] / times["step"]
+    benchmark.extra_info.update({"model": model, "share": share,
+                                 "check_s": times["check"] / HOST_CALLS,
+                                 "step_s": times["step"] / HOST_CALLS})
+    print(f"\n{model} output check: {share:.2%} of a host-bound training step "
+          f"({times['check'] / HOST_CALLS * 1e6:.1f} us of {times['step'] / HOST_CALLS * 1e6:.0f} us)")
