@@ -118,6 +118,37 @@ def test_an_id_hdf5_cannot_store_is_refused_when_added(tmp_path: Path, call, wha
     assert FeatureStore(path).users() == ["7"]
 
 
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"compression": "x"}, ConfigError, "compression must be None, 'gzip' or 'lzf'"),  # h5py's
+    ({"chunk_steps": 0}, ConfigError, "chunk_steps must be an int >= 1"),  # at the first video
+    ({"source": 3}, ConfigError, "source must be a text"),
+    ({"generator_config": {"a": object()}}, ConfigError, "generator_config must be plain JSON"),
+    ({"generator_config": {"a": float("nan")}}, ConfigError, "without NaN"),  # unreadable after
+    ({"features_info": {"rate": "2"}}, ConfigError, "features_info is malformed"),  # ditto
+])
+def test_writer_arguments_are_checked_before_the_temp_file_exists(tmp_path: Path, kwargs, error,
+                                                                  match):
+    """A generator_config JSON cannot hold failed after the temp file was made (left behind);
+    the others were h5py's ValueError at the first video, or a store the reader refuses."""
+    with pytest.raises(error, match=match):
+        StoreWriter(tmp_path / "s.h5", D, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("segments, history", [
+    ([(0.0, 1.0, 2.0)], []),  # a reshape ValueError
+    ([0.0, 1.0, 2.0, 3.0], []),  # silently read as two pairs
+    ("ab", []),
+    ([(0.0, 1.0)], [("b", 0.0)]),  # an unpacking ValueError
+])
+def test_malformed_segments_are_named_when_the_user_is_added(tmp_path: Path, segments, history):
+    with pytest.raises(DataFormatError, match="target_segments must be .start, end. pairs") as info, \
+            StoreWriter(tmp_path / "s.h5", D) as w:
+        w.add_video("a", feats(4, 0), 1.0)
+        w.add_user("u", "a", segments, history)
+    assert info.value.user == "u" and info.value.reason == "malformed_segment"
+
+
 def _edit(path: Path, fn) -> None:
     with h5py.File(path, "r+") as f:
         fn(f)

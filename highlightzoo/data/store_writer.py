@@ -19,7 +19,9 @@ import h5py
 import numpy as np
 
 from highlightzoo import __version__
+from highlightzoo.checks import int_at_least
 from highlightzoo.data.store_format import (
+    FEATURES_INFO_SHAPE,
     FORMAT_NAME,
     FORMAT_VERSION,
     STR_DTYPE,
@@ -30,6 +32,7 @@ from highlightzoo.data.store_format import (
 )
 from highlightzoo.errors import ConfigError, DataFormatError, WriteError
 from highlightzoo.io import commit_temp_file, new_temp_file
+from highlightzoo.shapes import shape_problem
 
 
 class StoreWriter:
@@ -57,6 +60,19 @@ class StoreWriter:
             raise ConfigError(f"dtype must be float32 or float16, got {dtype!r}")
         if isinstance(feature_dim, bool) or not isinstance(feature_dim, numbers.Integral) or feature_dim < 1:
             raise ConfigError(f"feature_dim must be an int >= 1, got {feature_dim!r}")
+        # every argument checked before the temp file exists: h5py refused a compression of
+        # "x" or chunks of 0 steps at the first video, and a generator_config that is not JSON
+        # failed after the temp file was made, leaving it behind
+        if compression not in (None, "gzip", "lzf"):
+            raise ConfigError(f"compression must be None, 'gzip' or 'lzf', got {compression!r}")
+        chunk_steps = int_at_least(chunk_steps, 1, "chunk_steps")
+        if not isinstance(source, str):
+            raise ConfigError(f"source must be a text, got {source!r}")
+        config_text = _json_text(generator_config, "generator_config")
+        info_text = _json_text(features_info, "features_info")
+        problem = features_info and shape_problem(features_info, FEATURES_INFO_SHAPE, "features_info")
+        if problem:  # the reader would refuse the store it wrote
+            raise ConfigError(f"features_info is malformed: {problem}")
         self.path = Path(path)
         self.feature_dim = int(feature_dim)
         self.dtype, self.compression, self.chunk_steps = dtype, compression, chunk_steps
@@ -75,12 +91,10 @@ class StoreWriter:
         self._f.attrs["format_version"] = FORMAT_VERSION
         self._f.attrs["feature_dim"] = self.feature_dim
         self._f.attrs["source"] = source
-        self._f.attrs["generator_config"] = (
-            json.dumps(generator_config, sort_keys=True) if generator_config else ""
-        )
+        self._f.attrs["generator_config"] = config_text
         self._f.attrs["created_with"] = f"highlightzoo {__version__}"
-        if features_info:  # how the features were made (backbone, rate, ...; docs/your-own-data.md)
-            self._f.attrs["features"] = json.dumps(features_info, sort_keys=True)
+        if info_text:  # how the features were made (backbone, rate, ...; docs/your-own-data.md)
+            self._f.attrs["features"] = info_text
         self._vgroup = self._f.create_group("videos")
 
     # ------------------------------------------------------------------ writing
@@ -131,13 +145,25 @@ class StoreWriter:
         """Add a user: target highlights ``(start, end)`` s and history ``(video, start, end)``."""
         user_id = self._id(user_id, "user id", user=user_id)
         target_video = self._id(target_video, "target video id", user=user_id)
-        history = [(self._id(v, "history video id", user=user_id), s, e) for v, s, e in history]
         if user_id in self._user_ids:
             raise DataFormatError(
                 "user added twice", path=str(self.path), user=user_id, reason="duplicate_user"
             )
-        segs = np.asarray(target_segments, dtype=np.float64).reshape(-1, 2)
-        hist = [HistorySegment(str(v), float(s), float(e)) for v, s, e in history]
+        try:  # (start, end) pairs and (video, start, end) triples of numbers, else named
+            segs = np.asarray(target_segments, dtype=np.float64)
+            if segs.size and (segs.ndim != 2 or segs.shape[1] != 2):
+                raise ValueError(f"shape {segs.shape}")
+            segs = segs.reshape(-1, 2)
+            hist = [HistorySegment(self._id(v, "history video id", user=user_id), float(s),
+                                   float(e)) for v, s, e in history]
+        except DataFormatError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise DataFormatError(
+                f"target_segments must be (start, end) pairs and history (video, start, end) "
+                f"triples of seconds ({err})", path=str(self.path), user=user_id,
+                reason="malformed_segment",
+            ) from None
         self._users.append(UserRecord(str(user_id), str(target_video), segs, hist))
         self._user_ids.add(str(user_id))
 
@@ -218,6 +244,19 @@ class StoreWriter:
         sg = f.create_group("splits")
         for name, ids in sorted(self._splits.items()):
             _put(sg, name, ids, STR_DTYPE)
+
+
+def _json_text(value: dict | None, name: str) -> str:
+    """``value`` as sorted JSON text ("" for None or empty), else a :class:`ConfigError`: an
+    object JSON cannot hold, or NaN, which the store's strict reader refuses."""
+    if value is None or value == {}:
+        return ""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a dict of plain data, got {type(value).__name__}")
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{name} must be plain JSON data without NaN: {err}") from None
 
 
 def _positive(value: object) -> bool:
