@@ -33,9 +33,11 @@ from highlightzoo import metrics
 from highlightzoo.batch import check_output
 from highlightzoo.checks import int_at_least, is_real
 from highlightzoo.data.dataset import Sample, collate
+from highlightzoo.data.store_format import FEATURES_INFO_SHAPE
 from highlightzoo.device import autocast, check_precision, feature_dtype, resolve_device
 from highlightzoo.errors import ConfigError, DataFormatError
 from highlightzoo.models.registry import create_model
+from highlightzoo.shapes import shape_problem
 from highlightzoo.training.checkpoint import (
     check_run_checkpoint,
     checkpoint_history_cap,
@@ -136,6 +138,11 @@ class Detector:
         self.history_cap = history_cap
         self.window_steps, self.context_steps, self.precision = window_steps, context_steps, precision
         self.feature_dim = _feature_dim(model)
+        problem = features is not None and shape_problem(features, FEATURES_INFO_SHAPE,
+                                                         "features")
+        if problem:  # an int or text was an AttributeError in predict
+            raise ConfigError(f"features must be None or a description of how the features "
+                              f"were made (a checkpoint's 'features'): {problem}")
         self.features = features
 
     @property

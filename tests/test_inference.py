@@ -228,3 +228,11 @@ def test_a_rate_other_than_the_trained_features_is_refused():
         det.predict(video, [], 2.0)
     assert det.predict(video, [], 1.875).rate == 1.875
     assert Detector(model).predict(video, [], 2.0).rate == 2.0  # unknown: any rate
+
+
+@pytest.mark.parametrize("features", [3, "resnet18", {"rate": "2"}, {"backbone": 7}])
+def test_a_features_description_of_the_wrong_kind_is_refused(features):
+    """An int or a text was an AttributeError in predict (``.get``); a rate of "2" was compared
+    as text."""
+    with pytest.raises(ConfigError, match="features must be None or a description"):
+        Detector(_model("prnet"), features=features)
