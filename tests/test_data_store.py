@@ -377,3 +377,13 @@ def test_the_lenient_report_of_a_remembered_store_is_a_copy(store_path: Path, ca
     assert "skipped 2 of 3 users" in caplog.text  # said again on every open
     second.report.skipped.clear()
     assert first.report.skipped
+
+
+def test_an_id_of_a_kind_no_store_key_has_is_no_such_split_user_or_video(store_path: Path):
+    """A list as a split, user or video id was a ``TypeError: unhashable type: 'list'``."""
+    store = FeatureStore(store_path)
+    for call, match in [(lambda: store.users(["train"]), "no split"),
+                        (lambda: store.user(["u1"]), "no such user"),
+                        (lambda: store.video_rate(["a/1"]), "no such video")]:
+        with pytest.raises(DataFormatError, match=match):
+            call()

@@ -158,7 +158,7 @@ class FeatureStore:
         """Valid user ids of ``split`` in stored order (all users when ``split`` is None)."""
         if split is None:
             return list(self._users)
-        if split not in self._splits:
+        if not isinstance(split, str) or split not in self._splits:  # a list: "unhashable"
             raise DataFormatError(
                 f"no split {split!r}; the file has {self.splits}", path=self.path, reason="no_split"
             )
@@ -168,8 +168,8 @@ class FeatureStore:
         """The annotations of a valid user."""
         try:
             return self._users[user_id]
-        except KeyError:
-            why = self.report.skipped.get(user_id)
+        except (KeyError, TypeError):  # TypeError: an id of a kind no dict key has (a list)
+            why = self.report.skipped.get(user_id) if isinstance(user_id, str) else None
             msg = f"user skipped on open ({why})" if why else "no such user"
             raise DataFormatError(msg, path=self.path, user=user_id, reason="no_user") from None
 
@@ -242,9 +242,10 @@ class FeatureStore:
     def _video(self, video_id: str) -> VideoEntry:
         try:
             return self._videos[video_id]
-        except KeyError:
+        except (KeyError, TypeError):
             raise DataFormatError(
-                "no such video in the store", path=self.path, video=video_id, reason="no_video"
+                "no such video in the store", path=self.path, video=str(video_id),
+                reason="no_video",
             ) from None
 
     def _fail(self, err: DataFormatError, users: Iterable[str]) -> None:
