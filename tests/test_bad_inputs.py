@@ -1175,3 +1175,16 @@ def test_a_cuda_index_beyond_the_machines_devices_is_refused(monkeypatch):
     assert resolve_device("cuda:0") == torch.device("cuda:0")
     with pytest.raises(ConfigError, match="this machine has 1 CUDA device"):
         resolve_device("cuda:5")
+
+
+def test_a_benchmark_folder_given_to_a_runs_command_is_named_as_one(tmp_path, capsys):
+    """``train --resume BENCH`` said "already finished" of a benchmark folder, ``evaluate
+    BENCH`` only "no checkpoints/best.pt", and ``data info FOLDER`` printed h5py's message with
+    a C buffer's address."""
+    bench = tmp_path / "bench"
+    (bench / "runs" / "prnet-seed0").mkdir(parents=True)
+    (bench / "results.json").write_text("{}")
+    note = "it is a benchmark folder of `highlightzoo bench tables`"
+    fails(capsys, ["evaluate", bench], "has no checkpoints/best.pt", note)
+    fails(capsys, ["train", "--resume", bench], "not a run folder", note, "as --out")
+    fails(capsys, ["data", "info", bench], "a folder, not a feature store")

@@ -110,6 +110,9 @@ def open_store_file(path: str) -> h5py.File:
     ``"missing"`` when there is no such file, ``"not_hdf5"`` when HDF5 cannot open it."""
     if not os.path.exists(path):
         raise DataFormatError("no such feature store", path=path, reason="missing")
+    if os.path.isdir(path):  # h5py's message held its C buffer's address
+        raise DataFormatError("a folder, not a feature store (an .h5 file)", path=path,
+                              reason="not_hdf5")
     try:
         return h5py.File(path, "r")
     except (OSError, ValueError) as exc:

@@ -28,6 +28,7 @@ from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401 
 from highlightzoo.models.registry import create_model
 from highlightzoo.shapes import COUNT, Items, MappingOf, OrNull, Where, shape_problem
 from highlightzoo.training.config import CARD_CAP, resolve_history_cap
+from highlightzoo.training.runs import benchmark_folder_note
 
 FORMAT = "highlightzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -138,7 +139,8 @@ def resolve_checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Pat
     if path.is_dir():
         candidate = path / "checkpoints" / f"{which}.pt"
         if not candidate.is_file():
-            raise CheckpointError(f"run folder {str(path)!r} has no checkpoints/{which}.pt")
+            raise CheckpointError(f"run folder {str(path)!r} has no checkpoints/{which}.pt"
+                                  f"{benchmark_folder_note(path)}")
         return candidate
     return path
 

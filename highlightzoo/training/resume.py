@@ -103,6 +103,10 @@ def open_resumable_run(run: str | Path) -> tuple[Path, TrainConfig]:
     if not run_dir.is_dir():
         what = "a file, not a run folder" if run_dir.exists() else "no such run folder"
         raise RunFolderError(f"cannot resume {str(run_dir)!r}: {what}")
+    note = runs.benchmark_folder_note(run_dir)
+    if note:  # it said "already finished" of a benchmark folder
+        raise RunFolderError(f"cannot resume {str(run_dir)!r}: not a run folder{note}; "
+                             "rerun `highlightzoo bench tables` with it as --out to resume it")
     if (run_dir / runs.RESULTS_FILE).exists():
         raise RunFolderError(
             f"run {str(run_dir)!r} already finished (it has {runs.RESULTS_FILE}); start a new run"

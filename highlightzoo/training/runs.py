@@ -29,6 +29,18 @@ LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
 
 
+def benchmark_folder_note(path: Path) -> str:
+    """A note for messages when ``path`` is a benchmark folder of ``bench tables`` (a
+    ``runs/`` folder and a results file, no run config), which a run's command was given;
+    else "". A benchmark's runs are the run folders under its ``runs/``."""
+    path = Path(path)
+    if (path / "runs").is_dir() and (path / RESULTS_FILE).is_file() \
+            and not (path / CONFIG_FILE).exists():
+        return (f"; it is a benchmark folder of `highlightzoo bench tables`, whose runs are "
+                f"the folders in {str(path / 'runs')!r}")
+    return ""
+
+
 def create_run_folder(out: str | None, model: str, seed: int, root: Path = Path("runs")) -> Path:
     """Make a new, empty run folder: ``out`` if given (must not exist), else a fresh one under ``root``."""
     if out is not None:
