@@ -218,6 +218,30 @@ def read_arrays(path: str | os.PathLike, what: str, *, video: str | None = None,
                               path=str(path), video=video, reason=reason) from None
 
 
+#: the first bytes of the files the package reads, and what a file that starts so is
+_FILE_SIGNATURES = (
+    (b"\x89HDF\r\n\x1a\n", "hdf5", "an HDF5 file (a feature store or a features file)"),
+    (b"PK\x03\x04", "zip", "a zip file (a PyTorch checkpoint or an .npz)"),
+    (b"\x93NUMPY", "npy", "a NumPy .npy file"),
+)
+
+
+def file_kind_note(path: str | os.PathLike, expected: str) -> str:
+    """``"; it is an HDF5 file (...)"`` when ``path`` starts like a kind of file the package
+    reads other than ``expected`` ("hdf5", "zip", "npy", "text"), else "": for the message of
+    a file given in another's place (a store as a checkpoint said "would need pickled code";
+    a checkpoint as a store, h5py's "file signature not found")."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return ""
+    for magic, kind, text in _FILE_SIGNATURES:
+        if head.startswith(magic):
+            return "" if kind == expected else f"; it is {text}"
+    return ""
+
+
 _EXTRA_CELLS = "\x00extra cells"  # where csv.DictReader puts a line's cells past the header's
 
 
@@ -263,8 +287,9 @@ def read_csv_lines(path: str | os.PathLike, columns: Sequence[str], what: str = 
                     f"has {cells} cells, the header {len(names)}")
                 lines.append(CsvLine(reader.line_num, raw, problem))
     except (OSError, UnicodeDecodeError, csv.Error) as err:  # missing, unreadable, not text
-        raise DataFormatError(f"cannot read {what} ({type(err).__name__}: {err})",
-                              path=str(path), reason="unreadable_csv") from None
+        raise DataFormatError(f"cannot read {what} ({type(err).__name__}: {err})"
+                              f"{file_kind_note(path, 'text')}", path=str(path),
+                              reason="unreadable_csv") from None
     return lines
 
 

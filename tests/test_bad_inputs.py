@@ -1188,3 +1188,22 @@ def test_a_benchmark_folder_given_to_a_runs_command_is_named_as_one(tmp_path, ca
     fails(capsys, ["evaluate", bench], "has no checkpoints/best.pt", note)
     fails(capsys, ["train", "--resume", bench], "not a run folder", note, "as --out")
     fails(capsys, ["data", "info", bench], "a folder, not a feature store")
+
+
+def test_a_file_given_in_anothers_place_is_named_by_its_kind(world, tmp_path, capsys):
+    """A store given as a checkpoint said "reading it would need pickled code"; a checkpoint
+    given as a store, h5py's "file signature not found"; a store given as a JSON or CSV file,
+    a UTF-8 decoding error. Each message now also says what the file is."""
+    from training_support import write_fresh_checkpoint
+
+    store = world["store"]
+    ckpt = write_fresh_checkpoint(tmp_path / "c.pt", "prnet", store)
+    hdf5, zip_ = "it is an HDF5 file", "it is a zip file (a PyTorch checkpoint"
+    fails(capsys, ["evaluate", store], "is not a highlightzoo checkpoint", hdf5)
+    fails(capsys, ["data", "info", ckpt], "cannot open as HDF5", zip_)
+    fails(capsys, ["train", "--config", store, "--out", tmp_path / "r"], "not valid JSON", hdf5)
+    fails(capsys, ["data", "replay", store, "--out", tmp_path / "x.h5"], "cannot read CSV", hdf5)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "results.json").write_bytes(store.read_bytes())
+    fails(capsys, ["bench", "report", bench], "not valid JSON", hdf5)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from highlightzoo.errors import DataFormatError, RunFolderError
-from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+from highlightzoo.io import atomic_write_bytes, atomic_write_text, file_kind_note  # noqa: F401  (re-exported)
 from highlightzoo.shapes import (
     COUNT,
     MAYBE_NUMBER,
@@ -89,7 +89,8 @@ def load_results(path: Path) -> dict[str, Any]:
     try:
         data = strict_json(path.read_text(encoding="utf-8"))
     except ValueError as err:  # JSONDecodeError, or NaN / Infinity (strict_json)
-        raise DataFormatError(f"results file is not valid JSON: {err}", path=str(path)) from err
+        raise DataFormatError(f"results file is not valid JSON: {err}"
+                              f"{file_kind_note(path, 'text')}", path=str(path)) from err
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         hint = ""
         if isinstance(data, dict) and data.get("kind") == RESULTS_KIND:

@@ -42,6 +42,7 @@ from highlightzoo.data.store_format import (
     text_of,
 )
 from highlightzoo.errors import DataFormatError
+from highlightzoo.io import file_kind_note
 
 #: Steps read at a time when scanning features for NaN/Inf on open.
 SCAN_CHUNK_STEPS = 1 << 16
@@ -116,7 +117,8 @@ def open_store_file(path: str) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except (OSError, ValueError) as exc:
-        raise DataFormatError(f"cannot open as HDF5: {exc}", path=path, reason="not_hdf5") from exc
+        raise DataFormatError(f"cannot open as HDF5: {exc}{file_kind_note(path, 'hdf5')}",
+                              path=path, reason="not_hdf5") from exc
 
 
 class FeatureStore:

@@ -24,7 +24,7 @@ from torch import nn
 
 from highlightzoo.data.store_format import FEATURES_INFO_SHAPE, features_mismatch
 from highlightzoo.errors import CheckpointError, HighlightZooError
-from highlightzoo.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+from highlightzoo.io import atomic_write_bytes, atomic_write_text, file_kind_note  # noqa: F401  (re-exported)
 from highlightzoo.models.registry import create_model
 from highlightzoo.shapes import COUNT, Items, MappingOf, OrNull, Where, shape_problem
 from highlightzoo.training.config import CARD_CAP, resolve_history_cap
@@ -93,7 +93,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        other = file_kind_note(path, "zip")
         raise CheckpointError(
+            f"{str(path)!r} is not a highlightzoo checkpoint{other}" if other else
             f"{str(path)!r} is not a plain-data highlightzoo checkpoint (reading it would need "
             "pickled code, which highlightzoo never runs)"
         ) from None

@@ -20,7 +20,7 @@ import torch
 
 from highlightzoo.data.store import fingerprint_difference, store_fingerprint
 from highlightzoo.errors import ConfigError, DataFormatError, RunFolderError
-from highlightzoo.io import atomic_write_text
+from highlightzoo.io import atomic_write_text, file_kind_note
 from highlightzoo.provenance import environment
 
 CONFIG_FILE = "config.json"
@@ -76,7 +76,8 @@ def read_json(path: Path, what: str) -> Any:
     except FileNotFoundError:
         raise RunFolderError(f"{what} {str(path)!r} does not exist; is this a run folder?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunFolderError(f"{what} {str(path)!r} is not valid JSON: {err}") from None
+        raise RunFolderError(f"{what} {str(path)!r} is not valid JSON: {err}"
+                             f"{file_kind_note(path, 'text')}") from None
 
 
 def provenance(device: torch.device, seed: int, world_size: int) -> dict[str, Any]:
