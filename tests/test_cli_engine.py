@@ -90,7 +90,7 @@ def test_bad_checkpoints_and_data_give_one_line_errors(files, capsys, tmp_path):
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])
     _fails(capsys, ["evaluate", str(tmp_path / "cut.pt"), "--data", str(files["store"])],
            "truncated or corrupt")  # fmt: skip
-    _fails(capsys, ["evaluate", str(files["store"])], "not a plain-data highlightzoo checkpoint")
+    _fails(capsys, ["evaluate", str(files["store"])], "is not a highlightzoo checkpoint; it is an HDF5 file")
     _fails(capsys, ["evaluate", str(tmp_path / "missing.pt")], "does not exist")
     _fails(capsys, ["evaluate", str(files["ckpt"]), "--data", str(files["other"])],
            "trained on 8-d features but the data has 10-d features")  # fmt: skip
