@@ -118,6 +118,8 @@ def training_step(
     ``forward``: ``model`` itself, its DDP wrapper or its ``torch.compile`` form.
     ``tie``: add :func:`zero_tie` (under DDP; a loss without a graph always gets it).
     ``autocast_cache=False``: as a CUDA graph capture needs (:mod:`~highlightzoo.training.graphs`).
+    The model's output is checked (:func:`~highlightzoo.batch.check_output`), and a loss that
+    does not reach the trainable parameters is a :class:`TrainingError` (both host-side only).
     Returns the loss as a detached float32 tensor on the device (no host copy: no sync;
     detached, so a caller that keeps it does not keep the step's autograd graph alive,
     which under ``cuda_graphs`` made the next side-stream step warn of a stream mismatch).
