@@ -26,9 +26,10 @@ def is_real(value: Any) -> bool:
 #: or ssize_t): a seed or a batch size of 1e20 was their overflow traceback
 INT64_LIMIT = 2**63
 
-#: the longest video, in seconds, that a CSV or a metric may describe (24 h): PHD-GIFs' longest
+#: the longest time, in seconds, that a PHD-GIFs CSV may give (24 h): PHD-GIFs' longest video
 #: lasts 3.2 h and YouTube takes none over 12 h, so more is not a video's seconds (1e30 s was a
-#: rendering, a store or a frame array of that many steps, tried before anything said so)
+#: rendering or a store of that many steps, tried before anything said so). The metrics bound
+#: frames instead (``metrics.protocols.MAX_FRAMES``), so long videos of other stores evaluate.
 MAX_VIDEO_SECONDS = 86_400.0
 
 

@@ -75,3 +75,9 @@ class WriteError(HighlightZooError, OSError):
 
     Nothing is left under the final name: writes go through a temp file first.
     """
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (its type's name when empty): torch's messages can
+    carry a C++ stack after it, which a one-line error must not print."""
+    return next(iter(str(err).splitlines()), "") or type(err).__name__

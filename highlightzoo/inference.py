@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from highlightzoo import metrics
-from highlightzoo.batch import check_output
+from highlightzoo.batch import check_output, model_name
 from highlightzoo.checks import int_at_least, is_real
 from highlightzoo.data.dataset import Sample, collate
 from highlightzoo.data.store_format import FEATURES_INFO_SHAPE
@@ -148,8 +148,7 @@ class Detector:
     @property
     def name(self) -> str:
         """The model's registered name (or its class name)."""
-        card = getattr(self.model, "card", None)
-        return card.name if card is not None else type(self.model).__name__
+        return model_name(self.model)
 
     # ------------------------------------------------------------------ construction
 

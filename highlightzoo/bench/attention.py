@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from highlightzoo import metrics
-from highlightzoo.batch import Batch
+from highlightzoo.batch import Batch, model_name
 from highlightzoo.bench.plots import _pyplot, _save, matplotlib_available
 from highlightzoo.checks import int_at_least
 from highlightzoo.data.dataset import HighlightDataset, collate
@@ -130,7 +130,7 @@ def diagnose(
     per-step traces for :func:`attention_figure`.
     """
     model.eval()
-    name = getattr(getattr(model, "card", None), "name", type(model).__name__)
+    name = model_name(model)
     report = AttentionReport(model=name)
     device = next(iter(model.parameters()), torch.zeros(())).device
     for start in range(0, len(dataset), batch_size):

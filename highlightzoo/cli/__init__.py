@@ -14,7 +14,7 @@ import sys
 
 from highlightzoo import __version__
 from highlightzoo.checks import INT64_LIMIT
-from highlightzoo.errors import HighlightZooError
+from highlightzoo.errors import HighlightZooError, first_line
 
 # Modules under highlightzoo.cli that contribute subcommands.
 COMMAND_MODULES = ("data", "features", "models", "engine", "bench")
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if not is_out_of_memory(err):
             raise
         # the machine's limit, not a bug: one line that says what to shrink (exit 1, not 2)
-        first_line = next(iter(str(err).splitlines()), "") or type(err).__name__
-        print(f"highlightzoo: error: out of memory ({first_line[:200]}); ask for less: a smaller "
+        print(f"highlightzoo: error: out of memory ({first_line(err)[:200]}); ask for less: a smaller "
               "--batch-size, --eval-batch-size, --clip-len or model, or fewer --seeds",
               file=sys.stderr)
         return 1

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from highlightzoo.checks import flag, int_at_least, is_real
-from highlightzoo.errors import ConfigError, HighlightZooError, ModelNotFoundError
+from highlightzoo.errors import ConfigError, HighlightZooError, ModelNotFoundError, first_line
 
 ENTRY_POINT_GROUP = "highlightzoo.models"
 # create_model refuses a model with more parameters than this unless allow_large=True: a
@@ -133,8 +133,8 @@ def _load_builtin_and_plugins() -> None:
             ep.load()
         except Exception as err:  # noqa: BLE001 - a broken plugin must not stop the zoo
             # kept and said: a warning now, and in the error for a model that is not found
-            first_line = next(iter(str(err).splitlines()), "")
-            PLUGIN_ERRORS[ep.name] = f"{getattr(ep, 'value', ep.name)}: {type(err).__name__}: {first_line}"
+            PLUGIN_ERRORS[ep.name] = (f"{getattr(ep, 'value', ep.name)}: {type(err).__name__}: "
+                                      f"{first_line(err)}")
             logger.warning("model plugin %r failed to load (%s); its models are missing",
                            ep.name, PLUGIN_ERRORS[ep.name])
 
@@ -268,11 +268,9 @@ def create_model(
     except (TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, HighlightZooError):
             raise
-        # one line: torch's own messages can carry a C++ stack after the first
-        first_line = next(iter(str(err).splitlines()), "") or type(err).__name__
         raise ConfigError(
             f"model {name!r} cannot be built with feature_dim={feature_dim} and overrides "
-            f"{overrides}: {first_line}"
+            f"{overrides}: {first_line(err)}"
         ) from err
     model.card = card
     model.build_args = {"feature_dim": feature_dim, **overrides}

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from highlightzoo.batch import model_name
 from highlightzoo.data.store_format import FEATURES_INFO_SHAPE, features_mismatch
 from highlightzoo.errors import CheckpointError, HighlightZooError
 from highlightzoo.io import atomic_write_bytes, atomic_write_text, file_kind_note  # noqa: F401  (re-exported)
@@ -260,7 +261,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, where: str
         if (own[k].is_floating_point(), own[k].is_complex()) != (state[k].is_floating_point(), state[k].is_complex())
     )
     if missing or unexpected or bad_shape or bad_type:
-        name = getattr(getattr(model, "card", None), "name", type(model).__name__)
+        name = model_name(model)
         parts = [
             f"{label} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
             for label, keys in (
